@@ -1,0 +1,1 @@
+"""Configuration files shipped with svac (installed as the resource package ``svac.configs``)."""

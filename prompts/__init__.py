@@ -1,0 +1,1 @@
+"""Prompt templates shipped with svac (installed as the resource package ``svac.prompts``)."""

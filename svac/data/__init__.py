@@ -1,0 +1,1 @@
+"""Datasets: the referring-sample type, benchmark readers and the synthetic benchmark."""

@@ -1,0 +1,51 @@
+"""Exceptions raised by svac.
+
+Every error svac raises on bad input derives from :class:`SVACError`, so a
+caller can catch the library's own failures apart from bugs. Each subclass
+also derives from the closest built-in exception (``ValueError``,
+``FileNotFoundError`` ...) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class SVACError(Exception):
+    """Base class of every error svac raises on purpose."""
+
+
+class ConfigError(SVACError, ValueError):
+    """A configuration value is missing, of the wrong type, or out of range."""
+
+
+class VideoReadError(SVACError, ValueError):
+    """A video (file, frame folder or frame list) cannot be read.
+
+    Raised for unreadable or corrupt files, empty videos, unsupported
+    extensions and frames of mixed sizes. The message names the path.
+    """
+
+
+class OutputExistsError(SVACError, FileExistsError):
+    """An output folder already holds results and overwriting was not asked for."""
+
+
+class SegCountError(SVACError, ValueError):
+    """The number of ``[SEG]`` tokens disagrees with the number of clips (SVAC §3.4, CSA).
+
+    Attributes:
+        found: number of ``[SEG]`` tokens found in the answer.
+        expected: number of clips that needed one.
+    """
+
+    def __init__(self, message: str, *, found: int, expected: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.expected = expected
+
+
+class AnnotationError(SVACError, ValueError):
+    """A dataset annotation is missing, malformed or inconsistent; the message names the file."""
+
+
+class CheckpointError(SVACError, ValueError):
+    """A checkpoint folder or file is missing, truncated, or does not match the model."""

@@ -1,0 +1,244 @@
+"""SAM-2 whose mask decoder is prompted by ``[SEG]`` embeddings (SVAC §3.4; Sa2VA §3.2).
+
+:class:`LanguagePromptedSAM2` subclasses the ``sam2`` package's ``SAM2Base``
+(nothing is copied from it): the projected ``[SEG]`` hidden state is appended
+to the sparse prompt tokens that the SAM prompt encoder makes from an empty
+(padding) point prompt, so the mask decoder's two-way transformer attends to
+it like to a click. Everything else -- image encoder, memory attention,
+memory encoder, object pointers -- is SAM-2's own code, driven frame by frame
+by :mod:`svac.grounding.tracking`.
+
+The model is built from a Hydra config shipped in the ``sam2`` package
+(``configs/sam2.1/sam2.1_hiera_t.yaml`` ...) with the model class replaced by
+this subclass, so released SAM 2 / 2.1 checkpoints load into it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
+
+from svac.config import SAM2Config
+from svac.errors import CheckpointError
+
+#: Key under which the ``[SEG]`` prompt travels inside SAM-2's ``point_inputs`` dict.
+TEXT_PROMPT_KEY = "text_prompt"
+
+
+@dataclass
+class FrameFeatures:
+    """SAM-2 image-encoder output of one frame, flattened as ``SAM2Base.track_step`` expects.
+
+    Attributes:
+        vision_feats: per feature level, ``(H_l * W_l, 1, C)`` (highest resolution first).
+        vision_pos: positional encodings, same shapes.
+        feat_sizes: ``(H_l, W_l)`` per level (feature cells).
+    """
+
+    vision_feats: list[torch.Tensor]
+    vision_pos: list[torch.Tensor]
+    feat_sizes: list[tuple[int, int]]
+
+
+class LanguagePromptedSAM2(SAM2Base):
+    """SAM-2 with ``[SEG]`` embeddings as extra sparse prompt tokens of the mask decoder.
+
+    Args:
+        text_multimask_output: whether the decoder predicts 3 masks (keeping the one with the
+            best predicted IoU) when prompted by a ``[SEG]`` embedding; Sa2VA uses ``False``.
+        **kwargs: every argument of ``sam2.modeling.sam2_base.SAM2Base`` (image encoder,
+            memory attention and memory encoder modules, and options).
+    """
+
+    def __init__(self, *args, text_multimask_output: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.text_multimask_output = text_multimask_output
+
+    # ------------------------------------------------------------------ prompts
+
+    def text_point_inputs(self, prompts: torch.Tensor) -> dict:
+        """SAM-2 ``point_inputs`` carrying ``[SEG]`` prompts.
+
+        Args:
+            prompts: ``float (K, C)`` projected ``[SEG]`` embeddings, one per object, with
+                C = ``self.hidden_dim`` (256 for released SAM 2 models).
+
+        Returns:
+            A dict with one padding point per object (label -1, as SAM-2 uses when no click
+            is given) and the prompts under :data:`TEXT_PROMPT_KEY`.
+
+        Raises:
+            ValueError: when ``prompts`` is not ``(K, hidden_dim)``.
+        """
+        if prompts.ndim != 2 or prompts.shape[1] != self.hidden_dim:
+            raise ValueError(f"[SEG] prompts must be (K, {self.hidden_dim}), got {tuple(prompts.shape)}")
+        k = prompts.shape[0]
+        return {
+            "point_coords": prompts.new_zeros(k, 1, 2, dtype=torch.float32),
+            "point_labels": -torch.ones(k, 1, dtype=torch.int32, device=prompts.device),
+            TEXT_PROMPT_KEY: prompts[:, None, :],
+        }
+
+    def _use_multimask(self, is_init_cond_frame, point_inputs):
+        if point_inputs is not None and TEXT_PROMPT_KEY in point_inputs:
+            return self.text_multimask_output
+        return super()._use_multimask(is_init_cond_frame, point_inputs)
+
+    def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, high_res_features=None,
+                           multimask_output=False):
+        """SAM heads with the ``[SEG]`` prompt appended to the sparse prompt tokens.
+
+        Without a ``[SEG]`` prompt in ``point_inputs`` this is ``SAM2Base._forward_sam_heads``.
+        With one, the outputs have the same meaning and shapes as there (for K objects):
+        low-res multimask logits ``(K, M, 4h, 4w)``, high-res logits ``(K, M, S, S)``, IoU
+        predictions ``(K, M)``, best low-/high-res logits ``(K, 1, ., .)``, object pointer
+        ``(K, C)`` and object-score logits ``(K, 1)``; S = ``image_size`` pixels.
+        """
+        text = None if point_inputs is None else point_inputs.get(TEXT_PROMPT_KEY)
+        if text is None:
+            return super()._forward_sam_heads(backbone_features, point_inputs, mask_inputs, high_res_features,
+                                              multimask_output)
+        if mask_inputs is not None:
+            raise ValueError("[SEG] prompts cannot be combined with mask inputs")
+        num_obj = backbone_features.shape[0]
+        sparse, dense = self.sam_prompt_encoder(
+            points=(point_inputs["point_coords"], point_inputs["point_labels"]), boxes=None, masks=None)
+        sparse = torch.cat([sparse, text.to(sparse.dtype)], dim=1)
+        multimasks, ious, output_tokens, obj_logits = self.sam_mask_decoder(
+            image_embeddings=backbone_features,
+            image_pe=self.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+            repeat_image=False,
+            high_res_features=high_res_features,
+        )
+        present = obj_logits > 0
+        if self.pred_obj_scores:
+            # an object predicted absent gets the "no object" logit everywhere, as in SAM-2
+            multimasks = torch.where(present[:, None, None], multimasks, NO_OBJ_SCORE)
+        multimasks = multimasks.float()
+        high_multimasks = F.interpolate(multimasks, size=(self.image_size, self.image_size), mode="bilinear",
+                                        align_corners=False)
+        token = output_tokens[:, 0]
+        if multimask_output:
+            best = ious.argmax(dim=-1)
+            rows = torch.arange(num_obj, device=best.device)
+            low, high = multimasks[rows, best][:, None], high_multimasks[rows, best][:, None]
+            if output_tokens.shape[1] > 1:
+                token = output_tokens[rows, best]
+        else:
+            low, high = multimasks, high_multimasks
+        obj_ptr = self.obj_ptr_proj(token)
+        if self.pred_obj_scores:
+            weight = obj_logits.sigmoid() if self.soft_no_obj_ptr else present.float()
+            if self.fixed_no_obj_ptr:
+                obj_ptr = weight * obj_ptr
+            obj_ptr = obj_ptr + (1 - weight) * self.no_obj_ptr
+        return multimasks, high_multimasks, ious, low, high, obj_ptr, obj_logits
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode_frames(self, images: torch.Tensor) -> list[FrameFeatures]:
+        """Run the SAM-2 image encoder once on a batch of frames.
+
+        Args:
+            images: ``float (n, 3, S, S)`` normalised frames (:func:`preprocess_frames`).
+
+        Returns:
+            One :class:`FrameFeatures` per frame, in order.
+        """
+        backbone_out = self.forward_image(images)
+        _, feats, pos, sizes = self._prepare_backbone_features(backbone_out)
+        return [FrameFeatures(vision_feats=[f[:, i:i + 1] for f in feats],
+                              vision_pos=[p[:, i:i + 1] for p in pos],
+                              feat_sizes=list(sizes))
+                for i in range(images.shape[0])]
+
+
+def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """SAM-2 input of RGB frames: bicubic resize to S x S, scale to [0, 1], ImageNet-normalise.
+
+    Args:
+        frames: ``uint8 (n, H, W, 3)`` numpy array (original video frames).
+        image_size: S, the model's input side (pixels).
+
+    Returns:
+        ``float (n, 3, S, S)`` on ``device`` in ``dtype``.
+    """
+    from svac.config import IMAGENET_MEAN, IMAGENET_STD
+
+    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False,
+                          antialias=True).clamp_(0.0, 1.0)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return ((x - mean) / std).to(dtype)
+
+
+def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
+    """Build :class:`LanguagePromptedSAM2` from a ``sam2`` package config plus ``cfg.overrides``.
+
+    When ``cfg.checkpoint`` is set, a Meta SAM 2 / 2.1 ``.pt`` checkpoint is loaded strictly
+    (``torch.load(weights_only=True)``).
+
+    Raises:
+        svac.errors.ConfigError: when the Hydra config or an override is invalid.
+        svac.errors.CheckpointError: when the checkpoint is missing or its keys do not match.
+    """
+    import sam2  # noqa: F401  -- initialises the sam2 package's Hydra config search path
+    from hydra import compose
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from svac.errors import ConfigError
+
+    overrides = [f"++model._target_={LanguagePromptedSAM2.__module__}.{LanguagePromptedSAM2.__qualname__}",
+                 f"++model.text_multimask_output={str(cfg.multimask_output).lower()}",
+                 f"++model.max_cond_frames_in_attn={cfg.max_cond_frames_in_attn}",
+                 *cfg.overrides]
+    try:
+        hydra_cfg = compose(config_name=cfg.config_name, overrides=overrides)
+        OmegaConf.resolve(hydra_cfg)
+        model = instantiate(hydra_cfg.model, _recursive_=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"cannot build SAM-2 from {cfg.config_name} with overrides {cfg.overrides}: {exc}") from exc
+    if cfg.checkpoint is not None:
+        load_sam2_checkpoint(model, cfg.checkpoint)
+    return model
+
+
+def load_sam2_checkpoint(model: SAM2Base, path: str) -> None:
+    """Load a Meta SAM 2 ``.pt`` checkpoint (``{"model": state_dict}``) strictly, without unpickling code.
+
+    Raises:
+        CheckpointError: when the file is missing or unreadable, or keys/shapes do not match
+            (the message lists the offending keys).
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"SAM 2 checkpoint not found: {p}")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read SAM 2 checkpoint {p}: {exc}") from exc
+    state = blob.get("model", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{p} is not a SAM 2 checkpoint (expected a dict with a 'model' state dict)")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shape:
+        raise CheckpointError(f"SAM 2 checkpoint {p} does not match the model config: missing {missing[:20]}, "
+                              f"unexpected {unexpected[:20]}, shape mismatch {shape[:20]}")
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,131 @@
+"""Frame-by-frame SAM-2 tracking prompted by ``[SEG]`` embeddings, with SAM-2's memory (SVAC §3.4).
+
+:func:`track` drives ``SAM2Base.track_step`` over a stream of encoded frames:
+
+* the first frame is SAM-2's initial conditioning frame (no memory yet);
+* every later frame is conditioned on SAM-2's memory bank -- the conditioning
+  frames (the first frame and the clips' anchor frames) plus the most recent
+  frames -- and its mask decoder is prompted by the ``[SEG]`` embedding of the
+  clip the frame belongs to;
+* each frame's prediction is encoded into memory for the frames after it.
+
+The same function serves inference (a streamed video, memory kept slim) and
+training (the sampled frames, with gradients), so training sees SAM-2 memory
+exactly as inference does (the train/inference consistency Sa2VA-i calls for).
+With ``use_memory=False`` every frame is segmented on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from svac.grounding.sam2_model import FrameFeatures, LanguagePromptedSAM2
+
+#: Per-frame output entries SAM-2 reads back from memory; everything else is dropped in slim mode.
+MEMORY_KEYS = ("maskmem_features", "maskmem_pos_enc", "obj_ptr")
+
+
+@dataclass
+class MemoryBank:
+    """SAM-2's memory of one tracking run: the ``output_dict`` that ``SAM2Base`` reads.
+
+    Attributes:
+        cond: outputs of conditioning frames (never pruned), by frame index.
+        non_cond: outputs of the other frames, by frame index; pruned to the ``horizon``
+            most recent frames.
+        horizon: how many frames back SAM-2 can read (memories and object pointers), frames.
+        slim: keep only the entries SAM-2 reads back (:data:`MEMORY_KEYS`).
+    """
+
+    horizon: int
+    slim: bool = True
+    cond: dict[int, dict] = field(default_factory=dict)
+    non_cond: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def output_dict(self) -> dict[str, dict[int, dict]]:
+        """The dict SAM-2's ``track_step`` takes as ``output_dict``."""
+        return {"cond_frame_outputs": self.cond, "non_cond_frame_outputs": self.non_cond}
+
+    def add(self, frame: int, out: dict, *, conditioning: bool) -> None:
+        """Store frame ``frame``'s output and forget non-conditioning frames older than the horizon."""
+        entry = {k: out[k] for k in MEMORY_KEYS} if self.slim else out
+        (self.cond if conditioning else self.non_cond)[frame] = entry
+        for old in [t for t in self.non_cond if t <= frame - self.horizon]:
+            del self.non_cond[old]
+
+
+@dataclass
+class FrameOutput:
+    """SAM-2's prediction on one frame for K objects.
+
+    Attributes:
+        frame: the frame index (frames).
+        mask_logits: ``float32 (K, 1, S/4, S/4)`` low-resolution mask logits (S = SAM-2 input side).
+        object_score_logits: ``float (K, 1)`` object-presence logits, or ``None`` in training mode.
+    """
+
+    frame: int
+    mask_logits: torch.Tensor
+    object_score_logits: torch.Tensor | None
+
+
+def memory_horizon(model: LanguagePromptedSAM2) -> int:
+    """Frames back a SAM-2 model can read: its memory frames (with their stride) and object pointers."""
+    stride = max(1, int(model.memory_temporal_stride_for_eval))
+    return model.num_maskmem * stride + model.max_obj_ptrs_in_encoder
+
+
+def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]],
+          prompt_of_frame: Callable[[int], torch.Tensor], *, conditioning_frames: Iterable[int] = (),
+          num_frames: int, use_memory: bool = True, slim_memory: bool = True) -> Iterator[FrameOutput]:
+    """Track K objects through a stream of encoded frames, prompting each frame with its clip's ``[SEG]``.
+
+    Args:
+        model: the SAM-2 model.
+        frames: ``(frame_index, features)`` in increasing frame order; each frame's features
+            come from one image-encoder pass (:meth:`LanguagePromptedSAM2.encode_frames`) and are
+            shared by all K objects.
+        prompt_of_frame: maps a frame index to its ``[SEG]`` prompts ``float (K, C)``.
+        conditioning_frames: frames whose memories stay conditioning memories (the clips'
+            anchor frames); the first frame always is one.
+        num_frames: number of frames of the run (frames), as SAM-2's ``num_frames``.
+        use_memory: ``False`` segments every frame on its own, without SAM-2 memory.
+        slim_memory: keep only what later frames read back (inference); ``False`` keeps full
+            outputs (training).
+
+    Yields:
+        One :class:`FrameOutput` per input frame, in order.
+
+    Raises:
+        ValueError: when frame indices do not increase.
+    """
+    cond = set(conditioning_frames)
+    bank = MemoryBank(horizon=memory_horizon(model), slim=slim_memory)
+    previous = None
+    for frame, feats in frames:
+        if previous is not None and frame <= previous:
+            raise ValueError(f"frames must come in increasing order, got {frame} after {previous}")
+        prompts = prompt_of_frame(frame)
+        k = prompts.shape[0]
+        is_first = previous is None or not use_memory
+        out = model.track_step(
+            frame_idx=frame,
+            is_init_cond_frame=is_first,
+            current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
+            current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
+            feat_sizes=feats.feat_sizes,
+            point_inputs=model.text_point_inputs(prompts),
+            mask_inputs=None,
+            output_dict=bank.output_dict,
+            num_frames=num_frames,
+            run_mem_encoder=use_memory,
+        )
+        if use_memory:
+            bank.add(frame, out, conditioning=is_first or frame in cond)
+        previous = frame
+        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"],
+                          object_score_logits=out.get("object_score_logits"))

@@ -1,0 +1,57 @@
+"""Resolving the ``--model`` argument: a config YAML, a saved model folder, or the default model."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from svac.config import SVACConfig, load_config
+from svac.model import SVAC
+
+#: The config used when no model is given and no trained default is installed.
+FALLBACK_CONFIG = "tiny.yaml"
+#: Seed of the random initialisation of untrained models built from a config (reproducible demos).
+INIT_SEED = 0
+
+
+class UntrainedModelWarning(UserWarning):
+    """The model has random weights: its answers and masks are meaningless."""
+
+
+def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED) -> SVAC:
+    """Build an SVAC with random weights drawn reproducibly from ``seed`` (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SVAC.from_config(config)
+
+
+def load_model(spec: str | None = None, *, device: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SVAC:
+    """Load the model a user names.
+
+    Args:
+        spec: ``None`` for the default model; a YAML config (path, or a name shipped in
+            ``configs/``) for a randomly initialised model of that architecture.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``None`` uses ``config.inference.device``.
+        overrides: ``key=value`` config overrides.
+
+    Returns:
+        The model in eval mode on ``device``. Untrained models emit :class:`UntrainedModelWarning`.
+
+    Raises:
+        FileNotFoundError: when ``spec`` names nothing that exists.
+        svac.errors.ConfigError: on an invalid config.
+    """
+    from svac.inference import resolve_device
+
+    source = FALLBACK_CONFIG if spec is None else spec
+    if Path(source).is_dir():
+        raise FileNotFoundError(f"{source} is a folder, but loading saved models is not available in this version")
+    config = load_config(source, overrides)
+    model = build_from_config(config)
+    if not config.trained:
+        warnings.warn(f"model {config.name!r} ({source}) has random weights: it is UNTRAINED and its answers and "
+                      "masks are meaningless", UntrainedModelWarning, stacklevel=2)
+    dtype = getattr(torch, config.inference.dtype)
+    return model.to(device=resolve_device(device or config.inference.device), dtype=dtype).eval()

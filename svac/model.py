@@ -1,0 +1,189 @@
+"""The SVAC model: InternVL-style MLLM + ``[SEG]`` projector + SAM-2, composed by injection (SVAC §3).
+
+:class:`SVAC` receives its parts ready-made -- the transformers InternVL model,
+its tokenizer, the SAM-2 grounding model and the ``text_hidden_fcs`` projector
+-- and wires them together; :meth:`SVAC.from_config` builds them from an
+:class:`~svac.config.SVACConfig` with random weights. Inference
+(:meth:`SVAC.segment`, :meth:`SVAC.chat`) lives in :mod:`svac.inference` and
+:mod:`svac.chat`; training uses :meth:`SVAC.mllm_forward`,
+:meth:`SVAC.seg_prompts` and :mod:`svac.grounding.tracking`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import nn
+
+from svac.config import SVACConfig
+from svac.errors import ConfigError
+from svac.mllm.chat_template import load_chat_template
+from svac.mllm.internvl import build_internvl, tokens_per_image
+from svac.mllm.tokenizer import add_svac_tokens, build_byte_tokenizer, seg_token_id, token_id
+from svac.mllm.tokens import IMG_CONTEXT
+from svac.prompting import load_segmentation_prompts
+
+if TYPE_CHECKING:
+    from transformers import InternVLForConditionalGeneration, PreTrainedTokenizerBase
+
+    from svac.chat import ChatSession
+    from svac.grounding.sam2_model import LanguagePromptedSAM2
+    from svac.outputs import ChatResponse, SegmentationResult
+
+
+def build_text_hidden_fcs(llm_dim: int, prompt_dim: int) -> nn.Sequential:
+    """The ``[SEG]`` projector: Linear(D, D) -> ReLU -> Linear(D, C) (``text_hidden_fcs`` in Sa2VA §3.2).
+
+    Maps an LLM hidden state ``(..., D)`` to a SAM-2 prompt token ``(..., C)`` (C = 256 for
+    released SAM 2 models). The layer indices (0 and 2) match Sa2VA checkpoints.
+    """
+    return nn.Sequential(nn.Linear(llm_dim, llm_dim), nn.ReLU(), nn.Linear(llm_dim, prompt_dim), nn.Dropout(0.0))
+
+
+class SVAC(nn.Module):
+    """An SVAC model: the MLLM reads the ASTC-compressed video, ``[SEG]`` states prompt SAM-2 (SVAC §3).
+
+    Args:
+        config: the model's configuration.
+        mllm: transformers ``InternVLForConditionalGeneration`` (vision tower, projector, LLM).
+        tokenizer: its tokenizer, holding ``[SEG]`` and the InternVL image tokens.
+        grounding: the SAM-2 model prompted by ``[SEG]`` embeddings.
+        text_hidden_fcs: projector from LLM hidden states ``(n, D)`` to SAM-2 prompts ``(n, C)``.
+
+    Raises:
+        ConfigError: when the parts disagree (the embedding table is smaller than the
+            tokenizer, the projector's sizes do not match the LLM and SAM-2, or the tokenizer
+            lacks ``[SEG]``).
+    """
+
+    def __init__(self, config: SVACConfig, *, mllm: "InternVLForConditionalGeneration",
+                 tokenizer: "PreTrainedTokenizerBase", grounding: "LanguagePromptedSAM2",
+                 text_hidden_fcs: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.mllm = mllm
+        self.tokenizer = tokenizer
+        self.grounding = grounding
+        self.text_hidden_fcs = text_hidden_fcs
+        self.chat_template = load_chat_template(config.mllm.chat_template)
+        self.prompts = load_segmentation_prompts()
+        try:
+            self.seg_token_id = seg_token_id(tokenizer)
+        except KeyError as exc:
+            raise ConfigError("the tokenizer has no [SEG] token; call svac.mllm.tokenizer.add_svac_tokens") from exc
+        rows = mllm.get_input_embeddings().weight.shape[0]
+        if rows < len(tokenizer):
+            raise ConfigError(f"the LLM embeds {rows} tokens but the tokenizer has {len(tokenizer)}; "
+                              "resize the embeddings (mllm.resize_token_embeddings)")
+        llm_dim = mllm.config.text_config.hidden_size
+        first, last = text_hidden_fcs[0], text_hidden_fcs[2]
+        if first.in_features != llm_dim or last.out_features != grounding.hidden_dim:
+            raise ConfigError(f"text_hidden_fcs maps {first.in_features} -> {last.out_features} but the LLM width is "
+                              f"{llm_dim} and SAM-2 prompts have {grounding.hidden_dim} channels")
+        if mllm.config.image_token_id != token_id(tokenizer, IMG_CONTEXT):
+            raise ConfigError("the MLLM's image_token_id is not the tokenizer's <IMG_CONTEXT> id")
+
+    @classmethod
+    def from_config(cls, config: SVACConfig) -> "SVAC":
+        """Build every part from ``config`` with random weights (the tokenizer from ``config.mllm.tokenizer``,
+        or svac's byte-level tokenizer when that is ``None``)."""
+        from svac.grounding.sam2_model import build_sam2_model
+
+        template = load_chat_template(config.mllm.chat_template)
+        if config.mllm.tokenizer is None:
+            tokenizer = build_byte_tokenizer(template)
+        else:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(config.mllm.tokenizer, trust_remote_code=False)
+        add_svac_tokens(tokenizer)
+        mllm = build_internvl(config.mllm, vocab_size=len(tokenizer), image_token_id=token_id(tokenizer, IMG_CONTEXT),
+                              pad_token_id=tokenizer.pad_token_id)
+        grounding = build_sam2_model(config.sam2)
+        fcs = build_text_hidden_fcs(mllm.config.text_config.hidden_size, grounding.hidden_dim)
+        return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the MLLM's parameters."""
+        return self.mllm.dtype
+
+    @property
+    def tokens_per_image(self) -> int:
+        """Visual tokens per MLLM image (InternVL at 448 px: 256)."""
+        return tokens_per_image(self.config.mllm)
+
+    @property
+    def sam2_image_size(self) -> int:
+        """Side of SAM-2's square input (pixels)."""
+        return int(self.grounding.image_size)
+
+    # ------------------------------------------------------------------ building blocks
+
+    def mllm_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Teacher-forced MLLM pass (training and template answers).
+
+        Args:
+            input_ids: ``long (B, L)`` with ``num_images * tokens_per_image`` ``<IMG_CONTEXT>`` ids in total.
+            attention_mask: ``long (B, L)``.
+            pixel_values: ``float (num_images, 3, S, S)`` in prompt order (:func:`svac.mllm.internvl.preprocess_images`).
+            labels: optional ``long (B, L)`` next-token targets (-100 = ignored).
+
+        Returns:
+            ``(lm_loss or None, last_hidden)`` with ``last_hidden`` the last layer's hidden states
+            ``(B, L, D)`` after the final norm.
+
+        Raises:
+            ValueError: (from transformers) when image tokens and image features disagree in number.
+        """
+        out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, labels=labels,
+                        output_hidden_states=True, return_dict=True)
+        return out.loss, out.hidden_states[-1]
+
+    def seg_prompts(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Project ``[SEG]`` hidden states ``(n, D)`` to SAM-2 prompt tokens ``(n, C)`` (``text_hidden_fcs``)."""
+        return self.text_hidden_fcs(hidden.to(self.text_hidden_fcs[0].weight.dtype))
+
+    def seg_positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Positions of ``[SEG]`` in a 1-D id sequence at or after ``start``, ``long (n,)``."""
+        return (input_ids[start:] == self.seg_token_id).nonzero().flatten() + start
+
+    # ------------------------------------------------------------------ inference
+
+    def segment(self, video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
+                progress: bool = False) -> "SegmentationResult":
+        """Segment the object ``expression`` refers to in every frame of ``video``.
+
+        See :func:`svac.inference.segment` for the arguments, result and errors.
+        """
+        from svac.inference import segment
+
+        return segment(self, video, expression, num_frames=num_frames, clip_len=clip_len, progress=progress)
+
+    def start_chat(self, video, *, num_frames: int | None = None, clip_len: int | None = None,
+                   system: str | None = None) -> "ChatSession":
+        """Open a multi-turn chat about ``video`` (see :class:`svac.chat.ChatSession`)."""
+        from svac.chat import ChatSession
+
+        return ChatSession(self, video, num_frames=num_frames, clip_len=clip_len, system=system)
+
+    def chat(self, video, message: str, *, history: Sequence[tuple[str, str]] = (), num_frames: int | None = None,
+             clip_len: int | None = None, progress: bool = False) -> "ChatResponse":
+        """Answer ``message`` about ``video`` after the earlier ``(user, assistant)`` exchanges ``history``.
+
+        The answer is generated; when it holds ``[SEG]`` tokens the masks of the objects they
+        name are returned with it (see :class:`svac.chat.ChatSession`).
+        """
+        session = self.start_chat(video, num_frames=num_frames, clip_len=clip_len)
+        for user, assistant in history:
+            session.add_turn(user, assistant)
+        return session.ask(message, progress=progress)

@@ -1,0 +1,61 @@
+"""Referring-segmentation prompts (``prompts/segmentation.yaml``) and the video's visual-token text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+from svac.astc import ClipPlan
+from svac.mllm.tokens import IMG_CONTEXT
+
+SEGMENTATION_FILE = "segmentation.yaml"
+
+
+@dataclass(frozen=True)
+class SegmentationPrompts:
+    """The templates of ``prompts/segmentation.yaml`` (see that file for the placeholders).
+
+    Attributes:
+        image: text of one MLLM image, ``{tokens}`` standing for its ``<IMG_CONTEXT>`` tokens.
+        clip_separator: text after each clip's images.
+        questions: referring-segmentation questions (``{video}``, ``{expression}``).
+        answers: answers carrying the ``[SEG]`` tokens (``{seg}``).
+        chat_first_turn: the first user turn of a free chat (``{video}``, ``{content}``).
+    """
+
+    image: str
+    clip_separator: str
+    questions: tuple[str, ...]
+    answers: tuple[str, ...]
+    chat_first_turn: str
+
+    def video_text(self, plan: ClipPlan, tokens_per_image: int) -> str:
+        """The ``{video}`` text of a plan: each MLLM image's tokens, clip by clip.
+
+        Holds exactly ``plan.num_images * tokens_per_image`` ``<IMG_CONTEXT>`` tokens
+        (2 per clip times tokens per image under ASTC).
+        """
+        image = self.image.format(tokens=IMG_CONTEXT * tokens_per_image)
+        parts = []
+        for clip in plan.clips:
+            count = sum(1 for c in plan.image_clips if c == clip.index)
+            parts.append(image * count + self.clip_separator)
+        return "".join(parts)
+
+    def question(self, video: str, expression: str, index: int = 0) -> str:
+        """Referring question ``index`` for ``expression`` about the video text ``video``."""
+        return self.questions[index].format(video=video, expression=expression)
+
+    def answer(self, seg: str, index: int = 0) -> str:
+        """Answer template ``index`` holding the ``[SEG]`` tokens ``seg``."""
+        return self.answers[index].format(seg=seg)
+
+
+def load_segmentation_prompts() -> SegmentationPrompts:
+    """Read ``prompts/segmentation.yaml``."""
+    data = yaml.safe_load(resources.files("svac.prompts").joinpath(SEGMENTATION_FILE).read_text(encoding="utf-8"))
+    return SegmentationPrompts(image=data["image"], clip_separator=data["clip_separator"],
+                               questions=tuple(data["questions"]), answers=tuple(data["answers"]),
+                               chat_first_turn=data["chat_first_turn"])

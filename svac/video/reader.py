@@ -1,0 +1,274 @@
+"""Reading videos: mp4/avi/webm files (decord), folders of JPEG/PNG frames, or in-memory frames.
+
+Every source is wrapped in a :class:`VideoSource` that knows its frame count and
+frame size without decoding, and decodes any set of frame indices as one batch
+of RGB ``uint8`` arrays at the video's original resolution. Frame sampling for
+the MLLM lives in :func:`sample_frame_indices`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from svac.errors import VideoReadError
+
+#: File extensions read as video files (decoded with decord).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+#: File extensions read as frames inside a frame folder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+class VideoSource(ABC):
+    """A video whose frames can be decoded by index.
+
+    Attributes:
+        name: a short name for messages and result files (file stem or folder name).
+        num_frames: number of frames (frames).
+        height, width: frame size (pixels).
+        fps: frames per second when known (seconds⁻¹), else ``None``.
+        frame_names: one name per frame used to name output files (``"00000"`` ...).
+    """
+
+    name: str
+    num_frames: int
+    height: int
+    width: int
+    fps: float | None
+    frame_names: tuple[str, ...]
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode frames ``indices`` as one batch.
+
+        Args:
+            indices: frame indices in ``[0, num_frames)``.
+
+        Returns:
+            ``uint8`` array of shape ``(len(indices), height, width, 3)``, RGB.
+
+        Raises:
+            IndexError: when an index is out of range.
+            VideoReadError: when a frame cannot be decoded (the message names the file).
+        """
+        idx = [int(i) for i in indices]
+        bad = [i for i in idx if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.name}: frame index {bad[0]} out of range [0, {self.num_frames})")
+        if not idx:
+            return np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
+        return self._read(idx)
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_index, frames)`` for consecutive chunks of at most ``chunk_size`` frames.
+
+        ``frames`` is ``uint8 (n, height, width, 3)``; the chunks cover every frame once, in order.
+        """
+        for start in range(0, self.num_frames, chunk_size):
+            stop = min(start + chunk_size, self.num_frames)
+            yield start, self.read(range(start, stop))
+
+    @abstractmethod
+    def _read(self, indices: list[int]) -> np.ndarray: ...
+
+
+class DecordVideo(VideoSource):
+    """A video file decoded with decord (mp4, avi, webm, mkv, mov)."""
+
+    def __init__(self, path: Path) -> None:
+        import decord  # lazy: decord loads FFmpeg libraries
+
+        self.path = path
+        try:
+            self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        except Exception as exc:  # decord raises its own DECORDError / RuntimeError
+            raise VideoReadError(f"cannot decode video {path}: {exc}") from exc
+        self.num_frames = len(self._reader)
+        if self.num_frames == 0:
+            raise VideoReadError(f"video {path} has zero frames")
+        try:
+            first = self._reader[0].asnumpy()
+        except Exception as exc:
+            raise VideoReadError(f"cannot decode the first frame of {path}: {exc}") from exc
+        self.height, self.width = int(first.shape[0]), int(first.shape[1])
+        fps = float(self._reader.get_avg_fps())
+        self.fps = fps if fps > 0 else None
+        self.name = path.stem
+        self.frame_names = tuple(f"{i:05d}" for i in range(self.num_frames))
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        try:
+            frames = self._reader.get_batch(indices).asnumpy()
+        except Exception as exc:
+            raise VideoReadError(f"cannot decode frames {indices[0]}..{indices[-1]} of {self.path}: {exc}") from exc
+        return _to_rgb_batch(frames, self.name)
+
+
+class FrameFolderVideo(VideoSource):
+    """A folder of JPEG/PNG frames, ordered by file name (natural order: ``2.png`` < ``10.png``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder
+        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                       key=_natural_key)
+        if not files:
+            raise VideoReadError(f"frame folder {folder} has zero frames (no {', '.join(IMAGE_EXTENSIONS)} files)")
+        sizes = []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    sizes.append(im.size)
+            except (UnidentifiedImageError, OSError) as exc:
+                raise VideoReadError(f"cannot read frame {f}: {exc}") from exc
+        if len(set(sizes)) > 1:
+            first = sizes[0]
+            odd = next(f for f, s in zip(files, sizes) if s != first)
+            raise VideoReadError(
+                f"frames of mixed sizes in {folder}: {files[0].name} is {first[0]}x{first[1]} but "
+                f"{odd.name} is {sizes[files.index(odd)][0]}x{sizes[files.index(odd)][1]} (width x height)")
+        self.files = tuple(files)
+        self.width, self.height = sizes[0]
+        self.num_frames = len(files)
+        self.fps = None
+        self.name = folder.name
+        self.frame_names = tuple(f.stem for f in files)
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        out = np.empty((len(indices), self.height, self.width, 3), dtype=np.uint8)
+        for k, i in enumerate(indices):
+            try:
+                with Image.open(self.files[i]) as im:
+                    out[k] = np.asarray(im.convert("RGB"))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise VideoReadError(f"cannot decode frame {self.files[i]}: {exc}") from exc
+        return out
+
+
+class ArrayVideo(VideoSource):
+    """Frames given in memory: a list of ``uint8`` arrays / PIL images, or one ``(T, H, W[, C])`` array.
+
+    Grayscale ``(H, W)`` / ``(H, W, 1)`` frames and RGBA frames are converted to RGB
+    (alpha is dropped). Frames must share one size.
+    """
+
+    def __init__(self, frames: Sequence, *, name: str = "frames", fps: float | None = None) -> None:
+        if len(frames) == 0:
+            raise VideoReadError(f"{name}: the frame list has zero frames")
+        rgb = [_frame_to_rgb(f, f"{name}[{i}]") for i, f in enumerate(frames)]
+        shapes = {f.shape for f in rgb}
+        if len(shapes) > 1:
+            first = rgb[0].shape
+            k = next(i for i, f in enumerate(rgb) if f.shape != first)
+            raise VideoReadError(f"frames of mixed sizes in {name}: frame 0 is {first[1]}x{first[0]} but "
+                                 f"frame {k} is {rgb[k].shape[1]}x{rgb[k].shape[0]} (width x height)")
+        self._frames = np.stack(rgb)
+        self.num_frames, self.height, self.width = self._frames.shape[:3]
+        self.fps = fps
+        self.name = name
+        self.frame_names = tuple(f"{i:05d}" for i in range(self.num_frames))
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        return self._frames[indices]
+
+
+def open_video(source: "str | Path | Sequence | np.ndarray | VideoSource") -> VideoSource:
+    """Open a video given as a file path, a frame folder, a list of frames or a frame array.
+
+    Args:
+        source: an mp4/avi/webm/mkv/mov path; a folder of JPEG/PNG frames; a list of
+            ``uint8`` arrays ``(H, W[, C])`` or PIL images; a ``uint8`` array ``(T, H, W[, C])``;
+            or an existing :class:`VideoSource` (returned as is).
+
+    Returns:
+        The opened :class:`VideoSource` (nothing is decoded beyond the first frame).
+
+    Raises:
+        VideoReadError: missing path, unsupported extension, unreadable or corrupt file,
+            zero frames, frames of mixed sizes, or frames that are not ``uint8``.
+    """
+    if isinstance(source, VideoSource):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise VideoReadError(f"video not found: {path}")
+        if path.is_dir():
+            return FrameFolderVideo(path)
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise VideoReadError(f"unsupported video file {path}: expected one of {', '.join(VIDEO_EXTENSIONS)} "
+                                 f"or a folder of {', '.join(IMAGE_EXTENSIONS)} frames")
+        if path.stat().st_size == 0:
+            raise VideoReadError(f"video {path} is empty (0 bytes)")
+        return DecordVideo(path)
+    if isinstance(source, np.ndarray):
+        if source.ndim not in (3, 4):
+            raise VideoReadError(f"a frame array must be (T, H, W) or (T, H, W, C), got shape {source.shape}")
+        return ArrayVideo(list(source))
+    if isinstance(source, (list, tuple)):
+        return ArrayVideo(source)
+    raise VideoReadError(f"cannot read a video from {type(source).__name__}: expected a path, a folder, "
+                         "a list of frames or a frame array")
+
+
+def sample_frame_indices(num_frames: int, count: int, policy: Literal["uniform", "first"] = "uniform") -> np.ndarray:
+    """Choose the frames the MLLM sees (SVAC §3.3: many frames spread over the whole video).
+
+    Args:
+        num_frames: frames in the video (frames, >= 1).
+        count: frames wanted, T (>= 1). When ``count >= num_frames`` every frame is taken.
+        policy: ``uniform`` -- T indices spread evenly from the first to the last frame
+            (``floor(linspace(0, N-1, T) + 0.5)``, strictly increasing); ``first`` -- the first
+            T frames (Sa2VA's input).
+
+    Returns:
+        Sorted, unique ``int64`` indices of shape ``(min(count, num_frames),)``.
+
+    Raises:
+        ValueError: when ``num_frames`` or ``count`` is below 1, or ``policy`` is unknown.
+    """
+    if num_frames < 1 or count < 1:
+        raise ValueError(f"need num_frames >= 1 and count >= 1, got {num_frames} and {count}")
+    if count >= num_frames:
+        return np.arange(num_frames, dtype=np.int64)
+    if policy == "first":
+        return np.arange(count, dtype=np.int64)
+    if policy == "uniform":
+        if count == 1:
+            return np.zeros(1, dtype=np.int64)
+        return np.floor(np.linspace(0, num_frames - 1, count) + 0.5).astype(np.int64)
+    raise ValueError(f"unknown sampling policy {policy!r}: expected 'uniform' or 'first'")
+
+
+def _frame_to_rgb(frame, where: str) -> np.ndarray:
+    if isinstance(frame, Image.Image):
+        return np.asarray(frame.convert("RGB"))
+    arr = np.asarray(frame)
+    if arr.dtype != np.uint8:
+        raise VideoReadError(f"{where}: frames must be uint8 RGB in [0, 255], got dtype {arr.dtype}")
+    return _to_rgb(arr, where)
+
+
+def _to_rgb(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return np.ascontiguousarray(arr[:, :, :3])
+    raise VideoReadError(f"{where}: a frame must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
+
+
+def _to_rgb_batch(frames: np.ndarray, where: str) -> np.ndarray:
+    if frames.ndim == 4 and frames.shape[3] == 3:
+        return frames
+    return np.stack([_to_rgb(f, where) for f in frames])
+
+
+def _natural_key(path: Path) -> list:
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
