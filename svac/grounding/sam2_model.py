@@ -140,6 +140,26 @@ class LanguagePromptedSAM2(SAM2Base):
             obj_ptr = obj_ptr + (1 - weight) * self.no_obj_ptr
         return multimasks, high_multimasks, ious, low, high, obj_ptr, obj_logits
 
+    def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+                   point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse=False, run_mem_encoder=True,
+                   prev_sam_mask_logits=None):
+        """``SAM2Base.track_step`` that also returns the object-score logits in training mode.
+
+        SAM-2 keeps ``object_score_logits`` only at inference; svac supervises object presence
+        during training (masks of frames predicted "absent" carry no gradient), so the output
+        dict always holds ``object_score_logits`` ``(K, 1)`` and the IoU predictions ``ious``
+        ``(K, M)``. The work is done by SAM-2's own ``_track_step`` and ``_encode_memory_in_output``.
+        """
+        current_out, sam_outputs, _, _ = self._track_step(
+            frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+            point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse, prev_sam_mask_logits)
+        _, _, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
+        current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr,
+                           object_score_logits=object_score_logits, ious=ious)
+        self._encode_memory_in_output(current_vision_feats, feat_sizes, point_inputs, run_mem_encoder,
+                                      high_res_masks, object_score_logits, current_out)
+        return current_out
+
     # ------------------------------------------------------------------ encoder
 
     def encode_frames(self, images: torch.Tensor) -> list[FrameFeatures]:

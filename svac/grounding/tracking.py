@@ -65,12 +65,12 @@ class FrameOutput:
     Attributes:
         frame: the frame index (frames).
         mask_logits: ``float32 (K, 1, S/4, S/4)`` low-resolution mask logits (S = SAM-2 input side).
-        object_score_logits: ``float (K, 1)`` object-presence logits, or ``None`` in training mode.
+        object_score_logits: ``float (K, 1)`` object-presence logits (> 0: the object is visible).
     """
 
     frame: int
     mask_logits: torch.Tensor
-    object_score_logits: torch.Tensor | None
+    object_score_logits: torch.Tensor
 
 
 def memory_horizon(model: LanguagePromptedSAM2) -> int:
@@ -127,5 +127,4 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
         if use_memory:
             bank.add(frame, out, conditioning=is_first or frame in cond)
         previous = frame
-        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"],
-                          object_score_logits=out.get("object_score_logits"))
+        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
