@@ -148,6 +148,41 @@ class FrameFolderVideo(VideoSource):
         return out
 
 
+class FramePathsVideo(FrameFolderVideo):
+    """A video given as an ordered list of frame image paths (dataset samples list their frames this way).
+
+    Raises:
+        VideoReadError: when the list is empty, a file is missing or unreadable, or sizes differ.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], *, name: str | None = None, check_sizes: bool = True) -> None:
+        files = [Path(p) for p in paths]
+        if not files:
+            raise VideoReadError(f"{name or 'frame list'}: zero frames")
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise VideoReadError(f"frame not found: {missing[0]}")
+        first = files[0]
+        try:
+            with Image.open(first) as im:
+                size = im.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise VideoReadError(f"cannot read frame {first}: {exc}") from exc
+        if check_sizes:
+            for f in files[1:]:
+                with Image.open(f) as im:
+                    if im.size != size:
+                        raise VideoReadError(f"frames of mixed sizes: {first.name} is {size[0]}x{size[1]} but "
+                                             f"{f} is {im.size[0]}x{im.size[1]} (width x height)")
+        self.path = first.parent
+        self.files = tuple(files)
+        self.width, self.height = size
+        self.num_frames = len(files)
+        self.fps = None
+        self.name = name or first.parent.name
+        self.frame_names = tuple(f.stem for f in files)
+
+
 class ArrayVideo(VideoSource):
     """Frames given in memory: a list of ``uint8`` arrays / PIL images, or one ``(T, H, W[, C])`` array.
 
