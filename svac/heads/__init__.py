@@ -1,0 +1,1 @@
+"""Segmentation heads: the SVAC head and the classic R-VOS baselines (ReferFormer, ...)."""
