@@ -1,10 +1,10 @@
 """Package discovery for svac (everything else is in pyproject.toml).
 
-``prompts/`` and ``configs/`` stay at the top level of the repository and are
-shipped inside the wheel as the resource packages ``svac.prompts`` and
-``svac.configs`` (see ``package-dir`` in pyproject.toml).
+``prompts/``, ``configs/`` and ``train/`` stay at the top level of the repository and
+are shipped inside the wheel as the packages ``svac.prompts``, ``svac.configs`` and
+``svac.recipes`` (see ``package-dir`` in pyproject.toml).
 """
 
 from setuptools import find_packages, setup
 
-setup(packages=find_packages(include=["svac", "svac.*"]) + ["svac.prompts", "svac.configs"])
+setup(packages=find_packages(include=["svac", "svac.*"]) + ["svac.prompts", "svac.configs", "svac.recipes"])

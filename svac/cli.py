@@ -38,6 +38,39 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--out", default=None, help="write the masks of each answer with [SEG] to OUT/turn-NN")
     chat.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     _add_model_args(chat)
+
+    train = sub.add_parser("train", help="train or fine-tune a model (recipe: train/finetune.py)")
+    train.add_argument("config", help="training config YAML (a path or a name in configs/, e.g. train/tiny_synthetic.yaml)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. max_steps=100")
+    train.add_argument("--deepspeed", default=None, metavar="JSON",
+                       help="DeepSpeed config, e.g. configs/deepspeed/zero2.json (GPUs; needs the train extra)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    train.add_argument("--stop-after", type=int, default=None, metavar="N",
+                       help="stop (checkpointed, resumable) after N updates in total")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="write a synthetic referring-video benchmark (Ref-YouTube-VOS layout)")
+    synth.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    synth.add_argument("--videos", type=int, required=True, help="number of videos")
+    synth.add_argument("--seed", type=int, required=True, help="random seed (same seed, same files)")
+    synth.add_argument("--subset", default="standard", choices=["standard", "fast", "late"])
+    synth.add_argument("--domain", default="base", choices=["base", "novel_colors", "real_backgrounds"])
+    synth.add_argument("--split", default="train", help="split folder name (default: %(default)s)")
+    synth.add_argument("--backgrounds", default=None, help="folder of real frames (domain real_backgrounds)")
+    synth.add_argument("--min-frames", type=int, default=16, help="shortest video (frames)")
+    synth.add_argument("--max-frames", type=int, default=64, help="longest video (frames)")
+    synth.add_argument("--size", default="160x120", help="frame size WxH in pixels (default: %(default)s)")
+    synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
+    metrics = sub.add_parser("metrics", help="score predictions").add_subparsers(dest="metrics_command",
+                                                                                required=True)
+    davis = metrics.add_parser("davis", help="DAVIS J and F (official conventions) of a prediction folder")
+    davis.add_argument("--gt", required=True, help="ground-truth folder <seq>/<frame>.png")
+    davis.add_argument("--pred", required=True, help="prediction folder <seq>/<frame>.png")
+    davis.add_argument("--out", required=True, help="folder for per_frame.csv, per_sequence.csv, global.json")
+    davis.add_argument("--protocol", default="semi", choices=["semi", "unsupervised"])
+    davis.add_argument("--overwrite", action="store_true", help="replace existing result files")
     return parser
 
 
@@ -51,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _segment(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "data":
+            return _synth(args)
+        if args.command == "metrics":
+            return _metrics_davis(args)
     except (SVACError, FileNotFoundError, ValueError) as exc:
         print(f"svac: error: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +155,44 @@ def _chat(args) -> int:
             if args.out is not None:
                 files = export_result(r, session.source, Path(args.out) / f"turn-{turn:02d}", overwrite=args.overwrite)
                 print(f"      masks in {files.masks_dir}")
+    return 0
+
+
+def _train(args) -> int:
+    import importlib
+
+    from svac.training.config import load_train_config
+
+    recipe = importlib.import_module("svac.recipes.finetune")
+    cfg = load_train_config(args.config, args.overrides)
+    result = recipe.run(cfg, deepspeed=args.deepspeed, resume=args.resume, stop_after=args.stop_after,
+                        progress=not args.quiet)
+    print(f"{result.steps} updates, final loss {result.final_loss:.4f}, {result.wall_seconds:.0f} s, "
+          f"peak RSS {result.peak_rss_mb:.0f} MiB; model: {result.model_dir}")
+    return 0
+
+
+def _synth(args) -> int:
+    from svac.data.synthetic import write_benchmark
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 160x120, got {args.size!r}") from None
+    info = write_benchmark(args.out, videos=args.videos, seed=args.seed, subset=args.subset, domain=args.domain,
+                           split=args.split, num_frames=(args.min_frames, args.max_frames), size=(width, height),
+                           backgrounds=args.backgrounds, overwrite=args.overwrite)
+    print(f"wrote {info.num_videos} videos, {info.num_expressions} expressions to {info.out_dir} "
+          f"(split {info.split}, subset {info.subset}, domain {info.domain}, seed {info.seed})")
+    return 0
+
+
+def _metrics_davis(args) -> int:
+    from svac.metrics.davis_eval import evaluate_davis_folders
+
+    result = evaluate_davis_folders(args.gt, args.pred, args.out, protocol=args.protocol, overwrite=args.overwrite)
+    g = result.global_scores
+    print(f"J&F {g.jf_mean:.4f}  J {g.j_mean:.4f}  F {g.f_mean:.4f}  ({args.protocol}); files in {args.out}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Resolving the ``--model`` argument: a config YAML, a saved model folder, or the default model."""
+"""Resolving the ``--model`` argument: a config YAML, a checkpoint folder or Hub id, or the default model."""
 
 from __future__ import annotations
 
@@ -20,11 +20,24 @@ class UntrainedModelWarning(UserWarning):
     """The model has random weights: its answers and masks are meaningless."""
 
 
-def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED) -> SVAC:
-    """Build an SVAC with random weights drawn reproducibly from ``seed`` (the global RNG is left untouched)."""
+def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=None) -> SVAC:
+    """Build an SVAC with random weights drawn reproducibly from ``seed`` (the global RNG is left untouched).
+
+    ``tokenizer`` (optional) replaces the one the config names (see :meth:`SVAC.from_config`).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SVAC.from_config(config)
+        return SVAC.from_config(config, tokenizer=tokenizer)
+
+
+def is_checkpoint_spec(spec: str) -> bool:
+    """Whether ``spec`` names a checkpoint (an existing folder, or a Hub id ``owner/name``) rather than a config."""
+    from svac.checkpoints.hub import looks_like_hub_id
+
+    path = Path(spec)
+    if path.is_dir():
+        return True
+    return not path.suffix.lower() in (".yaml", ".yml") and looks_like_hub_id(spec)
 
 
 def load_model(spec: str | None = None, *, device: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SVAC:
@@ -32,7 +45,9 @@ def load_model(spec: str | None = None, *, device: str | None = None, overrides:
 
     Args:
         spec: ``None`` for the default model; a YAML config (path, or a name shipped in
-            ``configs/``) for a randomly initialised model of that architecture.
+            ``configs/``) for a randomly initialised model of that architecture; a checkpoint
+            folder (svac's format or a Sa2VA release) or a Hugging Face Hub id such as
+            ``ByteDance/Sa2VA-1B`` for trained weights (:meth:`SVAC.from_pretrained`).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``None`` uses ``config.inference.device``.
         overrides: ``key=value`` config overrides.
 
@@ -42,12 +57,21 @@ def load_model(spec: str | None = None, *, device: str | None = None, overrides:
     Raises:
         FileNotFoundError: when ``spec`` names nothing that exists.
         svac.errors.ConfigError: on an invalid config.
+        svac.errors.CheckpointError: when a checkpoint folder or Hub id cannot be loaded.
     """
     from svac.inference import resolve_device
 
     source = FALLBACK_CONFIG if spec is None else spec
-    if Path(source).is_dir():
-        raise FileNotFoundError(f"{source} is a folder, but loading saved models is not available in this version")
+    if is_checkpoint_spec(source):
+        from svac.checkpoints.loader import read_checkpoint_config
+
+        config = read_checkpoint_config(source, overrides=overrides)
+        target = resolve_device(device or config.inference.device)
+        model = SVAC.from_pretrained(source, device_map=str(target), overrides=overrides)
+        if not config.trained:
+            warnings.warn(f"model {config.name!r} ({source}) is UNTRAINED (config.trained is false): its answers "
+                          "and masks are meaningless until it is fine-tuned", UntrainedModelWarning, stacklevel=2)
+        return model
     config = load_config(source, overrides)
     model = build_from_config(config)
     if not config.trained:

@@ -85,13 +85,18 @@ class SVAC(nn.Module):
             raise ConfigError("the MLLM's image_token_id is not the tokenizer's <IMG_CONTEXT> id")
 
     @classmethod
-    def from_config(cls, config: SVACConfig) -> "SVAC":
-        """Build every part from ``config`` with random weights (the tokenizer from ``config.mllm.tokenizer``,
-        or svac's byte-level tokenizer when that is ``None``)."""
+    def from_config(cls, config: SVACConfig, *, tokenizer: "PreTrainedTokenizerBase | None" = None) -> "SVAC":
+        """Build every part from ``config`` with random weights.
+
+        The tokenizer is ``tokenizer`` when given, else loaded from ``config.mllm.tokenizer``, else
+        svac's byte-level tokenizer; svac's special tokens are added to it.
+        """
         from svac.grounding.sam2_model import build_sam2_model
 
         template = load_chat_template(config.mllm.chat_template)
-        if config.mllm.tokenizer is None:
+        if tokenizer is not None:
+            pass
+        elif config.mllm.tokenizer is None:
             tokenizer = build_byte_tokenizer(template)
         else:
             from transformers import AutoTokenizer
@@ -103,6 +108,63 @@ class SVAC(nn.Module):
         grounding = build_sam2_model(config.sam2)
         fcs = build_text_hidden_fcs(mllm.config.text_config.hidden_size, grounding.hidden_dim)
         return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs)
+
+    @classmethod
+    def from_pretrained(cls, source, *, torch_dtype=None, device_map=None, overrides: Sequence[str] = (),
+                        revision: str | None = None, cache_dir=None, local_files_only: bool = False,
+                        load_in_8bit: bool = False, load_in_4bit: bool = False, quantization_config=None,
+                        load_adapter: bool = True, tokenizer=None, sam2_checkpoint=None) -> "SVAC":
+        """Load a model saved by :meth:`save_pretrained`, or a Sa2VA release, from a folder or Hub id.
+
+        Loading never runs code from the checkpoint and never unpickles: weights are read from
+        safetensors shard by shard into an empty model, strictly (any missing, unexpected or
+        mis-shaped tensor raises an error listing them). A Sa2VA checkpoint
+        (``ByteDance/Sa2VA-1B`` ...) is mapped onto transformers' InternVL and the ``sam2``
+        package and loads in Sa2VA's single-``[SEG]`` mode.
+
+        Args:
+            source: a checkpoint folder or a Hugging Face Hub id.
+            torch_dtype: ``bfloat16``/``float16``/``float32`` (or a ``torch.dtype``); ``None``:
+                the config's ``inference.dtype``.
+            device_map: ``None`` (CPU), a device, ``{module prefix: device}`` or ``"auto"``.
+            overrides: ``key.sub=value`` config overrides (``csa.mode=per_clip`` ...).
+            revision, cache_dir, local_files_only: Hugging Face Hub options.
+            load_in_8bit, load_in_4bit, quantization_config: bitsandbytes LLM quantization (CUDA).
+            load_adapter: load the LoRA adapter saved in ``adapter/``.
+            tokenizer: a tokenizer folder replacing the checkpoint's.
+            sam2_checkpoint: a Meta SAM 2 ``.pt`` replacing the checkpoint's SAM 2.
+
+        Raises:
+            svac.errors.CheckpointError: see :func:`svac.checkpoints.loader.load_checkpoint`.
+        """
+        from svac.checkpoints.loader import load_checkpoint
+
+        return load_checkpoint(source, torch_dtype=torch_dtype, device_map=device_map, overrides=overrides,
+                               revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                               load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit,
+                               quantization_config=quantization_config, load_adapter=load_adapter,
+                               tokenizer=tokenizer, sam2_checkpoint=sam2_checkpoint).model
+
+    def save_pretrained(self, directory, *, max_shard_size: int | None = None, overwrite: bool = False):
+        """Save the model in svac's format: ``config.json``, sharded safetensors, tokenizer, ``adapter/``.
+
+        Args:
+            directory: the folder to create (written atomically).
+            max_shard_size: largest weight shard in bytes (default 2 GiB).
+            overwrite: replace an existing non-empty folder.
+
+        Returns:
+            A :class:`svac.checkpoints.svac_format.SavedCheckpoint`.
+
+        Raises:
+            svac.errors.OutputExistsError: when the folder holds files and ``overwrite`` is false.
+            svac.errors.CheckpointError: see :func:`svac.checkpoints.svac_format.save_svac`.
+        """
+        from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES
+        from svac.checkpoints.svac_format import save_svac
+
+        size = DEFAULT_MAX_SHARD_BYTES if max_shard_size is None else max_shard_size
+        return save_svac(self, directory, max_shard_bytes=size, overwrite=overwrite)
 
     # ------------------------------------------------------------------ properties
 

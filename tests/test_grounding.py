@@ -104,7 +104,7 @@ def test_frames_must_increase(tiny_model, small_video):
             list(track(sam, [(1, feats[0]), (0, feats[1])], lambda t: torch.zeros(1, sam.hidden_dim), num_frames=2))
 
 
-def _train_step_hidden(model, video, loss_frames):
+def _train_step_hidden(model, video, loss_frames, isolate=False):
     """Teacher-forced pass + SAM-2 tracking over the sampled frames; mask loss on ``loss_frames`` positions."""
     prepared = prepare_video(model, video, num_frames=10, clip_len=5)
     plan = prepared.plan
@@ -121,7 +121,7 @@ def _train_step_hidden(model, video, loss_frames):
     clip_of_position = [c.index for c in plan.clips for _ in c.positions]
     anchors = [c.positions[0] for c in plan.clips]
     outs = list(track(sam, enumerate(feats), lambda t: prompts[clip_of_position[t]], conditioning_frames=anchors,
-                      num_frames=len(feats), slim_memory=False))
+                      num_frames=len(feats), isolate_prompts=isolate))
     logits = torch.cat([o.mask_logits for o in outs])[:, 0]  # (T, S/4, S/4)
     presence = torch.cat([o.object_score_logits for o in outs])[:, 0]  # (T,)
     target = torch.from_numpy(frames[..., 0] > 128).float()[:, None]
@@ -147,3 +147,15 @@ def test_later_clip_seg_gets_no_gradient_from_earlier_frames(tiny_config, small_
     grads = _train_step_hidden(model, small_video, slice(0, 5))  # loss on clip 0's sampled frames only
     assert grads[0].abs().sum() > 0
     assert grads[1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_isolated_prompts_make_supervision_per_clip(tiny_config, small_video, isolate):
+    """With isolate_prompts, clip 1's frames supervise only clip 1's [SEG]; otherwise memory leaks gradient."""
+    model = build_from_config(tiny_config).train()
+    head = model.grounding.sam_mask_decoder.pred_obj_score_head
+    with torch.no_grad():  # make SAM-2 see the object, so masks and pointers (not constants) enter memory
+        (head.layers[-1] if hasattr(head, "layers") else head).bias.fill_(10.0)
+    grads = _train_step_hidden(model, small_video, slice(5, 10), isolate=isolate)  # clip 1's sampled frames
+    assert grads[1].abs().sum() > 0
+    assert (grads[0].abs().sum() == 0) == isolate

@@ -142,22 +142,33 @@ class LanguagePromptedSAM2(SAM2Base):
 
     def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
                    point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse=False, run_mem_encoder=True,
-                   prev_sam_mask_logits=None):
+                   prev_sam_mask_logits=None, isolate_prompt_gradients=False):
         """``SAM2Base.track_step`` that also returns the object-score logits in training mode.
 
         SAM-2 keeps ``object_score_logits`` only at inference; svac supervises object presence
         during training (masks of frames predicted "absent" carry no gradient), so the output
         dict always holds ``object_score_logits`` ``(K, 1)`` and the IoU predictions ``ious``
         ``(K, M)``. The work is done by SAM-2's own ``_track_step`` and ``_encode_memory_in_output``.
+
+        With ``isolate_prompt_gradients=True`` the memory written for later frames carries no
+        gradient back to this frame's prompt: the predicted mask enters the memory encoder
+        detached and the object pointer is stored detached, while the memory encoder's weights
+        and the image features still receive gradient. Later frames' losses then reach only
+        their own ``[SEG]`` (CSA's per-clip supervision, SVAC §3.4).
         """
         current_out, sam_outputs, _, _ = self._track_step(
             frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
             point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse, prev_sam_mask_logits)
         _, _, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
+        if isolate_prompt_gradients:
+            obj_ptr, object_score_for_memory = obj_ptr.detach(), object_score_logits.detach()
+            masks_for_memory = high_res_masks.detach()
+        else:
+            object_score_for_memory, masks_for_memory = object_score_logits, high_res_masks
         current_out.update(pred_masks=low_res_masks, pred_masks_high_res=high_res_masks, obj_ptr=obj_ptr,
                            object_score_logits=object_score_logits, ious=ious)
         self._encode_memory_in_output(current_vision_feats, feat_sizes, point_inputs, run_mem_encoder,
-                                      high_res_masks, object_score_logits, current_out)
+                                      masks_for_memory, object_score_for_memory, current_out)
         return current_out
 
     # ------------------------------------------------------------------ encoder

@@ -9,10 +9,13 @@
   clip the frame belongs to;
 * each frame's prediction is encoded into memory for the frames after it.
 
-The same function serves inference (a streamed video, memory kept slim) and
-training (the sampled frames, with gradients), so training sees SAM-2 memory
-exactly as inference does (the train/inference consistency Sa2VA-i calls for).
-With ``use_memory=False`` every frame is segmented on its own.
+The same function serves inference (a streamed video) and training (the
+sampled frames, with gradients), so training sees SAM-2 memory exactly as
+inference does (the train/inference consistency Sa2VA-i calls for). With
+``use_memory=False`` every frame is segmented on its own. With
+``isolate_prompts=True`` the memory carries no gradient back to the prompts
+that produced it (the memory encoder itself still trains), so a frame's loss
+reaches only the ``[SEG]`` of its own clip (CSA's per-clip supervision, SVAC §3.4).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 from svac.grounding.sam2_model import FrameFeatures, LanguagePromptedSAM2
 
-#: Per-frame output entries SAM-2 reads back from memory; everything else is dropped in slim mode.
+#: Per-frame output entries SAM-2 reads back from memory; nothing else is kept.
 MEMORY_KEYS = ("maskmem_features", "maskmem_pos_enc", "obj_ptr")
 
 
@@ -37,11 +40,11 @@ class MemoryBank:
         non_cond: outputs of the other frames, by frame index; pruned to the ``horizon``
             most recent frames.
         horizon: how many frames back SAM-2 can read (memories and object pointers), frames.
-        slim: keep only the entries SAM-2 reads back (:data:`MEMORY_KEYS`).
+
+    Only the entries SAM-2 reads back (:data:`MEMORY_KEYS`) are kept.
     """
 
     horizon: int
-    slim: bool = True
     cond: dict[int, dict] = field(default_factory=dict)
     non_cond: dict[int, dict] = field(default_factory=dict)
 
@@ -52,7 +55,7 @@ class MemoryBank:
 
     def add(self, frame: int, out: dict, *, conditioning: bool) -> None:
         """Store frame ``frame``'s output and forget non-conditioning frames older than the horizon."""
-        entry = {k: out[k] for k in MEMORY_KEYS} if self.slim else out
+        entry = {k: out[k] for k in MEMORY_KEYS}
         (self.cond if conditioning else self.non_cond)[frame] = entry
         for old in [t for t in self.non_cond if t <= frame - self.horizon]:
             del self.non_cond[old]
@@ -81,7 +84,7 @@ def memory_horizon(model: LanguagePromptedSAM2) -> int:
 
 def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]],
           prompt_of_frame: Callable[[int], torch.Tensor], *, conditioning_frames: Iterable[int] = (),
-          num_frames: int, use_memory: bool = True, slim_memory: bool = True) -> Iterator[FrameOutput]:
+          num_frames: int, use_memory: bool = True, isolate_prompts: bool = False) -> Iterator[FrameOutput]:
     """Track K objects through a stream of encoded frames, prompting each frame with its clip's ``[SEG]``.
 
     Args:
@@ -94,8 +97,8 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
             anchor frames); the first frame always is one.
         num_frames: number of frames of the run (frames), as SAM-2's ``num_frames``.
         use_memory: ``False`` segments every frame on its own, without SAM-2 memory.
-        slim_memory: keep only what later frames read back (inference); ``False`` keeps full
-            outputs (training).
+        isolate_prompts: memories carry no gradient back to the prompts (training with CSA's
+            per-clip supervision; the memory encoder still trains).
 
     Yields:
         One :class:`FrameOutput` per input frame, in order.
@@ -104,7 +107,7 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
         ValueError: when frame indices do not increase.
     """
     cond = set(conditioning_frames)
-    bank = MemoryBank(horizon=memory_horizon(model), slim=slim_memory)
+    bank = MemoryBank(horizon=memory_horizon(model))
     previous = None
     for frame, feats in frames:
         if previous is not None and frame <= previous:
@@ -123,8 +126,10 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
             output_dict=bank.output_dict,
             num_frames=num_frames,
             run_mem_encoder=use_memory,
+            isolate_prompt_gradients=isolate_prompts,
         )
         if use_memory:
             bank.add(frame, out, conditioning=is_first or frame in cond)
         previous = frame
         yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
+

@@ -1,0 +1,101 @@
+"""Where and in which dtype loaded weights go: ``torch_dtype`` and ``device_map`` (Hugging Face conventions)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from svac.errors import CheckpointError, ConfigError
+
+#: Accepted spellings of the supported floating dtypes.
+DTYPE_NAMES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+#: Canonical name of each supported dtype (the values of :attr:`svac.config.InferenceConfig.dtype`).
+CANONICAL = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+#: ``device_map`` values that ask accelerate to spread the model over the visible devices.
+AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+#: Modules never cut across devices besides the transformers decoder/vision layers: SAM-2
+#: reads its own parameters directly (not only through submodule calls).
+NO_SPLIT_EXTRA = ("LanguagePromptedSAM2",)
+
+
+def resolve_dtype(value: torch.dtype | str | None, default: str) -> torch.dtype:
+    """The floating dtype to load weights in.
+
+    Args:
+        value: a ``torch.dtype``, a name (``bfloat16``/``bf16``, ``float16``/``fp16``,
+            ``float32``/``fp32``), ``"auto"`` or ``None`` (both: ``default``).
+        default: the dtype name to use for ``None``/``"auto"`` (the config's ``inference.dtype``,
+            which for a Sa2VA checkpoint is its stored ``torch_dtype``).
+
+    Raises:
+        ConfigError: for any other dtype.
+    """
+    if value is None or value == "auto":
+        value = default
+    if isinstance(value, str):
+        if value not in DTYPE_NAMES:
+            raise ConfigError(f"torch_dtype {value!r} is not supported; use one of bfloat16, float16, float32")
+        return DTYPE_NAMES[value]
+    if value not in CANONICAL:
+        raise ConfigError(f"torch_dtype {value} is not supported; use torch.bfloat16, torch.float16 or torch.float32")
+    return value
+
+
+def resolve_device_map(model: nn.Module, device_map, dtype: torch.dtype) -> dict[str, str]:
+    """A ``{module prefix: device}`` map for ``model`` (a skeleton on ``meta``).
+
+    Args:
+        device_map: ``None`` (everything on the CPU); a device (``"cuda:1"``, ``torch.device``);
+            a dict ``{module prefix: device}`` with ``""`` for "everything else"; or
+            ``"auto"``/``"balanced"``/``"balanced_low_0"``/``"sequential"``, which lets
+            accelerate place whole transformer layers on the visible GPUs by free memory (SAM-2
+            is kept whole on one device).
+
+    Raises:
+        CheckpointError: when an automatic map would put weights on ``disk`` (not supported).
+        ConfigError: for a device_map of another type.
+    """
+    if device_map is None:
+        return {"": "cpu"}
+    if isinstance(device_map, torch.device):
+        return {"": str(device_map)}
+    if isinstance(device_map, str) and device_map not in AUTO_MAPS:
+        return {"": str(torch.device(device_map))}
+    if isinstance(device_map, Mapping):
+        return {str(k): str(v) if not isinstance(v, int) else f"cuda:{v}" for k, v in device_map.items()}
+    if isinstance(device_map, str):
+        from accelerate import infer_auto_device_map
+        from accelerate.utils import get_balanced_memory
+
+        no_split = set(NO_SPLIT_EXTRA)
+        for module in model.modules():
+            no_split.update(getattr(module, "_no_split_modules", None) or ())
+        max_memory = None
+        if device_map != "sequential":
+            max_memory = get_balanced_memory(model, dtype=dtype, no_split_module_classes=sorted(no_split),
+                                             low_zero=device_map == "balanced_low_0")
+        placed = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=sorted(no_split),
+                                       dtype=dtype)
+        if any(str(v) == "disk" for v in placed.values()):
+            raise CheckpointError("the model does not fit in GPU + CPU memory and disk offload is not supported; "
+                                  "use a smaller torch_dtype or quantization")
+        return {k: str(v) if not isinstance(v, int) else f"cuda:{v}" for k, v in placed.items()}
+    raise ConfigError(f"device_map must be None, a device, a dict or one of {AUTO_MAPS}, got {device_map!r}")
+
+
+def dispatch(model: nn.Module, device_map: Mapping[str, str]) -> None:
+    """Attach accelerate's device hooks when ``device_map`` spans several devices (inputs follow the weights).
+
+    A one-device map needs nothing: the weights were loaded onto it directly.
+    """
+    if len(set(device_map.values())) <= 1:
+        return
+    from accelerate import dispatch_model
+
+    dispatch_model(model, device_map=dict(device_map))

@@ -1,0 +1,182 @@
+"""svac's own checkpoint format, written by :meth:`svac.SVAC.save_pretrained`.
+
+A folder holding
+
+* ``config.json`` -- ``{"format": "svac", "format_version": 1, "svac_version": ..., "config": SVACConfig.to_dict()}``;
+* ``model-0000X-of-0000N.safetensors`` + ``model.safetensors.index.json`` -- every tensor under
+  its name in :class:`svac.SVAC` (``mllm.*``, ``grounding.*``, ``text_hidden_fcs.*``); tensors
+  shared by several names (tied word embeddings) are stored once and tied again on load;
+* the tokenizer (``tokenizer.save_pretrained``: ``tokenizer.json``, ``tokenizer_config.json`` ...);
+* optionally ``adapter/`` -- a peft LoRA adapter of the LLM (:mod:`svac.checkpoints.lora`).
+
+The folder is written into a temporary sibling and renamed into place, so a crash never
+leaves a half-written checkpoint, and an existing non-empty folder is only replaced with
+``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from svac.checkpoints.materialize import LoadPlan, rename, tied_aliases
+from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES, write_shards
+from svac.config import SVACConfig, apply_overrides, from_dict
+from svac.errors import CheckpointError, ConfigError, OutputExistsError
+
+if TYPE_CHECKING:
+    from svac.model import SVAC
+
+CONFIG_NAME = "config.json"
+FORMAT_NAME = "svac"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """What :func:`save_svac` wrote.
+
+    Attributes:
+        path: the checkpoint folder.
+        shards: weight shard file names.
+        num_tensors: tensors stored (tied tensors once).
+        total_bytes: bytes of tensor data.
+        adapter: whether a LoRA adapter was saved in ``adapter/``.
+    """
+
+    path: Path
+    shards: tuple[str, ...]
+    num_tensors: int
+    total_bytes: int
+    adapter: bool
+
+
+def svac_version() -> str:
+    """The installed svac version (``unknown`` when the package metadata is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("svac")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+              overwrite: bool = False) -> SavedCheckpoint:
+    """Save ``model`` in svac's format (see the module docstring).
+
+    Args:
+        model: the model; its weights may be on any devices (each shard is copied to the
+            CPU while written).
+        directory: the checkpoint folder to create.
+        max_shard_bytes: the largest weight shard, bytes (default 2 GiB).
+        overwrite: replace an existing non-empty folder.
+
+    Returns:
+        A :class:`SavedCheckpoint`.
+
+    Raises:
+        OutputExistsError: when ``directory`` exists, is not empty and ``overwrite`` is false.
+        CheckpointError: when ``directory`` is a file, or the model is quantized (bitsandbytes
+            weights cannot be stored in full precision) or has weights still on ``meta``.
+    """
+    from svac.checkpoints.lora import base_state_dict, save_adapter
+    from svac.checkpoints.quantization import is_quantized
+
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"{target} is a file, not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{target} already holds files; pass overwrite=True to replace it")
+    if is_quantized(model):
+        raise CheckpointError("a quantized (8-bit/4-bit) model cannot be saved by svac; load it in full precision")
+    state = base_state_dict(model)
+    for alias in tied_aliases(model):
+        state.pop(alias, None)
+    on_meta = [k for k, v in state.items() if v.is_meta]
+    if on_meta:
+        raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
+                    "config": model.config.to_dict()}
+        (staging / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        shards = write_shards(state, staging, max_shard_bytes=max_shard_bytes,
+                              metadata={"format": "pt", "svac_format": str(FORMAT_VERSION)})
+        model.tokenizer.save_pretrained(str(staging))
+        from svac.checkpoints.lora import ADAPTER_DIR
+
+        adapter = save_adapter(model, staging / ADAPTER_DIR)
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return SavedCheckpoint(path=target, shards=tuple(shards), num_tensors=len(state),
+                           total_bytes=sum(v.numel() * v.element_size() for v in state.values()), adapter=adapter)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Rename the finished ``staging`` folder to ``target``, replacing an existing folder atomically enough:
+    the old folder is moved aside first and restored if the rename fails."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    backup.rmdir()
+    os.replace(target, backup)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def read_config_document(folder: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint folder.
+
+    Raises:
+        CheckpointError: when the folder has no ``config.json`` or it is not a JSON object.
+    """
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a checkpoint: it has no {CONFIG_NAME}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    return data
+
+
+def svac_config(document: Mapping[str, Any], *, where: str, overrides=()) -> SVACConfig:
+    """The :class:`SVACConfig` stored in an svac ``config.json`` document, with ``overrides`` applied.
+
+    Raises:
+        CheckpointError: for an unknown format version or an invalid stored config.
+        svac.errors.ConfigError: for an invalid override.
+    """
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: svac checkpoint format version {version!r} is not supported by this svac "
+                              f"({svac_version()} reads version {FORMAT_VERSION})")
+    stored = document.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{where}: config.json has no 'config' mapping")
+    try:
+        from_dict(SVACConfig, stored)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: the stored config is invalid: {exc}") from exc
+    return from_dict(SVACConfig, apply_overrides(stored, overrides))
+
+
+def svac_plan(names) -> LoadPlan:
+    """The load plan of an svac checkpoint: every stored tensor goes to the model tensor of the same name."""
+    return LoadPlan(conversions=[rename(name, name) for name in sorted(names)])

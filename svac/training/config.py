@@ -1,0 +1,184 @@
+"""Typed training configuration (``configs/train/*.yaml``), modelled on Sa2VA's recipe.
+
+Sa2VA fine-tunes with batch 2 x accumulation 4 per GPU, learning rate 4e-5, a cosine schedule
+with 5 % warm-up and bf16; LoRA (r=128, alpha=256) on the LLM's attention and MLP projections;
+the projector, ``text_hidden_fcs``, SAM-2's mask decoder and the new special-token rows train
+fully; the vision encoder and SAM-2's image encoder stay frozen. Those are the defaults here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from svac.config import SVACConfig, apply_overrides, from_dict, read_yaml
+from svac.errors import ConfigError
+
+#: The LLM projections that get LoRA by default (Qwen2/Llama/Phi-3 names; attention and MLP).
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+#: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
+TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens", "vision_encoder",
+                   "llm", "sam2_image_encoder", "sam2_memory", "sam2_prompt_encoder")
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA on the LLM only (peft). The vision tower never gets LoRA.
+
+    Attributes:
+        enabled: wrap the LLM with LoRA adapters.
+        r, alpha, dropout: LoRA rank, scaling numerator and dropout.
+        target_modules: names of the LLM's linear layers that get adapters.
+    """
+
+    enabled: bool = True
+    r: int = 128
+    alpha: int = 256
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (Sa2VA: CE 1.0, mask BCE 2.0, mask Dice 0.5) and mask-loss options.
+
+    Attributes:
+        ce: weight of next-token cross-entropy on the answer tokens.
+        bce: weight of the per-pixel binary cross-entropy of the masks.
+        dice: weight of the Dice loss of the masks.
+        presence: weight of the BCE on SAM-2's object-presence logit (SAM-2 gives frames it
+            predicts "absent" a constant mask, so presence must be learnt for masks to train).
+        point_sampling: compute the mask losses on sampled points (Mask2Former) instead of every pixel.
+        num_points: points per mask when sampling (pixels).
+        oversample_ratio, importance_ratio: Mask2Former's uncertainty-based point sampling.
+    """
+
+    ce: float = 1.0
+    bce: float = 2.0
+    dice: float = 0.5
+    presence: float = 1.0
+    point_sampling: bool = False
+    num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_ratio: float = 0.75
+
+
+@dataclass
+class DataConfig:
+    """Training and validation data.
+
+    Attributes:
+        train: dataset specs ``name:/path/to/root`` (see :func:`svac.data.readers.load_dataset`).
+        train_split: split read from every training dataset.
+        val: optional validation spec, evaluated with ``svac eval`` metrics at the end.
+        val_split: split of the validation data.
+        expressions_per_video: expressions of one video trained together in one conversation.
+        skip_invalid: skip bad annotations (counted warning) instead of raising.
+        num_workers: DataLoader worker processes.
+    """
+
+    train: list[str] = field(default_factory=list)
+    train_split: str = "train"
+    val: str | None = None
+    val_split: str = "valid"
+    expressions_per_video: int = 3
+    skip_invalid: bool = False
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a cosine schedule and linear warm-up.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
+        betas: AdamW betas.
+        warmup_ratio: fraction of the steps spent warming up linearly.
+        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        max_grad_norm: gradient clipping norm (0 = off).
+    """
+
+    lr: float = 4e-5
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """A training run.
+
+    Attributes:
+        model: the architecture when starting from scratch (``init_from`` is ``None``).
+        init_from: a saved svac model folder, Sa2VA checkpoint or hub id to start from.
+        model_overrides: ``key=value`` overrides applied to the model's config (e.g. switching a
+            Sa2VA checkpoint to ASTC frames and CSA: ``csa.mode=per_clip``).
+        trainable: the parts that train (see :data:`TRAINABLE_PARTS`); LoRA adapters always train.
+        lora, loss, data, optim: see their classes.
+        output_dir: where checkpoints and the final model go.
+        batch_size: videos per step per process.
+        grad_accum: steps accumulated per optimizer update.
+        max_steps: optimizer updates.
+        precision: ``bf16``, ``fp16`` or ``fp32`` (mixed precision through accelerate).
+        sam2_memory: track with SAM-2 memory across the sampled frames, as at inference
+            (Sa2VA-i's train/inference consistency); ``False`` segments frames independently.
+        bpe_vocab_size: when training from scratch, learn a byte-level BPE tokenizer of this size
+            from the training expressions and prompts (small models learn words much faster than
+            bytes); ``None`` keeps the tokenizer the model config names.
+        seed: seed of initialisation, data order and augmentation.
+        log_every, save_every: in optimizer updates.
+        keep_checkpoints: how many step checkpoints to keep.
+    """
+
+    model: SVACConfig = field(default_factory=SVACConfig)
+    init_from: str | None = None
+    model_overrides: list[str] = field(default_factory=list)
+    trainable: list[str] = field(default_factory=lambda: ["projector", "text_hidden_fcs", "sam2_mask_decoder",
+                                                           "special_tokens"])
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output_dir: str = "runs/train"
+    batch_size: int = 2
+    grad_accum: int = 4
+    max_steps: int = 1000
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    sam2_memory: bool = True
+    bpe_vocab_size: int | None = None
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.trainable) - set(TRAINABLE_PARTS))
+        if unknown:
+            raise ConfigError(f"unknown trainable part(s) {unknown}; known: {', '.join(TRAINABLE_PARTS)}")
+        for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (for saving next to checkpoints)."""
+        import dataclasses
+
+        from svac.config import _to_plain
+
+        return _to_plain(dataclasses.asdict(self))
+
+
+def load_train_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Load a :class:`TrainConfig` from YAML (a path or a file shipped in ``configs/``) plus ``key=value`` overrides.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ConfigError: on unknown keys or wrongly typed values (the message names the key).
+    """
+    data = apply_overrides(read_yaml(source), overrides)
+    return from_dict(TrainConfig, data)

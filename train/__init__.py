@@ -1,0 +1,1 @@
+"""Training recipes (installed as ``svac.recipes``); run them with ``svac train CONFIG``."""

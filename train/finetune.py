@@ -1,0 +1,246 @@
+"""SVAC training recipe: one accelerate loop, DeepSpeed ZeRO on GPUs, plain on a CPU.
+
+Run it as ``svac train CONFIG [key=value ...] [--deepspeed configs/deepspeed/zero2.json] [--resume]``
+(multi-GPU: ``accelerate launch --num_processes N -m svac.cli train ...``). Each config in
+``configs/train/`` starts with its exact launch command, the hardware it assumes and its wall time.
+
+What the loop does, per optimizer update (``batch_size`` videos x ``grad_accum`` micro-steps per
+process): the MLLM reads each video's conversation (ASTC frames, K expressions, CSA answers) with
+teacher forcing; the ``[SEG]`` states prompt SAM-2, which tracks the K objects through the sampled
+frames with its memory as at inference; the loss is CE + 2.0 BCE + 0.5 Dice (+ SAM-2 presence).
+Checkpoints are atomic and resumable with the same loss trajectory; a non-finite loss stops the
+run with the last good checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from svac.errors import SVACError
+from svac.training.checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from svac.training.config import TrainConfig
+from svac.training.data import ExampleBuilder, VideoExpressionDataset, collate
+from svac.training.objective import SVACObjective
+from svac.training.params import apply_lora, configure_trainable, row_masked_parameters
+
+LOG_FILE = "train_log.jsonl"
+MODEL_DIR = "model"
+RESULT_FILE = "train_result.json"
+
+
+class TrainingDivergedError(SVACError, RuntimeError):
+    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished run.
+
+    Attributes:
+        steps: optimizer updates done.
+        final_loss: mean total loss of the last logged window.
+        wall_seconds: wall time of this invocation (seconds).
+        peak_rss_mb: peak resident memory of the process (MiB).
+        model_dir: where the trained model was saved.
+        history: per update, the losses.
+    """
+
+    steps: int
+    final_loss: float
+    wall_seconds: float
+    peak_rss_mb: float
+    model_dir: Path
+    history: list[dict]
+
+
+def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
+        stop_after: int | None = None, progress: bool = True) -> TrainResult:
+    """Train according to ``cfg``.
+
+    Args:
+        cfg: the run's configuration.
+        deepspeed: a DeepSpeed JSON config (``configs/deepspeed/zero2.json`` ...); needs the
+            ``train`` extra and, in practice, GPUs.
+        resume: continue from the newest checkpoint in ``cfg.output_dir``.
+        stop_after: stop (after checkpointing) once this many updates are done in total; the
+            run can be resumed later. For tests and time-boxed runs.
+        progress: show a progress bar.
+
+    Raises:
+        FileExistsError: when ``cfg.output_dir`` already holds a run and ``resume`` is false.
+        TrainingDivergedError: on a non-finite loss.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    t_start = time.perf_counter()
+    out = Path(cfg.output_dir)
+    previous = latest_checkpoint(out)
+    if not resume and (previous is not None or (out / MODEL_DIR).exists()):
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose "
+                              "another output_dir")
+    plugin = None
+    if deepspeed is not None:
+        from accelerate.utils import DeepSpeedPlugin  # imports deepspeed lazily
+
+        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed)
+    precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
+                              deepspeed_plugin=plugin,
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    set_seed(cfg.seed)
+
+    samples = _training_samples(cfg)
+    model = _build_model(cfg, samples)
+    if cfg.lora.enabled:
+        apply_lora(model, cfg.lora)
+    summary = configure_trainable(model, cfg.trainable)
+    dataset = VideoExpressionDataset(samples, ExampleBuilder.for_model(model),
+                                     expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
+                                         collate_fn=partial(collate, pad_token_id=model.tokenizer.pad_token_id),
+                                         num_workers=cfg.data.num_workers,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    objective = SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=cfg.optim.betas)
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=math.ceil(cfg.optim.warmup_ratio * cfg.max_steps),
+        num_training_steps=cfg.max_steps, min_lr_rate=cfg.optim.min_lr_ratio)
+    objective, optimizer, loader, scheduler = accelerator.prepare(objective, optimizer, loader, scheduler)
+
+    state = TrainerState()
+    if resume and previous is not None:
+        state = load_checkpoint(accelerator, previous)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        accelerator.print(f"trainable parameters: {summary.trainable:,} ({summary.parts}); frozen: {summary.frozen:,}")
+
+    target = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
+    batches_per_epoch = len(loader)
+    consumed = state.step * cfg.grad_accum
+    epoch, skip = divmod(consumed, batches_per_epoch)
+    bar = tqdm(total=target, initial=state.step, desc="train", unit="step",
+               disable=not (progress and accelerator.is_local_main_process))
+    window: list[dict] = []
+    objective.train()
+    while state.step < target:
+        loader.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        skip = 0
+        for batch in batches:
+            with accelerator.accumulate(objective):
+                output = objective(batch)
+                if not torch.isfinite(output.loss.detach()):
+                    last = latest_checkpoint(out)
+                    raise TrainingDivergedError(
+                        f"the loss became {float(output.loss.detach())} at update {state.step + 1} "
+                        f"({output.as_floats()}); stopped. Last good checkpoint: {last or 'none yet'}")
+                accelerator.backward(output.loss)
+                if accelerator.sync_gradients and cfg.optim.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(objective.parameters(), cfg.optim.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            window.append(output.as_floats())
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            record = {"step": state.step, "lr": scheduler.get_last_lr()[0],
+                      **{k: sum(w[k] for w in window) / len(window) for k in window[0]}}
+            window = []
+            state.history.append(record)
+            bar.update(1)
+            if state.step % cfg.log_every == 0 or state.step == target:
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+                if accelerator.is_main_process:
+                    with open(out / LOG_FILE, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+            if state.step % cfg.save_every == 0 or state.step == target:
+                save_checkpoint(accelerator, out, state, keep=cfg.keep_checkpoints)
+            if state.step >= target:
+                break
+        epoch += 1
+    bar.close()
+
+    model_dir = out / MODEL_DIR
+    if state.step >= cfg.max_steps:
+        unwrapped = accelerator.unwrap_model(objective).model
+        if accelerator.is_main_process:
+            _save_trained_model(unwrapped, model_dir, cfg)
+    accelerator.wait_for_everyone()
+    result = TrainResult(steps=state.step, final_loss=state.history[-1]["loss"] if state.history else float("nan"),
+                         wall_seconds=time.perf_counter() - t_start,
+                         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                         model_dir=model_dir, history=state.history)
+    if accelerator.is_main_process:
+        (out / RESULT_FILE).write_text(json.dumps(
+            {"steps": result.steps, "final_loss": result.final_loss, "wall_seconds": result.wall_seconds,
+             "peak_rss_mb": result.peak_rss_mb, "model_dir": str(model_dir)}, indent=2))
+    return result
+
+
+def _training_samples(cfg: TrainConfig) -> list:
+    from svac.data.readers import load_dataset
+
+    if not cfg.data.train:
+        raise ValueError("data.train is empty: give at least one dataset spec name:/path/to/root")
+    samples = []
+    for spec in cfg.data.train:
+        samples.extend(load_dataset(spec, cfg.data.train_split, skip_invalid=cfg.data.skip_invalid))
+    return samples
+
+
+def _build_model(cfg: TrainConfig, samples: list):
+    from svac.config import apply_overrides, from_dict
+    from svac.config import SVACConfig
+    from svac.loading import build_from_config, load_model
+
+    if cfg.init_from is not None:
+        model = load_model(cfg.init_from, device="cpu", overrides=cfg.model_overrides)
+        return model.train()
+    config = from_dict(SVACConfig, apply_overrides(cfg.model.to_dict(), cfg.model_overrides))
+    tokenizer = None
+    if cfg.bpe_vocab_size is not None:
+        from svac.mllm.chat_template import load_chat_template
+        from svac.mllm.tokenizer import train_bpe_tokenizer
+        from svac.prompting import load_segmentation_prompts
+
+        prompts = load_segmentation_prompts()
+        texts = [s.expression for s in samples] + list(prompts.questions) + list(prompts.answers)
+        tokenizer = train_bpe_tokenizer(load_chat_template(config.mllm.chat_template), texts, cfg.bpe_vocab_size)
+    return build_from_config(config, seed=cfg.seed, tokenizer=tokenizer).train()
+
+
+def _param_groups(model, weight_decay: float) -> list[dict]:
+    masked = {id(p) for p in row_masked_parameters(model)}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or id(p) in masked or "norm" in name or "embed" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _save_trained_model(model, model_dir: Path, cfg: TrainConfig) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(model.config, trained=True)
+    model.config = config
+    model.save_pretrained(model_dir)
