@@ -11,7 +11,7 @@ its tokenizer, the SAM-2 grounding model and the ``text_hidden_fcs`` projector
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from svac.chat import ChatSession
     from svac.grounding.sam2_model import LanguagePromptedSAM2
     from svac.outputs import ChatResponse, SegmentationResult
+    from svac.training.config import TrainConfig
+    from svac.training.data import ExampleBuilder, TrainingBatch
+    from svac.training.params import TrainableSummary
 
 
 def build_text_hidden_fcs(llm_dim: int, prompt_dim: int) -> nn.Sequential:
@@ -218,6 +221,39 @@ class SVAC(nn.Module):
     def seg_positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Positions of ``[SEG]`` in a 1-D id sequence at or after ``start``, ``long (n,)``."""
         return (input_ids[start:] == self.seg_token_id).nonzero().flatten() + start
+
+    # ------------------------------------------------------------------ training interface
+    # The recipe (train/finetune.py) trains any head through these four methods:
+    # configure_training, example_builder (an object with build(samples, rng) -> example),
+    # collate_fn and training_objective (a module whose forward(batch) returns .loss and .as_floats()).
+
+    def configure_training(self, cfg: "TrainConfig") -> "TrainableSummary":
+        """Apply LoRA to the LLM (when ``cfg.lora.enabled``) and unfreeze ``cfg.trainable`` (see :mod:`svac.training.params`)."""
+        from svac.training.params import apply_lora, configure_trainable
+
+        if cfg.lora.enabled:
+            apply_lora(self, cfg.lora)
+        return configure_trainable(self, cfg.trainable)
+
+    def example_builder(self) -> "ExampleBuilder":
+        """Turns a video's referring samples into a training example for this model (:mod:`svac.training.data`)."""
+        from svac.training.data import ExampleBuilder
+
+        return ExampleBuilder.for_model(self)
+
+    def collate_fn(self) -> "Callable[[list], TrainingBatch]":
+        """A picklable function collating training examples into a batch (pads with the tokenizer's pad id)."""
+        from functools import partial
+
+        from svac.training.data import collate
+
+        return partial(collate, pad_token_id=self.tokenizer.pad_token_id)
+
+    def training_objective(self, cfg: "TrainConfig") -> nn.Module:
+        """The module whose ``forward(batch)`` returns the training losses (:class:`svac.training.objective.SVACObjective`)."""
+        from svac.training.objective import SVACObjective
+
+        return SVACObjective(self, cfg.loss, sam2_memory=cfg.sam2_memory)
 
     # ------------------------------------------------------------------ inference
 

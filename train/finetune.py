@@ -19,7 +19,6 @@ import math
 import resource
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,9 +27,8 @@ from tqdm.auto import tqdm
 from svac.errors import SVACError
 from svac.training.checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from svac.training.config import TrainConfig
-from svac.training.data import ExampleBuilder, VideoExpressionDataset, collate
-from svac.training.objective import SVACObjective
-from svac.training.params import apply_lora, configure_trainable, row_masked_parameters
+from svac.training.data import VideoExpressionDataset
+from svac.training.params import row_masked_parameters
 
 LOG_FILE = "train_log.jsonl"
 MODEL_DIR = "model"
@@ -101,16 +99,13 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
 
     samples = _training_samples(cfg)
     model = _build_model(cfg, samples)
-    if cfg.lora.enabled:
-        apply_lora(model, cfg.lora)
-    summary = configure_trainable(model, cfg.trainable)
-    dataset = VideoExpressionDataset(samples, ExampleBuilder.for_model(model),
+    summary = model.configure_training(cfg)
+    dataset = VideoExpressionDataset(samples, model.example_builder(),
                                      expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                                         collate_fn=partial(collate, pad_token_id=model.tokenizer.pad_token_id),
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=model.collate_fn(),
                                          num_workers=cfg.data.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
-    objective = SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
+    objective = model.training_objective(cfg)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas)
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
@@ -226,7 +221,7 @@ def _build_model(cfg: TrainConfig, samples: list):
 
 
 def _param_groups(model, weight_decay: float) -> list[dict]:
-    masked = {id(p) for p in row_masked_parameters(model)}
+    masked = {id(p) for p in row_masked_parameters(model)} if hasattr(model, "mllm") else set()
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -42,6 +42,25 @@ class FrameFeatures:
     vision_pos: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
 
+    @property
+    def batch(self) -> int:
+        """Images in the batch dimension (1 for one frame; K when shared by K objects)."""
+        return int(self.vision_feats[-1].shape[1])
+
+    @staticmethod
+    def concat(parts: "list[FrameFeatures]", repeats: list[int]) -> "FrameFeatures":
+        """Stack single-frame features along the batch dimension, frame i repeated ``repeats[i]`` times.
+
+        Used to track the objects of several videos at once (K_i objects of video i).
+        """
+        def cat(tensors):
+            return torch.cat([t.expand(-1, r, -1) for t, r in zip(tensors, repeats)], dim=1)
+
+        levels = range(len(parts[0].vision_feats))
+        return FrameFeatures(vision_feats=[cat([p.vision_feats[l] for p in parts]) for l in levels],
+                             vision_pos=[cat([p.vision_pos[l] for p in parts]) for l in levels],
+                             feat_sizes=list(parts[0].feat_sizes))
+
 
 class LanguagePromptedSAM2(SAM2Base):
     """SAM-2 with ``[SEG]`` embeddings as extra sparse prompt tokens of the mask decoder.

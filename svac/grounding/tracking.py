@@ -91,7 +91,8 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
         model: the SAM-2 model.
         frames: ``(frame_index, features)`` in increasing frame order; each frame's features
             come from one image-encoder pass (:meth:`LanguagePromptedSAM2.encode_frames`) and are
-            shared by all K objects.
+            shared by all K objects (batch 1), or are already laid out per object (batch K, e.g.
+            several videos tracked together, see :meth:`FrameFeatures.concat`).
         prompt_of_frame: maps a frame index to its ``[SEG]`` prompts ``float (K, C)``.
         conditioning_frames: frames whose memories stay conditioning memories (the clips'
             anchor frames); the first frame always is one.
@@ -114,6 +115,8 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
             raise ValueError(f"frames must come in increasing order, got {frame} after {previous}")
         prompts = prompt_of_frame(frame)
         k = prompts.shape[0]
+        if feats.batch not in (1, k):
+            raise ValueError(f"frame {frame}: features for {feats.batch} objects but {k} prompts")
         is_first = previous is None or not use_memory
         out = model.track_step(
             frame_idx=frame,

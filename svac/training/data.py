@@ -179,7 +179,8 @@ class VideoExpressionDataset(torch.utils.data.Dataset):
 
     Args:
         samples: referring samples (any reader's output); grouped by ``(dataset, video_id)``.
-        builder: the :class:`ExampleBuilder` of the model being trained.
+        builder: the model's example builder (``model.example_builder()``: an object whose
+            ``build(samples, rng)`` makes one example; :class:`ExampleBuilder` for SVAC).
         expressions_per_video: K, expressions per example (fewer when a video has fewer).
         seed: base seed.
 
@@ -187,7 +188,7 @@ class VideoExpressionDataset(torch.utils.data.Dataset):
         ValueError: when ``samples`` is empty.
     """
 
-    def __init__(self, samples: Sequence[ReferringSample], builder: ExampleBuilder, *, expressions_per_video: int,
+    def __init__(self, samples: Sequence[ReferringSample], builder, *, expressions_per_video: int,
                  seed: int) -> None:
         groups: dict[tuple[str, str], list[ReferringSample]] = {}
         for s in samples:

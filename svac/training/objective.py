@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from svac.csa import allocate
+from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
@@ -65,21 +66,45 @@ class SVACObjective(nn.Module):
         """
         model = self.model
         ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels)
-        logits, presence, targets = [], [], []
-        sam = model.grounding
+        prompts = []
         for b, example in enumerate(batch.examples):
             is_seg = (batch.input_ids[b] == model.seg_token_id) & (batch.labels[b] != IGNORE_INDEX)
-            prompts = allocate(model.seg_prompts(hidden[b, is_seg]), example.num_clips, model.config.csa).prompts
-            feats = sam.encode_frames(example.sam_frames.to(next(sam.parameters()).dtype))
-            clip_of = example.clip_of_position
-            outs = list(track(sam, enumerate(feats), lambda t: prompts[clip_of[t]],
-                              conditioning_frames=example.anchor_positions, num_frames=len(feats),
-                              use_memory=self.sam2_memory, isolate_prompts=True))
-            logits.append(torch.stack([o.mask_logits[:, 0] for o in outs], dim=1).flatten(0, 1))  # (K*T, h, w)
-            presence.append(torch.stack([o.object_score_logits[:, 0] for o in outs], dim=1).flatten())
-            targets.append(example.masks.flatten(0, 1))
+            prompts.append(allocate(model.seg_prompts(hidden[b, is_seg]), example.num_clips, model.config.csa).prompts)
+        logits, presence, targets = [], [], []
+        groups: dict[tuple, list[int]] = {}
+        for b, example in enumerate(batch.examples):  # videos with the same clip layout are tracked together
+            key = (tuple(example.clip_of_position.tolist()), example.anchor_positions)
+            groups.setdefault(key, []).append(b)
+        for members in groups.values():
+            lg, pr = self._track_group([batch.examples[b] for b in members], [prompts[b] for b in members])
+            logits.append(lg)
+            presence.append(pr)
+            targets += [batch.examples[b].masks.flatten(0, 1) for b in members]
         terms = mask_losses(torch.cat(logits), torch.cat(presence), torch.cat(targets), self.loss_cfg)
         w = self.loss_cfg
         ce = ce if ce is not None else torch.zeros((), device=terms.bce.device)
         total = w.ce * ce + w.bce * terms.bce + w.dice * terms.dice + w.presence * terms.presence
         return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence)
+
+    def _track_group(self, examples: list, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track the objects of videos sharing one clip layout, all in one SAM-2 batch.
+
+        Every frame of every video is encoded in one image-encoder call; at frame t, video i's
+        features are repeated for its K_i objects. Returns mask logits ``(sum K_i * T, h, w)`` and
+        presence logits ``(sum K_i * T,)``, ordered video by video, object by object, frame by frame.
+        """
+        sam = self.model.grounding
+        first = examples[0]
+        num_frames = first.sam_frames.shape[0]
+        frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
+        feats = sam.encode_frames(frames)
+        counts = [e.num_objects for e in examples]
+        per_frame = [FrameFeatures.concat([feats[i * num_frames + t] for i in range(len(examples))], counts)
+                     for t in range(num_frames)]
+        clip_of = first.clip_of_position
+        outs = list(track(sam, enumerate(per_frame), lambda t: torch.cat([p[clip_of[t]] for p in prompts]),
+                          conditioning_frames=first.anchor_positions, num_frames=num_frames,
+                          use_memory=self.sam2_memory, isolate_prompts=True))
+        logits = torch.stack([o.mask_logits[:, 0] for o in outs], dim=1)  # (sum K, T, h, w)
+        presence = torch.stack([o.object_score_logits[:, 0] for o in outs], dim=1)  # (sum K, T)
+        return logits.flatten(0, 1), presence.flatten()
