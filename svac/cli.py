@@ -11,7 +11,8 @@ from typing import Sequence
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
-                   help="model to use: a config YAML (path or a name in configs/); default: the default model")
+                   help="model to use: a saved model folder, a Hugging Face Hub id, or a config YAML (path or a "
+                        "name in configs/) for a randomly initialised model; default: the default model")
     p.add_argument("--frames", type=int, default=None, metavar="T", help="frames the MLLM sees (default: from config)")
     p.add_argument("--clip-len", type=int, default=None, metavar="M", help="frames per clip (default: from config)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: from config)")
@@ -63,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", default="160x120", help="frame size WxH in pixels (default: %(default)s)")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
+    from svac.evaluation.cli_args import add_bench_frames_arguments, add_eval_arguments
+
+    add_eval_arguments(sub.add_parser("eval", help="evaluate a model on a benchmark (resumable, shardable)"))
+    bench = sub.add_parser("bench", help="efficiency studies").add_subparsers(dest="bench_command", required=True)
+    add_bench_frames_arguments(bench.add_parser("frames", help="frame-scaling study: tokens, seconds, memory, J&F vs T"))
+
     metrics = sub.add_parser("metrics", help="score predictions").add_subparsers(dest="metrics_command",
                                                                                 required=True)
     davis = metrics.add_parser("davis", help="DAVIS J and F (official conventions) of a prediction folder")
@@ -90,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _synth(args)
         if args.command == "metrics":
             return _metrics_davis(args)
+        if args.command == "eval":
+            from svac.evaluation.cli_args import run_eval_command
+
+            return run_eval_command(args)
+        if args.command == "bench":
+            from svac.evaluation.cli_args import run_bench_frames_command
+
+            return run_bench_frames_command(args)
     except (SVACError, FileNotFoundError, ValueError) as exc:
         print(f"svac: error: {exc}", file=sys.stderr)
         return 2
