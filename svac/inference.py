@@ -252,10 +252,23 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
     stream = track(sam, encoded_frames(), lambda t: prompts[clip_of_frame[t]],
                    conditioning_frames=plan.anchor_frames(), num_frames=n)
     threshold = model.config.inference.mask_threshold
+    pending: list = []
+
+    def flush() -> None:  # upsample a chunk of frames in one call
+        logits = torch.cat([o.mask_logits for o in pending], dim=1).float()  # (K, n_chunk, h', w')
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        frames = [o.frame for o in pending]
+        masks[:, frames[0]:frames[-1] + 1] = (logits > threshold).cpu().numpy()
+        scores = torch.cat([o.object_score_logits for o in pending], dim=1).float().sigmoid()
+        presence[:, frames[0]:frames[-1] + 1] = scores.cpu().numpy()
+        pending.clear()
+
     for out in tqdm(stream, total=n, desc="SAM-2", unit="frame", disable=not progress):
-        logits = F.interpolate(out.mask_logits.float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-        masks[:, out.frame] = (logits > threshold).cpu().numpy()
-        presence[:, out.frame] = out.object_score_logits.float().sigmoid()[:, 0].cpu().numpy()
+        pending.append(out)
+        if len(pending) == model.config.sam2.encoder_batch_size:
+            flush()
+    if pending:
+        flush()
     total = time.perf_counter() - t_start
     return GroundingOutput(masks, presence.mean(axis=1), encoder_seconds, total - encoder_seconds)
 
