@@ -7,6 +7,7 @@ One dataclass per concern:
 * :class:`CSAConfig`       -- Clip-Specific Allocation of ``[SEG]`` tokens (SVAC §3.4);
 * :class:`SAM2Config`      -- the SAM-2 grounding model (built from the ``sam2`` package's own configs);
 * :class:`InferenceConfig` -- decoding, device and dtype choices at inference;
+* :class:`BaselineConfig`  -- the classic R-VOS heads (ReferFormer, LAVT) selected by ``head``;
 * :class:`SVACConfig`      -- the whole model, made of the above.
 
 YAML files in ``configs/`` mirror these classes one to one. :func:`load_config`
@@ -175,24 +176,108 @@ class InferenceConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
+#: Frame height and width of the baseline heads must be multiples of this (pixels): the coarsest
+#: stride of their Swin / ResNet backbones (ReferFormer §4.1, LAVT §3).
+BASELINE_SIZE_MULTIPLE = 32
+#: Baseline heads, by the ``head`` name that selects them.
+BASELINE_HEADS = ("referformer", "lavt")
+#: Text-encoder settings svac derives from the tokenizer when it builds the encoder from scratch.
+TOKENIZER_DERIVED_KEYS = {
+    "referformer": ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"),
+    "lavt": ("text_vocab_size",),
+}
+
+
+@dataclass
+class BaselineConfig:
+    """The classic R-VOS heads ``referformer`` and ``lavt`` (used when ``SVACConfig.head`` names one).
+
+    A baseline reads the video in consecutive, non-overlapping windows of ``window`` frames,
+    each resized to ``input_size`` and ImageNet-normalised, and segments every frame of it
+    (ReferFormer §3.5 "Inference"; LAVT segments frame by frame, its video variant clip by clip).
+    Training examples are ``window`` frames of one video at ``input_size`` too.
+
+    Attributes:
+        input_size: ``(height, width)`` the frames are resized to (pixels, multiples of 32; the
+            aspect ratio is not kept). ReferFormer resizes the shorter side to 360 and LAVT uses
+            480 x 480; ``(384, 640)`` is the closest multiple of 32 for 16:9 video.
+        window: T, frames per forward pass at inference and per training example (frames).
+            ReferFormer trains on clips of 5 frames (§4.1).
+        train_frames: how a training example's ``window`` frames are chosen: ``window`` --
+            consecutive frames from a random start, as the inference windows are; ``uniform`` --
+            spread over the whole video (:func:`svac.video.reader.sample_frame_indices`, the
+            sampling ASTC uses). A video shorter than ``window`` repeats frames in temporal order.
+        text_tokenizer: a local tokenizer folder (BERT / RoBERTa ...). ``None``: the text
+            encoder's own tokenizer when it is a pretrained checkpoint, else svac's offline
+            byte-level tokenizer (:mod:`svac.heads.text`).
+        referformer: keyword arguments of :class:`svac.heads.referformer.ReferFormerConfig`.
+            When the text encoder is built from scratch (``text_encoder_init_config`` set), its
+            ``vocab_size`` and special-token ids come from the tokenizer and must not be given.
+        lavt: keyword arguments of :class:`svac.heads.lavt.LAVTConfig`. When BERT is built from
+            scratch (``text_encoder_path`` unset), ``text_vocab_size`` comes from the tokenizer
+            and must not be given.
+
+    Raises:
+        ConfigError: naming the key, for a size that is not a positive multiple of 32, a window
+            below 1, or a tokenizer-derived text-encoder setting given explicitly.
+    """
+
+    input_size: tuple[int, int] = (384, 640)
+    window: int = 5
+    train_frames: Literal["window", "uniform"] = "window"
+    text_tokenizer: str | None = None
+    referformer: dict[str, Any] = field(default_factory=dict)
+    lavt: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for axis, value in zip(("height", "width"), self.input_size):
+            if value < BASELINE_SIZE_MULTIPLE or value % BASELINE_SIZE_MULTIPLE:
+                raise ConfigError(f"baseline.input_size {axis} must be a positive multiple of "
+                                  f"{BASELINE_SIZE_MULTIPLE} pixels, got {value}")
+        if self.window < 1:
+            raise ConfigError(f"baseline.window must be >= 1, got {self.window}")
+        init = self.referformer.get("text_encoder_init_config")
+        if isinstance(init, dict):
+            given = sorted(k for k in TOKENIZER_DERIVED_KEYS["referformer"] if k in init)
+            if given:
+                raise ConfigError(f"baseline.referformer.text_encoder_init_config.{given[0]} is set from the "
+                                  "tokenizer; remove it from the config")
+        given = sorted(k for k in TOKENIZER_DERIVED_KEYS["lavt"] if k in self.lavt)
+        if self.lavt.get("text_encoder_path") is None and given:
+            raise ConfigError(f"baseline.lavt.{given[0]} is set from the tokenizer; remove it from the config")
+
+
 @dataclass
 class SVACConfig:
-    """A whole SVAC model: MLLM + ASTC + CSA + SAM-2 + inference (SVAC §3).
+    """A whole SVAC model: MLLM + ASTC + CSA + SAM-2 + inference (SVAC §3), or a baseline head.
 
     Attributes:
         name: a short name, written into saved checkpoints and results.
-        head: the segmentation head; ``svac`` is the MLLM + SAM-2 model of this class.
+        head: the segmentation head: ``svac`` is the MLLM + SAM-2 model (sections ``mllm``,
+            ``astc``, ``csa``, ``sam2``); ``referformer`` and ``lavt`` are the classic R-VOS
+            baselines configured by ``baseline`` (:mod:`svac.heads`). ``inference`` applies to all.
         trained: ``False`` for randomly initialised models; the CLI warns on those.
+
+    Raises:
+        ConfigError: when ``head`` names a baseline whose ``baseline.<head>`` section is not a
+            valid head config (the message names the key).
     """
 
     name: str = "svac"
-    head: Literal["svac"] = "svac"
+    head: Literal["svac", "referformer", "lavt"] = "svac"
     trained: bool = False
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
     astc: ASTCConfig = field(default_factory=ASTCConfig)
     csa: CSAConfig = field(default_factory=CSAConfig)
     sam2: SAM2Config = field(default_factory=SAM2Config)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def __post_init__(self) -> None:
+        if self.head in BASELINE_HEADS:
+            from svac.heads.head_configs import head_config
+
+            head_config(self)  # validates baseline.<head>; raises ConfigError naming the key
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain YAML/JSON-compatible data (tuples become lists)."""

@@ -1,14 +1,22 @@
-"""Resolving the ``--model`` argument: a config YAML, a checkpoint folder or Hub id, or the default model."""
+"""Resolving the ``--model`` argument: a config YAML, a checkpoint folder or Hub id, or the default model.
+
+The config's ``head`` (``svac``, ``referformer``, ``lavt``) selects the model class through
+:data:`svac.heads.HEADS`; for a checkpoint, the stored config's ``head`` is read first.
+"""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from svac.config import SVACConfig, load_config
 from svac.model import SVAC
+
+if TYPE_CHECKING:
+    from svac.heads.rvos import RVOSBaseline
 
 #: The config used when no model is given and no trained default is installed.
 FALLBACK_CONFIG = "tiny.yaml"
@@ -20,14 +28,22 @@ class UntrainedModelWarning(UserWarning):
     """The model has random weights: its answers and masks are meaningless."""
 
 
-def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=None) -> SVAC:
-    """Build an SVAC with random weights drawn reproducibly from ``seed`` (the global RNG is left untouched).
+def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=None) -> "SVAC | RVOSBaseline":
+    """Build the model of ``config.head`` with random weights drawn reproducibly from ``seed``.
 
-    ``tokenizer`` (optional) replaces the one the config names (see :meth:`SVAC.from_config`).
+    The global RNG is left untouched. ``tokenizer`` (optional) replaces the one the config
+    names (see :meth:`SVAC.from_config` and :meth:`svac.heads.rvos.RVOSBaseline.from_config`).
+    Returns an :class:`SVAC` for ``head: svac``, else the baseline model of :data:`svac.heads.HEADS`.
+
+    Raises:
+        svac.errors.ConfigError: for an unknown head or an invalid config.
     """
+    from svac.heads import head_class
+
+    cls = head_class(config.head)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SVAC.from_config(config, tokenizer=tokenizer)
+        return cls.from_config(config, tokenizer=tokenizer)
 
 
 def is_checkpoint_spec(spec: str) -> bool:
@@ -40,14 +56,16 @@ def is_checkpoint_spec(spec: str) -> bool:
     return not path.suffix.lower() in (".yaml", ".yml") and looks_like_hub_id(spec)
 
 
-def load_model(spec: str | None = None, *, device: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> SVAC:
+def load_model(spec: str | None = None, *, device: str | None = None,
+               overrides: list[str] | tuple[str, ...] = ()) -> "SVAC | RVOSBaseline":
     """Load the model a user names.
 
     Args:
         spec: ``None`` for the default model; a YAML config (path, or a name shipped in
             ``configs/``) for a randomly initialised model of that architecture; a checkpoint
             folder (svac's format or a Sa2VA release) or a Hugging Face Hub id such as
-            ``ByteDance/Sa2VA-1B`` for trained weights (:meth:`SVAC.from_pretrained`).
+            ``ByteDance/Sa2VA-1B`` for trained weights (:meth:`SVAC.from_pretrained`, or the
+            baseline class of the stored ``head``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``None`` uses ``config.inference.device``.
         overrides: ``key=value`` config overrides.
 
@@ -67,7 +85,12 @@ def load_model(spec: str | None = None, *, device: str | None = None, overrides:
 
         config = read_checkpoint_config(source, overrides=overrides)
         target = resolve_device(device or config.inference.device)
-        model = SVAC.from_pretrained(source, device_map=str(target), overrides=overrides)
+        if config.head == "svac":
+            model = SVAC.from_pretrained(source, device_map=str(target), overrides=overrides)
+        else:
+            from svac.heads import head_class
+
+            model = head_class(config.head).from_pretrained(source, device=target, overrides=overrides)
         if not config.trained:
             warnings.warn(f"model {config.name!r} ({source}) is UNTRAINED (config.trained is false): its answers "
                           "and masks are meaningless until it is fine-tuned", UntrainedModelWarning, stacklevel=2)

@@ -10,6 +10,12 @@ teacher forcing; the ``[SEG]`` states prompt SAM-2, which tracks the K objects t
 frames with its memory as at inference; the loss is CE + 2.0 BCE + 0.5 Dice (+ SAM-2 presence).
 Checkpoints are atomic and resumable with the same loss trajectory; a non-finite loss stops the
 run with the last good checkpoint kept.
+
+The loop only talks to the model through ``configure_training``, ``example_builder``,
+``collate_fn``, ``training_objective`` and ``save_pretrained``, so the baseline heads
+(``model.head: referformer | lavt``, :mod:`svac.heads.rvos`) train through it unchanged: each
+example is ``baseline.window`` frames of a video with its expressions, and the loss is the
+head's own criterion.
 """
 
 from __future__ import annotations
@@ -210,14 +216,28 @@ def _build_model(cfg: TrainConfig, samples: list):
     config = from_dict(SVACConfig, apply_overrides(cfg.model.to_dict(), cfg.model_overrides))
     tokenizer = None
     if cfg.bpe_vocab_size is not None:
-        from svac.mllm.chat_template import load_chat_template
-        from svac.mllm.tokenizer import train_bpe_tokenizer
-        from svac.prompting import load_segmentation_prompts
-
-        prompts = load_segmentation_prompts()
-        texts = [s.expression for s in samples] + list(prompts.questions) + list(prompts.answers)
-        tokenizer = train_bpe_tokenizer(load_chat_template(config.mllm.chat_template), texts, cfg.bpe_vocab_size)
+        tokenizer = _bpe_tokenizer(config, samples, cfg.bpe_vocab_size)
     return build_from_config(config, seed=cfg.seed, tokenizer=tokenizer).train()
+
+
+def _bpe_tokenizer(config, samples: list, vocab_size: int):
+    """A byte-level BPE learnt from the training expressions (plus, for SVAC, the prompt templates).
+
+    SVAC's keeps its chat template's special tokens; a baseline head's is an expression
+    tokenizer for its text encoder (:func:`svac.heads.text.train_expression_tokenizer`).
+    """
+    texts = [s.expression for s in samples]
+    if config.head != "svac":
+        from svac.heads.text import train_expression_tokenizer
+
+        return train_expression_tokenizer(texts, vocab_size)
+    from svac.mllm.chat_template import load_chat_template
+    from svac.mllm.tokenizer import train_bpe_tokenizer
+    from svac.prompting import load_segmentation_prompts
+
+    prompts = load_segmentation_prompts()
+    texts += list(prompts.questions) + list(prompts.answers)
+    return train_bpe_tokenizer(load_chat_template(config.mllm.chat_template), texts, vocab_size)
 
 
 def _param_groups(model, weight_decay: float) -> list[dict]:

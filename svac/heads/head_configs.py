@@ -1,0 +1,138 @@
+"""From ``SVACConfig.baseline`` to the typed configs of the baseline heads.
+
+``baseline.referformer`` holds keyword arguments of
+:class:`svac.heads.referformer.ReferFormerConfig` and ``baseline.lavt`` those of
+:class:`svac.heads.lavt.LAVTConfig`. :func:`head_config` builds the head's
+config, validating every key (errors name ``baseline.<head>.<key>``), and fills
+in what svac derives itself:
+
+* the text encoder's vocabulary size and special-token ids, from the tokenizer,
+  when the encoder is built from scratch (never given in the YAML);
+* for a saved checkpoint (``text_encoder`` given): the text encoder is rebuilt
+  from the transformers config stored with the weights, and no backbone or
+  text-encoder weights are read from elsewhere -- the checkpoint holds them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Mapping
+
+from svac.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from svac.config import SVACConfig
+    from svac.heads.lavt import LAVTConfig
+    from svac.heads.referformer import ReferFormerConfig
+
+#: ``LAVTConfig`` fields that give the shape of a BERT built from scratch, by ``BertConfig`` name.
+LAVT_TEXT_FIELDS = {
+    "hidden_size": "text_hidden_size",
+    "num_hidden_layers": "text_num_layers",
+    "num_attention_heads": "text_num_heads",
+    "intermediate_size": "text_intermediate_size",
+    "vocab_size": "text_vocab_size",
+    "max_position_embeddings": "text_max_positions",
+}
+
+
+def text_encoder_from_scratch(config: "SVACConfig") -> bool:
+    """Whether the head's text encoder is randomly initialised (not loaded from a pretrained checkpoint).
+
+    ReferFormer: ``text_encoder_init_config`` is set; LAVT: ``text_encoder_path`` is unset.
+
+    Raises:
+        ConfigError: when ``config.head`` is not a baseline head.
+    """
+    if config.head == "referformer":
+        return config.baseline.referformer.get("text_encoder_init_config") is not None
+    if config.head == "lavt":
+        return config.baseline.lavt.get("text_encoder_path") is None
+    raise ConfigError(f"head {config.head!r} is not a baseline head (referformer, lavt)")
+
+
+def pretrained_text_encoder(config: "SVACConfig") -> tuple[str, bool]:
+    """``(name or folder, local_files_only)`` of the pretrained text encoder of a baseline config."""
+    if config.head == "referformer":
+        section = config.baseline.referformer
+        return str(section.get("text_encoder", "FacebookAI/roberta-base")), bool(section.get("local_files_only", True))
+    return str(config.baseline.lavt["text_encoder_path"]), True
+
+
+def head_config(config: "SVACConfig", *, tokenizer: "PreTrainedTokenizerBase | None" = None,
+                text_encoder: Mapping[str, Any] | None = None) -> "ReferFormerConfig | LAVTConfig":
+    """The typed head config of ``config.baseline.<config.head>``.
+
+    Args:
+        config: a config whose ``head`` is ``referformer`` or ``lavt``.
+        tokenizer: the model's text tokenizer; when the text encoder is built from scratch its
+            vocabulary size (and, for RoBERTa, its pad / bos / eos ids) are taken from it.
+        text_encoder: the stored transformers config (``to_dict()``) of a saved model's text
+            encoder: the encoder is then built from it with random weights and backbone weights
+            are not loaded (a checkpoint's own tensors are loaded afterwards).
+
+    Raises:
+        ConfigError: on an unknown key or an invalid value, the message naming ``baseline.<head>``.
+    """
+    if config.head == "referformer":
+        return _referformer(config, tokenizer, text_encoder)
+    if config.head == "lavt":
+        return _lavt(config, tokenizer, text_encoder)
+    raise ConfigError(f"head {config.head!r} is not a baseline head (referformer, lavt)")
+
+
+def _referformer(config: "SVACConfig", tokenizer, text_encoder) -> "ReferFormerConfig":
+    from svac.heads.referformer.config import ReferFormerConfig
+
+    kwargs = _checked_kwargs(ReferFormerConfig, config.baseline.referformer, "baseline.referformer")
+    if text_encoder is not None:
+        kwargs["text_encoder_init_config"] = dict(text_encoder)
+        kwargs["backbone_weights"] = None
+    elif tokenizer is not None and kwargs.get("text_encoder_init_config") is not None:
+        init = dict(kwargs["text_encoder_init_config"])
+        init.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        for name in ("bos_token_id", "eos_token_id"):
+            if getattr(tokenizer, name, None) is not None:
+                init[name] = getattr(tokenizer, name)
+        kwargs["text_encoder_init_config"] = init
+    try:
+        return ReferFormerConfig(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"baseline.referformer: {exc}") from exc
+
+
+def _lavt(config: "SVACConfig", tokenizer, text_encoder) -> "LAVTConfig":
+    from svac.heads.lavt.config import LAVTConfig
+
+    kwargs = _checked_kwargs(LAVTConfig, config.baseline.lavt, "baseline.lavt")
+    if text_encoder is not None:
+        kwargs["text_encoder_path"] = None
+        kwargs["backbone_weights"] = None
+        kwargs.update({field: text_encoder[key] for key, field in LAVT_TEXT_FIELDS.items()})
+    elif tokenizer is not None and kwargs.get("text_encoder_path") is None:
+        kwargs["text_vocab_size"] = len(tokenizer)
+    try:
+        return LAVTConfig.from_dict(kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"baseline.lavt: {exc}") from exc
+
+
+def _checked_kwargs(cls: type, section: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``section`` as keyword arguments of dataclass ``cls``: unknown keys rejected, lists made tuples."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+                          f"valid keys of {where}: {', '.join(sorted(names))}")
+    return {k: _tuples(v) for k, v in section.items()}
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (from YAML / JSON) as tuples, recursively; mappings are copied unchanged."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
