@@ -143,10 +143,12 @@ def _segment(args) -> int:
                            progress=not args.quiet)
     files = export_result(result, source, out, overwrite=args.overwrite, overlay=not args.no_overlay,
                           progress=not args.quiet)
-    print(result.text)
+    if result.text:
+        print(result.text)
     print(f"{files.num_mask_files} masks in {files.masks_dir}, overlay {files.overlay}, summary {files.summary}")
     t = result.timings
-    print(f"time: {t.total:.2f} s (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)")
+    stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
+    print(f"time: {t.total:.2f} s{stages}")
     return 0
 
 

@@ -304,7 +304,7 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
         prepared = prepare_video(model, video, num_frames=num_frames, clip_len=clip_len)
         question = model.prompts.question(prepared.video_text, expression.strip())
         if model.config.inference.answer_mode == "template":
-            answer = model.prompts.answer(seg_tokens(prepared.plan.num_clips, model.config.csa))
+            answer = model.prompts.answer(seg_tokens(prepared.plan.num_clips, model.config.csa), expression.strip())
             mllm_answer = answer_with_template(model, prepared, [Turn(question, answer)])
         else:
             mllm_answer = answer_by_generation(model, prepared, [Turn(question)])

@@ -18,6 +18,8 @@ from svac.model import SVAC
 if TYPE_CHECKING:
     from svac.heads.rvos import RVOSBaseline
 
+#: Folder inside the installed package holding the trained default model (svac's checkpoint format).
+DEFAULT_MODEL_DIR = "default_model"
 #: The config used when no model is given and no trained default is installed.
 FALLBACK_CONFIG = "tiny.yaml"
 #: Seed of the random initialisation of untrained models built from a config (reproducible demos).
@@ -46,6 +48,17 @@ def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=No
         return cls.from_config(config, tokenizer=tokenizer)
 
 
+def default_model_path() -> Path | None:
+    """The trained default model shipped inside the package (``svac/default_model``), or ``None`` if absent.
+
+    It is the small SVAC trained on the synthetic benchmark by ``configs/train/svac_tiny_synthetic.yaml``.
+    """
+    from importlib import resources
+
+    folder = Path(str(resources.files("svac").joinpath(DEFAULT_MODEL_DIR)))
+    return folder if (folder / "config.json").is_file() else None
+
+
 def is_checkpoint_spec(spec: str) -> bool:
     """Whether ``spec`` names a checkpoint (an existing folder, or a Hub id ``owner/name``) rather than a config."""
     from svac.checkpoints.hub import looks_like_hub_id
@@ -61,7 +74,8 @@ def load_model(spec: str | None = None, *, device: str | None = None,
     """Load the model a user names.
 
     Args:
-        spec: ``None`` for the default model; a YAML config (path, or a name shipped in
+        spec: ``None`` for the default model (the trained model shipped in ``svac/default_model``;
+            the random-weight ``configs/tiny.yaml`` if it is missing); a YAML config (path, or a name shipped in
             ``configs/``) for a randomly initialised model of that architecture; a checkpoint
             folder (svac's format or a Sa2VA release) or a Hugging Face Hub id such as
             ``ByteDance/Sa2VA-1B`` for trained weights (:meth:`SVAC.from_pretrained`, or the
@@ -79,7 +93,11 @@ def load_model(spec: str | None = None, *, device: str | None = None,
     """
     from svac.inference import resolve_device
 
-    source = FALLBACK_CONFIG if spec is None else spec
+    if spec is None:
+        default = default_model_path()
+        source = str(default) if default is not None else FALLBACK_CONFIG
+    else:
+        source = spec
     if is_checkpoint_spec(source):
         from svac.checkpoints.loader import read_checkpoint_config
 

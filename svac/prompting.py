@@ -21,7 +21,7 @@ class SegmentationPrompts:
         image: text of one MLLM image, ``{tokens}`` standing for its ``<IMG_CONTEXT>`` tokens.
         clip_separator: text after each clip's images.
         questions: referring-segmentation questions (``{video}``, ``{expression}``).
-        answers: answers carrying the ``[SEG]`` tokens (``{seg}``).
+        answers: answers restating the expression (``{expression}``) and carrying the ``[SEG]`` tokens (``{seg}``).
         chat_first_turn: the first user turn of a free chat (``{video}``, ``{content}``).
     """
 
@@ -48,9 +48,9 @@ class SegmentationPrompts:
         """Referring question ``index`` for ``expression`` about the video text ``video``."""
         return self.questions[index].format(video=video, expression=expression)
 
-    def answer(self, seg: str, index: int = 0) -> str:
-        """Answer template ``index`` holding the ``[SEG]`` tokens ``seg``."""
-        return self.answers[index].format(seg=seg)
+    def answer(self, seg: str, expression: str, index: int = 0) -> str:
+        """Answer template ``index`` restating ``expression`` and holding the ``[SEG]`` tokens ``seg``."""
+        return self.answers[index].format(seg=seg, expression=expression)
 
 
 def load_segmentation_prompts() -> SegmentationPrompts:

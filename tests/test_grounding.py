@@ -109,7 +109,7 @@ def _train_step_hidden(model, video, loss_frames, isolate=False):
     prepared = prepare_video(model, video, num_frames=10, clip_len=5)
     plan = prepared.plan
     question = model.prompts.question(prepared.video_text, "the red square")
-    ids, start = encode_turns(model, [Turn(question, model.prompts.answer(SEG_TOKEN * plan.num_clips))])
+    ids, start = encode_turns(model, [Turn(question, model.prompts.answer(SEG_TOKEN * plan.num_clips, "the red square"))])
     input_ids = torch.tensor([ids])
     _, hidden = model.mllm_forward(input_ids, torch.ones_like(input_ids), prepared.pixel_values)
     hidden.retain_grad()

@@ -50,6 +50,11 @@ class LossConfig:
         dice: weight of the Dice loss of the masks.
         presence: weight of the BCE on SAM-2's object-presence logit (SAM-2 gives frames it
             predicts "absent" a constant mask, so presence must be learnt for masks to train).
+        prompt_separation: weight of an auxiliary loss (svac's addition, off by default) pushing apart
+            the ``[SEG]`` prompts of expressions that name *different* objects of the same video: the
+            mean pairwise cosine similarity of their projected prompts. Models trained from scratch
+            otherwise fall into "segment every object" with one constant ``[SEG]`` prompt; pretrained
+            LLMs (Sa2VA checkpoints) do not need it.
         point_sampling: compute the mask losses on sampled points (Mask2Former) instead of every pixel.
         num_points: points per mask when sampling (pixels).
         oversample_ratio, importance_ratio: Mask2Former's uncertainty-based point sampling.
@@ -59,6 +64,7 @@ class LossConfig:
     bce: float = 2.0
     dice: float = 0.5
     presence: float = 1.0
+    prompt_separation: float = 0.0
     point_sampling: bool = False
     num_points: int = 12544
     oversample_ratio: float = 3.0

@@ -50,6 +50,7 @@ class TrainingExample:
         clip_of_position: ``long (T,)`` clip index of each sampled frame.
         anchor_positions: positions of the clips' anchor frames among the sampled frames.
         num_clips: number of clips.
+        object_ids: per expression, the ids of the objects it names (``(K,)`` tuples).
     """
 
     video_id: str
@@ -61,6 +62,7 @@ class TrainingExample:
     clip_of_position: torch.Tensor
     anchor_positions: tuple[int, ...]
     num_clips: int
+    object_ids: tuple[tuple[int, ...], ...] = ()
 
     @property
     def num_objects(self) -> int:
@@ -93,7 +95,7 @@ class TrainingBatch:
 
         examples = [TrainingExample(e.video_id, move(e.input_ids), move(e.labels), move(e.pixel_values),
                                     move(e.sam_frames), move(e.masks), move(e.clip_of_position), e.anchor_positions,
-                                    e.num_clips) for e in self.examples]
+                                    e.num_clips, e.object_ids) for e in self.examples]
         return TrainingBatch(move(self.input_ids), move(self.attention_mask), move(self.labels),
                              move(self.pixel_values), examples)
 
@@ -151,7 +153,8 @@ class ExampleBuilder:
             answer = self.prompts.answers[int(rng.integers(len(self.prompts.answers)))]
             user = question.format(video=video_text if k == 0 else "", expression=sample.expression)
             prompt_ids = self._tokens(self.template.user.format(content=user) + self.template.assistant_prefix)
-            answer_ids = self._tokens(answer.format(seg=seg) + self.template.assistant_suffix)
+            answer_ids = self._tokens(answer.format(seg=seg, expression=sample.expression)
+                                      + self.template.assistant_suffix)
             ids += prompt_ids + answer_ids
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
         masks = np.stack([s.load_masks(plan.frame_indices) for s in samples])  # (K, T, H, W)
@@ -164,7 +167,8 @@ class ExampleBuilder:
             video_id=first.video_id, input_ids=torch.tensor(ids, dtype=torch.long),
             labels=torch.tensor(labels, dtype=torch.long), pixel_values=pixel_values,
             sam_frames=preprocess_frames(frames, size), masks=masks_t, clip_of_position=clip_of_position,
-            anchor_positions=tuple(c.positions[0] for c in plan.clips), num_clips=plan.num_clips)
+            anchor_positions=tuple(c.positions[0] for c in plan.clips), num_clips=plan.num_clips,
+            object_ids=tuple(tuple(s.object_ids) for s in samples))
 
     def _tokens(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids

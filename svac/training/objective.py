@@ -8,7 +8,9 @@ For a batch of videos (each with K expressions in one conversation):
 3. SAM-2 encodes the sampled frames once and tracks the K objects through them with its memory,
    as at inference, each frame prompted by its own clip's ``[SEG]``; memories carry no gradient back
    to the prompts, so a frame's mask loss reaches only its own clip's ``[SEG]`` (SVAC §3.4);
-4. mask BCE + Dice and SAM-2 presence losses against the ground truth.
+4. mask BCE + Dice and SAM-2 presence losses against the ground truth;
+5. optionally (``loss.prompt_separation``) the mean cosine similarity of the prompts of expressions
+   naming different objects of one video (see :class:`svac.training.config.LossConfig`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ class ObjectiveOutput:
     bce: torch.Tensor
     dice: torch.Tensor
     presence: torch.Tensor
+    separation: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         """Detached values for logging."""
-        return {k: float(getattr(self, k).detach()) for k in ("loss", "ce", "bce", "dice", "presence")}
+        return {k: float(getattr(self, k).detach())
+                for k in ("loss", "ce", "bce", "dice", "presence", "separation")}
 
 
 class SVACObjective(nn.Module):
@@ -83,8 +87,11 @@ class SVACObjective(nn.Module):
         terms = mask_losses(torch.cat(logits), torch.cat(presence), torch.cat(targets), self.loss_cfg)
         w = self.loss_cfg
         ce = ce if ce is not None else torch.zeros((), device=terms.bce.device)
-        total = w.ce * ce + w.bce * terms.bce + w.dice * terms.dice + w.presence * terms.presence
-        return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence)
+        separation = prompt_separation(prompts, [e.object_ids for e in batch.examples])
+        total = (w.ce * ce + w.bce * terms.bce + w.dice * terms.dice + w.presence * terms.presence
+                 + w.prompt_separation * separation)
+        return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence,
+                               separation=separation)
 
     def _track_group(self, examples: list, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Track the objects of videos sharing one clip layout, all in one SAM-2 batch.
@@ -108,3 +115,30 @@ class SVACObjective(nn.Module):
         logits = torch.stack([o.mask_logits[:, 0] for o in outs], dim=1)  # (sum K, T, h, w)
         presence = torch.stack([o.object_score_logits[:, 0] for o in outs], dim=1)  # (sum K, T)
         return logits.flatten(0, 1), presence.flatten()
+
+
+def prompt_separation(prompts: list[torch.Tensor], object_ids: list[tuple[tuple[int, ...], ...]]) -> torch.Tensor:
+    """Mean cosine similarity between ``[SEG]`` prompts of expressions naming different objects of one video.
+
+    Args:
+        prompts: per video, ``(num_clips, K, C)`` allocated prompts.
+        object_ids: per video, per expression, the object ids it names.
+
+    Returns:
+        A scalar in [-1, 1]; 0 when no video has two expressions naming different objects.
+    """
+    sims = []
+    for p, ids in zip(prompts, object_ids):
+        k = p.shape[1]
+        if k < 2 or len(ids) != k:
+            continue
+        different = torch.tensor([[set(ids[i]) != set(ids[j]) for j in range(k)] for i in range(k)],
+                                 device=p.device)
+        if not different.any():
+            continue
+        unit = torch.nn.functional.normalize(p.float(), dim=-1)
+        cos = unit @ unit.transpose(1, 2)  # (num_clips, K, K)
+        sims.append(cos[:, different].mean())
+    if not sims:
+        return prompts[0].new_zeros(()) if prompts else torch.zeros(())
+    return torch.stack(sims).mean()
