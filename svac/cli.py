@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop (checkpointed, resumable) after N updates in total")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    export = sub.add_parser("export", help="save a training checkpoint as a model folder (for svac eval/segment)")
+    export.add_argument("run_dir", help="a training run's output_dir")
+    export.add_argument("--out", required=True, help="model folder to create")
+    export.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write a synthetic referring-video benchmark (Ref-YouTube-VOS layout)")
     synth.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
@@ -93,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _chat(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "data":
             return _synth(args)
         if args.command == "metrics":
@@ -186,6 +194,15 @@ def _train(args) -> int:
                         progress=not args.quiet)
     print(f"{result.steps} updates, final loss {result.final_loss:.4f}, {result.wall_seconds:.0f} s, "
           f"peak RSS {result.peak_rss_mb:.0f} MiB; model: {result.model_dir}")
+    return 0
+
+
+def _export(args) -> int:
+    import importlib
+
+    recipe = importlib.import_module("svac.recipes.finetune")
+    out = recipe.export_checkpoint(args.run_dir, args.out, step=args.step, overwrite=args.overwrite)
+    print(f"model saved in {out}")
     return 0
 
 

@@ -182,6 +182,17 @@ def test_resume_reproduces_the_uninterrupted_loss_trajectory(small_config, synth
     assert a == pytest.approx(b, rel=1e-6, abs=1e-7)
     assert [h["step"] for h in resumed.history] == [1, 2, 3]
 
+    # a step checkpoint exports to the same weights the finished run saved
+    from svac.loading import load_model
+
+    exported = finetune.export_checkpoint(tmp_path / "b", tmp_path / "exported", step=3)
+    want = load_model(tmp_path / "b/model", device="cpu").state_dict()
+    got = load_model(exported, device="cpu").state_dict()
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    with pytest.raises(FileNotFoundError, match="step 7"):
+        finetune.export_checkpoint(tmp_path / "b", tmp_path / "nope", step=7)
+
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(small_config, synth_root, tmp_path, monkeypatch):
     calls = {"n": 0}

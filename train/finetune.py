@@ -194,6 +194,58 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     return result
 
 
+def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None = None,
+                      overwrite: bool = False) -> Path:
+    """Save the model of a step checkpoint as a loadable svac model folder.
+
+    Rebuilds the run's model from its ``train_config.json`` (the same tokenizer, LoRA wrapping
+    and objective as in training), loads the checkpoint's weights strictly and saves with
+    ``save_pretrained``. Use it to evaluate a run part-way (e.g. ablations stopped with
+    ``--stop-after``) without finishing it.
+
+    Args:
+        run_dir: a training run's ``output_dir``.
+        out: the model folder to create.
+        step: which checkpoint (optimizer updates); ``None`` takes the newest.
+        overwrite: replace a non-empty ``out``.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileNotFoundError: no ``train_config.json`` or no such complete checkpoint in ``run_dir``.
+        svac.errors.OutputExistsError: ``out`` holds files and ``overwrite`` is false.
+        RuntimeError: the checkpoint's weights do not match the rebuilt model (missing or extra keys).
+    """
+    from safetensors.torch import load_model
+
+    from svac.training.checkpointing import STATE_FILE, checkpoint_dir
+    from svac.training.config import load_train_config
+
+    run_dir = Path(run_dir)
+    config_file = run_dir / "train_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training run: no train_config.json")
+    path = latest_checkpoint(run_dir) if step is None else checkpoint_dir(run_dir, step)
+    if path is None or not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"no complete checkpoint {'(any step)' if step is None else f'at step {step}'} "
+                                f"in {run_dir / 'checkpoints'}")
+    cfg = load_train_config(config_file)
+    model = _build_model(cfg, _training_samples(cfg))
+    model.configure_training(cfg)
+    objective = model.training_objective(cfg)
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path} has no model.safetensors (DeepSpeed checkpoints: convert with "
+                                "zero_to_fp32 first)")
+    load_model(objective, str(weights), strict=True)  # tied weights (lm_head) are restored as shared
+    import dataclasses
+
+    model.config = dataclasses.replace(model.config, trained=True)
+    model.eval().save_pretrained(out, overwrite=overwrite)
+    return Path(out)
+
+
 def _training_samples(cfg: TrainConfig) -> list:
     from svac.data.readers import load_dataset
 
