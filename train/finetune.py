@@ -93,13 +93,24 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose "
                               "another output_dir")
     plugin = None
-    if deepspeed is not None:
-        from accelerate.utils import DeepSpeedPlugin  # imports deepspeed lazily
+    from accelerate.utils import DistributedDataParallelKwargs
 
-        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed)
+    # plain multi-process runs: some heads have parts without a gradient in a given batch
+    # (e.g. SAM-2's IoU head), which DDP otherwise refuses
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    if deepspeed is not None:
+        from accelerate.utils import DeepSpeedPlugin, InitProcessGroupKwargs  # imports deepspeed lazily
+        from deepspeed.accelerator import get_accelerator
+
+        # the JSON's "gradient_clipping": "auto" would always become 1.0: take the config's value
+        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed, gradient_clipping=cfg.optim.max_grad_norm)
+        # accelerate names a process-group backend only for GPU-like devices; on a CPU
+        # (DS_ACCELERATOR=cpu) every rank would believe it is process 0 of 1. Name DeepSpeed's own
+        # backend (nccl on CUDA, which is accelerate's default anyway; gloo or ccl on a CPU).
+        handlers.append(InitProcessGroupKwargs(backend=get_accelerator().communication_backend_name()))
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
-                              deepspeed_plugin=plugin,
+                              deepspeed_plugin=plugin, kwargs_handlers=handlers,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(cfg.seed)
 
@@ -116,9 +127,12 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
                                   betas=cfg.optim.betas)
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+    # once prepared, accelerate steps the scheduler num_processes times per optimizer update (it counts
+    # single-process batches), so the schedule is laid out in those units.
+    per_update = accelerator.num_processes
     scheduler = get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer, num_warmup_steps=math.ceil(cfg.optim.warmup_ratio * cfg.max_steps),
-        num_training_steps=cfg.max_steps, min_lr_rate=cfg.optim.min_lr_ratio)
+        optimizer, num_warmup_steps=math.ceil(cfg.optim.warmup_ratio * cfg.max_steps) * per_update,
+        num_training_steps=cfg.max_steps * per_update, min_lr_rate=cfg.optim.min_lr_ratio)
     objective, optimizer, loader, scheduler = accelerator.prepare(objective, optimizer, loader, scheduler)
 
     state = TrainerState()
