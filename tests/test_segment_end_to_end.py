@@ -24,7 +24,7 @@ def test_cli_segment_on_real_video(davis16, tmp_path, capsys):
                  "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "UNTRAINED" in captured.err  # random-weight default model is announced
+    assert "UNTRAINED" not in captured.err  # the shipped default model is trained
     pngs = sorted((out / "masks" / "1").glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(50)]
     with Image.open(pngs[0]) as im:
@@ -35,7 +35,8 @@ def test_cli_segment_on_real_video(davis16, tmp_path, capsys):
     summary = json.loads((out / "result.json").read_text())
     assert summary["num_frames"] == 50 and summary["num_objects"] == 1
     assert summary["clip_spans"][0][0] == 0 and summary["clip_spans"][-1][1] == 50
-    assert summary["num_visual_tokens"] == 2 * len(summary["clip_spans"]) * 16
+    # the default model: 128 px images, 8 px patches, pixel shuffle 0.5 -> (128 / 8) ** 2 / 4 = 64 tokens
+    assert summary["num_visual_tokens"] == 2 * len(summary["clip_spans"]) * (128 // 8) ** 2 // 4
     assert [s for s in summary["frame_indices"]] == sorted(set(summary["frame_indices"]))
 
 
