@@ -195,7 +195,7 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     if state.step >= cfg.max_steps:
         unwrapped = accelerator.unwrap_model(objective).model
         if accelerator.is_main_process:
-            _save_trained_model(unwrapped, model_dir, cfg)
+            _save_trained_model(unwrapped, model_dir)
     accelerator.wait_for_everyone()
     result = TrainResult(steps=state.step, final_loss=state.history[-1]["loss"] if state.history else float("nan"),
                          wall_seconds=time.perf_counter() - t_start,
@@ -231,7 +231,8 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         svac.errors.OutputExistsError: ``out`` holds files and ``overwrite`` is false.
         RuntimeError: the checkpoint's weights do not match the rebuilt model (missing or extra keys).
     """
-    from safetensors.torch import load_model
+    from accelerate.utils import SAFE_WEIGHTS_NAME
+    from safetensors.torch import load_model as load_weights
 
     from svac.training.checkpointing import STATE_FILE, checkpoint_dir
     from svac.training.config import load_train_config
@@ -248,15 +249,12 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
     model = _build_model(cfg, _training_samples(cfg))
     model.configure_training(cfg)
     objective = model.training_objective(cfg)
-    weights = path / "model.safetensors"
+    weights = path / SAFE_WEIGHTS_NAME
     if not weights.is_file():
-        raise FileNotFoundError(f"{path} has no model.safetensors (DeepSpeed checkpoints: convert with "
+        raise FileNotFoundError(f"{path} has no {SAFE_WEIGHTS_NAME} (DeepSpeed checkpoints: convert with "
                                 "zero_to_fp32 first)")
-    load_model(objective, str(weights), strict=True)  # tied weights (lm_head) are restored as shared
-    import dataclasses
-
-    model.config = dataclasses.replace(model.config, trained=True)
-    model.eval().save_pretrained(out, overwrite=overwrite)
+    load_weights(objective, str(weights), strict=True)  # tied weights (lm_head) are restored as shared
+    _save_trained_model(model, Path(out), overwrite=overwrite)
     return Path(out)
 
 
@@ -319,9 +317,9 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save_trained_model(model, model_dir: Path, cfg: TrainConfig) -> None:
+def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False) -> None:
+    """Mark ``model`` as trained and save it with ``save_pretrained`` in ``model_dir``."""
     import dataclasses
 
-    config = dataclasses.replace(model.config, trained=True)
-    model.config = config
-    model.save_pretrained(model_dir)
+    model.config = dataclasses.replace(model.config, trained=True)
+    model.save_pretrained(model_dir, overwrite=overwrite)

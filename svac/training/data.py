@@ -149,12 +149,12 @@ class ExampleBuilder:
             ids += self._tokens(head)
             labels += [IGNORE_INDEX] * (len(ids) - len(labels))
         for k, sample in enumerate(samples):
-            question = self.prompts.questions[int(rng.integers(len(self.prompts.questions)))]
-            answer = self.prompts.answers[int(rng.integers(len(self.prompts.answers)))]
-            user = question.format(video=video_text if k == 0 else "", expression=sample.expression)
+            question_index = int(rng.integers(len(self.prompts.questions)))
+            answer_index = int(rng.integers(len(self.prompts.answers)))
+            user = self.prompts.question(video_text if k == 0 else "", sample.expression, question_index)
+            answer = self.prompts.answer(seg, sample.expression, answer_index)
             prompt_ids = self._tokens(self.template.user.format(content=user) + self.template.assistant_prefix)
-            answer_ids = self._tokens(answer.format(seg=seg, expression=sample.expression)
-                                      + self.template.assistant_suffix)
+            answer_ids = self._tokens(answer + self.template.assistant_suffix)
             ids += prompt_ids + answer_ids
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
         masks = np.stack([s.load_masks(plan.frame_indices) for s in samples])  # (K, T, H, W)
