@@ -222,3 +222,33 @@ def test_train_configs_load_and_start_with_their_launch_command():
         assert first.startswith("# Launch: ") and " train " in first and "svac" in first, name
         assert "# Hardware:" in text and "# Wall time:" in text, name
         load_train_config(f"train/{name}")
+
+
+# ---------------------------------------------------------------- click-oracle diagnostic
+
+def test_oracle_clicks_fall_inside_their_masks_and_pad_absent_objects():
+    oracle = importlib.import_module("svac.recipes.click_oracle")
+    masks = torch.zeros(3, 16, 16, dtype=torch.bool)
+    masks[0, 2:4, 10:13] = True
+    masks[2, 15, 0] = True
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        clicks = oracle.oracle_clicks(masks, gen)
+        assert clicks["point_labels"][:, 0].tolist() == [oracle.POSITIVE_CLICK, oracle.NO_CLICK, oracle.POSITIVE_CLICK]
+        for j in (0, 2):
+            x, y = clicks["point_coords"][j, 0].tolist()
+            assert masks[j, int(y), int(x)], (j, x, y)
+
+
+def test_click_oracle_trains_sam2_alone_and_never_overwrites(small_config, synth_root, tmp_path):
+    oracle = importlib.import_module("svac.recipes.click_oracle")
+    cfg = _recipe_config(small_config, synth_root, tmp_path / "unused", batch_size=2)
+    records = oracle.run(cfg, steps=2, out=tmp_path / "oracle", log_every=1)
+    assert [r.step for r in records] == [1, 2]
+    assert all(0.0 <= r.dice <= 1.0 and math.isfinite(r.loss) for r in records)
+    lines = (tmp_path / "oracle" / oracle.LOG_FILE).read_text().splitlines()
+    assert [json.loads(line)["dice"] for line in lines] == [r.dice for r in records]
+    assert json.loads((tmp_path / "oracle" / oracle.RESULT_FILE).read_text())["steps"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oracle"]  # no staging folder left behind
+    with pytest.raises(FileExistsError, match="oracle"):
+        oracle.run(cfg, steps=1, out=tmp_path / "oracle")
