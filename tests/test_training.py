@@ -250,5 +250,12 @@ def test_click_oracle_trains_sam2_alone_and_never_overwrites(small_config, synth
     assert [json.loads(line)["dice"] for line in lines] == [r.dice for r in records]
     assert json.loads((tmp_path / "oracle" / oracle.RESULT_FILE).read_text())["steps"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oracle"]  # no staging folder left behind
+    # the trained SAM-2 loads strictly into a fresh model of the same config (a click curriculum's start)
+    from svac.grounding.sam2_model import build_sam2_model, load_sam2_checkpoint
+
+    fresh = build_sam2_model(cfg.model.sam2)
+    load_sam2_checkpoint(fresh, str(tmp_path / "oracle" / oracle.SAM2_FILE))
+    saved = torch.load(tmp_path / "oracle" / oracle.SAM2_FILE, weights_only=True)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in fresh.state_dict().items())
     with pytest.raises(FileExistsError, match="oracle"):
         oracle.run(cfg, steps=1, out=tmp_path / "oracle")

@@ -14,7 +14,9 @@ Run::
 
     python -m svac.recipes.click_oracle train/svac_tiny_synthetic.yaml --steps 150 --out runs/click-oracle
 
-It writes ``OUT/oracle_log.jsonl`` (one record per update) and ``OUT/oracle_result.json``.
+It writes ``OUT/oracle_log.jsonl`` (one record per update), ``OUT/oracle_result.json`` and
+``OUT/sam2.pt``: the trained SAM-2 as a Meta-format checkpoint (``{"model": state_dict}``), which
+a training config can start from with ``model.sam2.checkpoint=OUT/sam2.pt`` (a click curriculum).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from svac.training.losses import mask_losses
 
 LOG_FILE = "oracle_log.jsonl"
 RESULT_FILE = "oracle_result.json"
+SAM2_FILE = "sam2.pt"
 #: SAM-2 point label of a positive click; of a padding point (no click), as SAM-2 uses.
 POSITIVE_CLICK, NO_CLICK = 1, -1
 
@@ -164,6 +167,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
     (staging / RESULT_FILE).write_text(json.dumps(
         {"steps": len(records), "final_dice_mean_last_window": sum(r.dice for r in tail) / len(tail),
          "wall_seconds": records[-1].seconds, "config": cfg.to_dict()}, indent=2))
+    torch.save({"model": sam.state_dict()}, staging / SAM2_FILE)
     os.replace(staging, out)
     return records
 
