@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 
 from svac.training.config import TrainConfig, load_train_config
-from svac.training.data import TrainingExample, VideoExpressionDataset
+from svac.training.data import TrainingExample
 from svac.training.losses import mask_losses
 
 LOG_FILE = "oracle_log.jsonl"
@@ -87,9 +88,9 @@ def clicked_logits(sam, example: TrainingExample, generator: torch.Generator) ->
     """
     feats = sam.encode_frames(example.sam_frames.to(next(sam.parameters()).dtype))
     num_frames = example.sam_frames.shape[0]
+    k = example.num_objects
     logits, presence = [], []
     for t, f in enumerate(feats):
-        k = example.num_objects
         out = sam.track_step(frame_idx=t, is_init_cond_frame=True,
                              current_vision_feats=[x.expand(-1, k, -1) for x in f.vision_feats],
                              current_vision_pos_embeds=[x.expand(-1, k, -1) for x in f.vision_pos],
@@ -108,7 +109,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
         FileExistsError: when ``out`` already exists (nothing is overwritten).
         ValueError: when ``steps`` < 1 or the config's head is not SVAC.
     """
-    from svac.recipes.finetune import _build_model, _training_samples
+    from svac.recipes.finetune import _build_model, _training_data, _training_samples
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -126,11 +127,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    dataset = VideoExpressionDataset(samples, model.example_builder(),
-                                     expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                                         collate_fn=model.collate_fn(), num_workers=cfg.data.num_workers,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    _, loader = _training_data(cfg, model, samples)
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                   weight_decay=cfg.optim.weight_decay)
     clicks = torch.Generator().manual_seed(cfg.seed)
@@ -161,14 +158,18 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
             if len(records) >= steps:
                 break
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    (staging / LOG_FILE).write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
-    tail = records[-min(len(records), log_every):]
-    (staging / RESULT_FILE).write_text(json.dumps(
-        {"steps": len(records), "final_dice_mean_last_window": sum(r.dice for r in tail) / len(tail),
-         "wall_seconds": records[-1].seconds, "config": cfg.to_dict()}, indent=2))
-    torch.save({"model": sam.state_dict()}, staging / SAM2_FILE)
-    os.replace(staging, out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        (staging / LOG_FILE).write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
+        tail = records[-min(len(records), log_every):]
+        (staging / RESULT_FILE).write_text(json.dumps(
+            {"steps": len(records), "final_dice_mean_last_window": sum(r.dice for r in tail) / len(tail),
+             "wall_seconds": records[-1].seconds, "config": cfg.to_dict()}, indent=2))
+        torch.save({"model": sam.state_dict()}, staging / SAM2_FILE)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return records
 
 

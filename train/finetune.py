@@ -117,11 +117,7 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     samples = _training_samples(cfg)
     model = _build_model(cfg, samples)
     summary = model.configure_training(cfg)
-    dataset = VideoExpressionDataset(samples, model.example_builder(),
-                                     expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=model.collate_fn(),
-                                         num_workers=cfg.data.num_workers,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    dataset, loader = _training_data(cfg, model, samples)
     objective = model.training_objective(cfg)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas)
@@ -267,6 +263,17 @@ def _training_samples(cfg: TrainConfig) -> list:
     for spec in cfg.data.train:
         samples.extend(load_dataset(spec, cfg.data.train_split, skip_invalid=cfg.data.skip_invalid))
     return samples
+
+
+def _training_data(cfg: TrainConfig, model, samples: list):
+    """The run's dataset (one item per video, ``cfg.data.expressions_per_video`` expressions each) and
+    its shuffling loader (``cfg.batch_size`` videos per batch, seeded by ``cfg.seed``)."""
+    dataset = VideoExpressionDataset(samples, model.example_builder(),
+                                     expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=model.collate_fn(),
+                                         num_workers=cfg.data.num_workers,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    return dataset, loader
 
 
 def _build_model(cfg: TrainConfig, samples: list):
