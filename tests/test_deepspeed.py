@@ -149,7 +149,7 @@ def test_zero2_updates_equal_one_process_accumulating_the_same_batches(runs):
 
     finetune = importlib.import_module("svac.recipes.finetune")
     cfg = load_train_config(runs.config)
-    init = finetune._build_model(cfg, finetune._training_samples(cfg))  # the runs' own initialisation
+    init = finetune.build_model(cfg, finetune.training_samples(cfg))  # the runs' own initialisation
     init.configure_training(cfg)
     before = init.state_dict()
     got = load_model(runs.zero2 / "model", device="cpu").state_dict()

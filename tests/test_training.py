@@ -13,8 +13,8 @@ import torch
 from svac.loading import build_from_config
 from svac.training.config import LoRAConfig, LossConfig, TrainConfig, load_train_config
 from svac.training.data import IGNORE_INDEX, ExampleBuilder, VideoExpressionDataset, collate
-from svac.training.losses import dice_loss, mask_losses, point_sample, uncertain_points
-from svac.training.objective import SVACObjective
+from svac.training.losses import dice_loss, mask_losses, point_sample, prompt_region_contrast, uncertain_points
+from svac.training.objective import SVACObjective, prompt_separation, target_regions
 from svac.training.params import apply_lora, configure_trainable, special_token_ids
 
 finetune = importlib.import_module("svac.recipes.finetune")
@@ -55,6 +55,54 @@ def test_point_sampling_prefers_uncertain_pixels():
     out = mask_losses(torch.randn(3, 8, 8), torch.zeros(3), torch.rand(3, 32, 32) > 0.5,
                       LossConfig(point_sampling=True, num_points=64))
     assert torch.isfinite(out.bce) and torch.isfinite(out.dice)
+
+
+def test_prompt_separation_is_the_mean_cosine_of_prompts_naming_different_objects():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.6, 0.8])
+    prompts = [torch.stack([a, b, a])[None]]  # one clip, K = 3
+    # pairs naming different objects: (0,1), (1,2) and their mirrors -> cos(a, b) = 0.6; (0,2) name one object
+    got = prompt_separation(prompts, [((1,), (2,), (1,))])
+    assert got.item() == pytest.approx(0.6)
+    assert prompt_separation(prompts, [((1,), (1,), (1,))]).item() == 0.0  # nothing to separate
+
+
+def test_prompt_region_contrast_prefers_each_prompt_on_its_own_target():
+    regions = torch.eye(3)
+    identity = torch.tensor([0, 1, 2])
+    matched = prompt_region_contrast(regions.clone(), regions, identity, temperature=0.5)
+    swapped = prompt_region_contrast(regions[[1, 0, 2]], regions, identity, temperature=0.5)
+    assert matched.item() == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 2)), rel=1e-5)
+    assert swapped > matched
+    # two rows naming the same object are positives of each other: the loss ignores which of them wins
+    same = prompt_region_contrast(regions[[0, 0, 2]], regions[[0, 0, 2]], torch.tensor([0, 0, 1]), temperature=0.5)
+    pair, single = -math.log(2 * math.exp(2) / (2 * math.exp(2) + 1)), -math.log(math.exp(2) / (math.exp(2) + 2))
+    assert same.item() == pytest.approx((2 * pair + single) / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        prompt_region_contrast(regions, regions, identity, temperature=0.0)
+    with pytest.raises(ValueError, match="must be"):
+        prompt_region_contrast(regions, regions[:2], identity, temperature=0.1)
+
+
+def test_target_regions_average_features_inside_each_target_per_clip():
+    from types import SimpleNamespace
+
+    from svac.grounding.sam2_model import FrameFeatures
+
+    c = 3
+    frames = []
+    for t in range(4):  # 2x2 feature cells; cell value = frame index + 10 * cell index
+        values = torch.tensor([t + 10.0 * i for i in range(4)])[:, None, None].expand(4, 1, c)
+        frames.append(FrameFeatures(vision_feats=[values], vision_pos=[values], feat_sizes=[(2, 2)]))
+    masks = torch.zeros(2, 4, 8, 8, dtype=torch.bool)
+    masks[0, :, :4, :4] = True        # object 0: cell 0 on every frame
+    masks[1, 3, 4:, 4:] = True        # object 1: cell 3, only on frame 3 (clip 1)
+    example = SimpleNamespace(masks=masks, clip_of_position=torch.tensor([0, 0, 1, 1]), num_clips=2, num_objects=2)
+    feats, visible = target_regions(frames, example)
+    assert feats.shape == (2, 2, c) and visible.tolist() == [[True, False], [True, True]]
+    assert feats[0, 0, 0].item() == pytest.approx(0.5)   # cell 0 on frames 0 and 1
+    assert feats[1, 0, 0].item() == pytest.approx(2.5)   # cell 0 on frames 2 and 3
+    assert feats[1, 1, 0].item() == pytest.approx(33.0)  # cell 3 on frame 3
+    assert feats[0, 1].abs().sum() == 0
 
 
 # ---------------------------------------------------------------- data
@@ -123,6 +171,20 @@ def test_objective_backpropagates_into_every_trainable_part(small_config, synth_
     emb = model.mllm.get_input_embeddings().weight
     rows = emb.grad.abs().sum(dim=1).nonzero().flatten().tolist()
     assert rows and set(rows) <= set(special_token_ids(model))  # only the new tokens' rows
+
+
+def test_prompt_contrast_reaches_the_prompts_and_the_sam2_image_encoder(small_config, synth_root):
+    model = build_from_config(small_config).train()
+    configure_trainable(model, ["text_hidden_fcs", "sam2_image_encoder"])
+    ds = _dataset(model, synth_root)
+    batch = collate([ds[0], ds[1]], model.tokenizer.pad_token_id)
+    out = SVACObjective(model, LossConfig(ce=0.0, bce=0.0, dice=0.0, presence=0.0, prompt_contrast=1.0))(batch)
+    assert out.contrast > 0 and out.loss.item() == pytest.approx(out.contrast.item())
+    out.loss.backward()
+    for part in (model.text_hidden_fcs, model.grounding.image_encoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    off = SVACObjective(model, LossConfig())(batch)
+    assert off.contrast.item() == 0.0
 
 
 # ---------------------------------------------------------------- what trains
@@ -210,6 +272,15 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(small_config, synth_root, 
     assert (tmp_path / "n/checkpoints/step-0000001/trainer_state.json").is_file()
 
 
+def test_bad_loss_settings_fail_when_the_config_loads():
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss.dice"):
+        load_train_config("train/svac_tiny_synthetic.yaml", ["loss.dice=-1.0"])
+    with pytest.raises(ConfigError, match="prompt_contrast_temperature"):
+        load_train_config("train/svac_tiny_synthetic.yaml", ["loss.prompt_contrast_temperature=0.0"])
+
+
 def test_train_configs_load_and_start_with_their_launch_command():
     from importlib import resources
 
@@ -240,11 +311,17 @@ def test_oracle_clicks_fall_inside_their_masks_and_pad_absent_objects():
             assert masks[j, int(y), int(x)], (j, x, y)
 
 
-def test_click_oracle_trains_sam2_alone_and_never_overwrites(small_config, synth_root, tmp_path):
+def test_click_oracle_trains_sam2_alone_and_never_overwrites(small_config, synth_root, tmp_path, monkeypatch):
+    from svac.training.data import VideoExpressionDataset
+
     oracle = importlib.import_module("svac.recipes.click_oracle")
-    cfg = _recipe_config(small_config, synth_root, tmp_path / "unused", batch_size=2)
+    epochs = []
+    original = VideoExpressionDataset.set_epoch
+    monkeypatch.setattr(VideoExpressionDataset, "set_epoch", lambda self, e: (epochs.append(e), original(self, e)))
+    cfg = _recipe_config(small_config, synth_root, tmp_path / "unused", batch_size=4)  # 4 videos: 1 batch per epoch
     records = oracle.run(cfg, steps=2, out=tmp_path / "oracle", log_every=1)
     assert [r.step for r in records] == [1, 2]
+    assert epochs == [0, 1]  # a new epoch draws new expressions, as in `svac train`
     assert all(0.0 <= r.dice <= 1.0 and math.isfinite(r.loss) for r in records)
     lines = (tmp_path / "oracle" / oracle.LOG_FILE).read_text().splitlines()
     assert [json.loads(line)["dice"] for line in lines] == [r.dice for r in records]

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from svac.atomic_folder import staged_folder
 from svac.training.config import TrainConfig, load_train_config
 from svac.training.data import TrainingExample
 from svac.training.losses import mask_losses
@@ -109,7 +107,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
         FileExistsError: when ``out`` already exists (nothing is overwritten).
         ValueError: when ``steps`` < 1 or the config's head is not SVAC.
     """
-    from svac.recipes.finetune import _build_model, _training_data, _training_samples
+    from svac.recipes.finetune import build_model, training_data, training_samples
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -119,15 +117,15 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another --out")
     torch.manual_seed(cfg.seed)
-    samples = _training_samples(cfg)
-    model = _build_model(cfg, samples)
+    samples = training_samples(cfg)
+    model = build_model(cfg, samples)
     sam = model.grounding
     params = list(sam.parameters())
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    _, loader = _training_data(cfg, model, samples)
+    dataset, loader = training_data(cfg, model, samples)
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                   weight_decay=cfg.optim.weight_decay)
     clicks = torch.Generator().manual_seed(cfg.seed)
@@ -135,7 +133,10 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
     records: list[OracleRecord] = []
     t0 = time.perf_counter()
     sam.train()
+    epoch = 0
     while len(records) < steps:
+        dataset.set_epoch(epoch)  # new expressions and templates per video each epoch, as in `svac train`
+        epoch += 1
         for batch in loader:
             logits, presence, targets = [], [], []
             for example in batch.examples:
@@ -157,19 +158,13 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
                 print(json.dumps(asdict(records[-1])), flush=True)
             if len(records) >= steps:
                 break
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         (staging / LOG_FILE).write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
         tail = records[-min(len(records), log_every):]
         (staging / RESULT_FILE).write_text(json.dumps(
             {"steps": len(records), "final_dice_mean_last_window": sum(r.dice for r in tail) / len(tail),
              "wall_seconds": records[-1].seconds, "config": cfg.to_dict()}, indent=2))
         torch.save({"model": sam.state_dict()}, staging / SAM2_FILE)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return records
 
 

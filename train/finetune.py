@@ -114,10 +114,10 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(cfg.seed)
 
-    samples = _training_samples(cfg)
-    model = _build_model(cfg, samples)
+    samples = training_samples(cfg)
+    model = build_model(cfg, samples)
     summary = model.configure_training(cfg)
-    dataset, loader = _training_data(cfg, model, samples)
+    dataset, loader = training_data(cfg, model, samples)
     objective = model.training_objective(cfg)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas)
@@ -242,7 +242,7 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         raise FileNotFoundError(f"no complete checkpoint {'(any step)' if step is None else f'at step {step}'} "
                                 f"in {run_dir / 'checkpoints'}")
     cfg = load_train_config(config_file)
-    model = _build_model(cfg, _training_samples(cfg))
+    model = build_model(cfg, training_samples(cfg))
     model.configure_training(cfg)
     objective = model.training_objective(cfg)
     weights = path / SAFE_WEIGHTS_NAME
@@ -254,7 +254,13 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
     return Path(out)
 
 
-def _training_samples(cfg: TrainConfig) -> list:
+def training_samples(cfg: TrainConfig) -> list:
+    """Every training sample (one video and one expression) of ``cfg.data.train``, in spec order.
+
+    Raises:
+        ValueError: when ``cfg.data.train`` is empty.
+        svac.errors.AnnotationError: on a bad annotation (unless ``cfg.data.skip_invalid``), naming the file.
+    """
     from svac.data.readers import load_dataset
 
     if not cfg.data.train:
@@ -265,9 +271,13 @@ def _training_samples(cfg: TrainConfig) -> list:
     return samples
 
 
-def _training_data(cfg: TrainConfig, model, samples: list):
+def training_data(cfg: TrainConfig, model, samples: list):
     """The run's dataset (one item per video, ``cfg.data.expressions_per_video`` expressions each) and
-    its shuffling loader (``cfg.batch_size`` videos per batch, seeded by ``cfg.seed``)."""
+    its shuffling loader (``cfg.batch_size`` videos per batch, seeded by ``cfg.seed``).
+
+    Call ``dataset.set_epoch(e)`` before each epoch so the expressions and prompt templates drawn
+    per video change between epochs, as :func:`run` does.
+    """
     dataset = VideoExpressionDataset(samples, model.example_builder(),
                                      expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=model.collate_fn(),
@@ -276,7 +286,15 @@ def _training_data(cfg: TrainConfig, model, samples: list):
     return dataset, loader
 
 
-def _build_model(cfg: TrainConfig, samples: list):
+def build_model(cfg: TrainConfig, samples: list):
+    """The model a run starts from, in training mode: ``cfg.init_from`` loaded, or ``cfg.model`` built
+    with seed ``cfg.seed`` (and, when ``cfg.bpe_vocab_size`` is set, a BPE tokenizer learnt from
+    ``samples``' expressions and the prompt templates).
+
+    Raises:
+        svac.errors.ConfigError: on an invalid model config or override.
+        FileNotFoundError / svac.errors.CheckpointError: when ``cfg.init_from`` cannot be loaded.
+    """
     from svac.config import apply_overrides, from_dict
     from svac.config import SVACConfig
     from svac.loading import build_from_config, load_model

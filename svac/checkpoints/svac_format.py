@@ -17,13 +17,11 @@ leaves a half-written checkpoint, and an existing non-empty folder is only repla
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from svac.atomic_folder import staged_folder
 from svac.checkpoints.materialize import LoadPlan, rename, tied_aliases
 from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES, write_shards
 from svac.config import SVACConfig, apply_overrides, from_dict
@@ -101,9 +99,7 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
     on_meta = [k for k, v in state.items() if v.is_meta]
     if on_meta:
         raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
                     "config": model.config.to_dict()}
         (staging / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -113,29 +109,8 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
         from svac.checkpoints.lora import ADAPTER_DIR
 
         adapter = save_adapter(model, staging / ADAPTER_DIR)
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return SavedCheckpoint(path=target, shards=tuple(shards), num_tensors=len(state),
                            total_bytes=sum(v.numel() * v.element_size() for v in state.values()), adapter=adapter)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished ``staging`` folder to ``target``, replacing an existing folder atomically enough:
-    the old folder is moved aside first and restored if the rename fails."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    backup.rmdir()
-    os.replace(target, backup)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def read_config_document(folder: Path) -> dict[str, Any]:

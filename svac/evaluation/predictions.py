@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from svac.atomic_folder import staged_folder
 from svac.errors import OutputExistsError, SVACError
 from svac.metrics.output import write_text_atomic
 
@@ -109,17 +109,9 @@ def _write_png_folder(folder: str | Path, frame_names: Sequence[str], image_of, 
     target = Path(folder)
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} already exists; not overwritten")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with staged_folder(target, suffix=".tmp") as staging:
         for k, name in enumerate(frame_names):
             image_of(k).save(staging / f"{name}{PNG_SUFFIX}")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [target / f"{name}{PNG_SUFFIX}" for name in frame_names]
 
 

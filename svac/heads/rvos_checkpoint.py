@@ -18,14 +18,12 @@ unexpected or mis-shaped tensor is listed in the error) and never unpickles.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from svac.atomic_folder import staged_folder
 from svac.errors import CheckpointError, OutputExistsError
 
 if TYPE_CHECKING:
@@ -67,9 +65,7 @@ def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bo
     if on_meta:
         raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
     text_config = model.text_encoder_config()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
                     "config": model.config.to_dict()}
         (staging / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -78,10 +74,6 @@ def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bo
         shards = write_shards(state, staging, max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES,
                               metadata={"format": "pt", "svac_format": str(FORMAT_VERSION), "head": model.config.head})
         model.tokenizer.save_pretrained(str(staging))
-        _move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return SavedCheckpoint(path=target, shards=tuple(shards), num_tensors=len(state),
                            total_bytes=sum(v.numel() * v.element_size() for v in state.values()), adapter=False)
 
@@ -144,20 +136,3 @@ def load_state(model: torch.nn.Module, folder: Path, *, dtype: torch.dtype, devi
                 state[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
     model.load_state_dict(state, strict=True)
     model.to(device=device)
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished ``staging`` folder to ``target``; an existing ``target`` is moved aside first
-    and restored if the rename fails."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    backup.rmdir()
-    os.replace(target, backup)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)

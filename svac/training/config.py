@@ -55,9 +55,21 @@ class LossConfig:
             mean pairwise cosine similarity of their projected prompts. Models trained from scratch
             otherwise fall into "segment every object" with one constant ``[SEG]`` prompt; pretrained
             LLMs (Sa2VA checkpoints) do not need it.
+        prompt_contrast: weight of an auxiliary region-prompt contrastive loss (svac's addition, off by
+            default): InfoNCE between each clip's ``[SEG]`` prompt and SAM-2's image features averaged
+            inside its target on that clip's frames, against the other targets of the batch
+            (:func:`svac.training.losses.prompt_region_contrast`). It tells a ``[SEG]`` learnt from
+            scratch *which* object it names directly, instead of only through the mask decoder.
+        prompt_contrast_temperature: softmax temperature of that loss (on cosine similarities).
         point_sampling: compute the mask losses on sampled points (Mask2Former) instead of every pixel.
         num_points: points per mask when sampling (pixels).
         oversample_ratio, importance_ratio: Mask2Former's uncertainty-based point sampling.
+
+    With ``bce``, ``dice`` and ``presence`` all 0, SAM-2 does not track at all (only its image
+    encoder runs, for ``prompt_contrast``): a cheap language-grounding stage.
+
+    Raises:
+        svac.errors.ConfigError: when a weight is negative or the temperature is not positive.
     """
 
     ce: float = 1.0
@@ -65,10 +77,19 @@ class LossConfig:
     dice: float = 0.5
     presence: float = 1.0
     prompt_separation: float = 0.0
+    prompt_contrast: float = 0.0
+    prompt_contrast_temperature: float = 0.1
     point_sampling: bool = False
     num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_ratio: float = 0.75
+
+    def __post_init__(self) -> None:
+        for name in ("ce", "bce", "dice", "presence", "prompt_separation", "prompt_contrast"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+        if self.prompt_contrast_temperature <= 0:
+            raise ConfigError(f"loss.prompt_contrast_temperature must be > 0, got {self.prompt_contrast_temperature}")
 
 
 @dataclass

@@ -116,3 +116,44 @@ def mask_losses(logits: torch.Tensor, presence_logits: torch.Tensor, targets: to
         gt = targets.flatten(1)
     return MaskLossTerms(bce=bce_loss(pred, gt).mean(), dice=dice_loss(pred, gt).mean(),
                          presence=F.binary_cross_entropy_with_logits(presence_logits.float(), present))
+
+
+def prompt_region_contrast(prompts: torch.Tensor, regions: torch.Tensor, identity: torch.Tensor,
+                           temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between ``[SEG]`` prompts and the image features of their targets (svac's addition).
+
+    Each prompt should be closer (cosine) to the features of its own target than to those of the
+    other targets in the batch, and each target's features closer to its own prompts: the
+    region-word alignment of GLIP (Li et al., CVPR 2022, §3.1) and the symmetric contrastive loss
+    of CLIP (Radford et al., ICML 2021, §2.3), applied to SVAC's projected ``[SEG]`` prompts and
+    SAM-2's image embedding. Rows with the same ``identity`` (two expressions naming the same
+    object of one video) are positives of each other.
+
+    Args:
+        prompts: ``float (N, C)`` projected ``[SEG]`` prompts, one per (video, clip, expression).
+        regions: ``float (N, C)`` SAM-2 image features averaged inside the expression's target on
+            the clip's frames (see :meth:`svac.training.objective.SVACObjective.forward`).
+        identity: ``long (N,)`` target identity; equal values mark the same object of the same video.
+        temperature: softmax temperature (> 0) on cosine similarities.
+
+    Returns:
+        A scalar >= 0 (0 when N == 0, or when every row has the same identity).
+
+    Raises:
+        ValueError: when the shapes disagree or ``temperature`` <= 0.
+    """
+    if prompts.shape != regions.shape or prompts.ndim != 2 or identity.shape != prompts.shape[:1]:
+        raise ValueError(f"prompts {tuple(prompts.shape)}, regions {tuple(regions.shape)} and identity "
+                         f"{tuple(identity.shape)} must be (N, C), (N, C) and (N,)")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if prompts.shape[0] == 0:
+        return prompts.sum() * 0.0
+    logits = F.normalize(prompts.float(), dim=-1) @ F.normalize(regions.float(), dim=-1).T / temperature
+    positive = identity[:, None] == identity[None, :]
+
+    def nce(scores: torch.Tensor) -> torch.Tensor:
+        log_prob = scores.log_softmax(dim=1)
+        return -torch.logsumexp(log_prob.masked_fill(~positive, float("-inf")), dim=1).mean()
+
+    return 0.5 * (nce(logits) + nce(logits.T))

@@ -10,7 +10,9 @@ For a batch of videos (each with K expressions in one conversation):
    to the prompts, so a frame's mask loss reaches only its own clip's ``[SEG]`` (SVAC §3.4);
 4. mask BCE + Dice and SAM-2 presence losses against the ground truth;
 5. optionally (``loss.prompt_separation``) the mean cosine similarity of the prompts of expressions
-   naming different objects of one video (see :class:`svac.training.config.LossConfig`).
+   naming different objects of one video, and (``loss.prompt_contrast``) a contrastive loss between
+   each clip's prompt and SAM-2's image features inside its target
+   (see :class:`svac.training.config.LossConfig`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
-from svac.training.losses import mask_losses
+from svac.training.losses import MaskLossTerms, mask_losses, prompt_region_contrast
 
 
 @dataclass
@@ -38,11 +40,12 @@ class ObjectiveOutput:
     dice: torch.Tensor
     presence: torch.Tensor
     separation: torch.Tensor
+    contrast: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         """Detached values for logging."""
         return {k: float(getattr(self, k).detach())
-                for k in ("loss", "ce", "bce", "dice", "presence", "separation")}
+                for k in ("loss", "ce", "bce", "dice", "presence", "separation", "contrast")}
 
 
 class SVACObjective(nn.Module):
@@ -75,36 +78,70 @@ class SVACObjective(nn.Module):
             is_seg = (batch.input_ids[b] == model.seg_token_id) & (batch.labels[b] != IGNORE_INDEX)
             prompts.append(allocate(model.seg_prompts(hidden[b, is_seg]), example.num_clips, model.config.csa).prompts)
         logits, presence, targets = [], [], []
+        regions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         groups: dict[tuple, list[int]] = {}
         for b, example in enumerate(batch.examples):  # videos with the same clip layout are tracked together
             key = (tuple(example.clip_of_position.tolist()), example.anchor_positions)
             groups.setdefault(key, []).append(b)
-        for members in groups.values():
-            lg, pr = self._track_group([batch.examples[b] for b in members], [prompts[b] for b in members])
-            logits.append(lg)
-            presence.append(pr)
-            targets += [batch.examples[b].masks.flatten(0, 1) for b in members]
-        terms = mask_losses(torch.cat(logits), torch.cat(presence), torch.cat(targets), self.loss_cfg)
         w = self.loss_cfg
+        masks_trained = bool(w.bce or w.dice or w.presence)  # all three off: no tracking at all (cheaper)
+        for members in groups.values():
+            examples = [batch.examples[b] for b in members]
+            if masks_trained:
+                lg, pr, feats = self._track_group(examples, [prompts[b] for b in members])
+                logits.append(lg)
+                presence.append(pr)
+                targets += [e.masks.flatten(0, 1) for e in examples]
+            else:
+                feats = self._encode_group(examples)
+            if w.prompt_contrast:
+                for i, b in enumerate(members):
+                    regions[b] = target_regions(feats[i], batch.examples[b])
+        if masks_trained:
+            terms = mask_losses(torch.cat(logits), torch.cat(presence), torch.cat(targets), w)
+        else:
+            zero = hidden.new_zeros((), dtype=torch.float32)
+            terms = MaskLossTerms(bce=zero, dice=zero, presence=zero)
         ce = ce if ce is not None else torch.zeros((), device=terms.bce.device)
         separation = prompt_separation(prompts, [e.object_ids for e in batch.examples])
+        contrast = terms.bce.new_zeros(())
+        if w.prompt_contrast:
+            contrast = self._contrast(prompts, regions, batch.examples)
         total = (w.ce * ce + w.bce * terms.bce + w.dice * terms.dice + w.presence * terms.presence
-                 + w.prompt_separation * separation)
+                 + w.prompt_separation * separation + w.prompt_contrast * contrast)
         return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence,
-                               separation=separation)
+                               separation=separation, contrast=contrast)
 
-    def _track_group(self, examples: list, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _contrast(self, prompts: list[torch.Tensor], regions: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                  examples: list) -> torch.Tensor:
+        """:func:`prompt_region_contrast` over every (video, clip, expression) whose target is visible in the clip."""
+        rows_p, rows_r, identity, names = [], [], [], {}
+        for b, example in enumerate(examples):
+            feats, visible = regions[b]  # (num_clips, K, C), (num_clips, K)
+            for k in range(example.num_objects):
+                ids = example.object_ids[k] if len(example.object_ids) == example.num_objects else (("expr", k),)
+                label = names.setdefault((b, frozenset(ids)), len(names))
+                keep = visible[:, k]
+                rows_p.append(prompts[b][keep, k])
+                rows_r.append(feats[keep, k])
+                identity += [label] * int(keep.sum())
+        p, r = torch.cat(rows_p), torch.cat(rows_r)
+        return prompt_region_contrast(p, r, torch.tensor(identity, dtype=torch.long, device=p.device),
+                                      self.loss_cfg.prompt_contrast_temperature)
+
+    def _track_group(self, examples: list, prompts: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[list[FrameFeatures]]]:
         """Track the objects of videos sharing one clip layout, all in one SAM-2 batch.
 
         Every frame of every video is encoded in one image-encoder call; at frame t, video i's
         features are repeated for its K_i objects. Returns mask logits ``(sum K_i * T, h, w)`` and
-        presence logits ``(sum K_i * T,)``, ordered video by video, object by object, frame by frame.
+        presence logits ``(sum K_i * T,)``, ordered video by video, object by object, frame by frame,
+        and each video's per-frame image-encoder features (before memory).
         """
         sam = self.model.grounding
         first = examples[0]
         num_frames = first.sam_frames.shape[0]
-        frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
-        feats = sam.encode_frames(frames)
+        feats = [f for video in self._encode_group(examples) for f in video]
         counts = [e.num_objects for e in examples]
         per_frame = [FrameFeatures.concat([feats[i * num_frames + t] for i in range(len(examples))], counts)
                      for t in range(num_frames)]
@@ -114,7 +151,48 @@ class SVACObjective(nn.Module):
                           use_memory=self.sam2_memory, isolate_prompts=True))
         logits = torch.stack([o.mask_logits[:, 0] for o in outs], dim=1)  # (sum K, T, h, w)
         presence = torch.stack([o.object_score_logits[:, 0] for o in outs], dim=1)  # (sum K, T)
-        return logits.flatten(0, 1), presence.flatten()
+        per_video = [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
+        return logits.flatten(0, 1), presence.flatten(), per_video
+
+    def _encode_group(self, examples: list) -> list[list[FrameFeatures]]:
+        """SAM-2 image-encoder features of every sampled frame of videos with one clip layout, per video
+        (one encoder call for all of them)."""
+        sam = self.model.grounding
+        num_frames = examples[0].sam_frames.shape[0]
+        frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
+        feats = sam.encode_frames(frames)
+        return [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
+
+
+def target_regions(frames: list[FrameFeatures], example) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM-2 image features averaged inside each expression's target, per clip.
+
+    The lowest-resolution level of the image encoder (the mask decoder's image embedding before
+    memory) is averaged with weights = the fraction of each feature cell the target covers, over
+    all sampled frames of the clip.
+
+    Args:
+        frames: the video's T sampled frames' features (:meth:`LanguagePromptedSAM2.encode_frames`).
+        example: the :class:`~svac.training.data.TrainingExample` (masks ``(K, T, S, S)``, clips).
+
+    Returns:
+        ``float (num_clips, K, C)`` region features and ``bool (num_clips, K)``: whether the target is
+        visible on at least one frame of the clip (elsewhere the features are zeros).
+    """
+    h, w = frames[0].feat_sizes[-1]
+    feats = torch.stack([f.vision_feats[-1][:, 0] for f in frames])  # (T, h*w, C)
+    masks = example.masks.to(device=feats.device, dtype=feats.dtype)
+    cover = torch.nn.functional.adaptive_avg_pool2d(masks, (h, w)).flatten(2)  # (K, T, h*w)
+    clip_of = example.clip_of_position.to(feats.device)
+    out = feats.new_zeros(example.num_clips, example.num_objects, feats.shape[-1])
+    visible = torch.zeros(example.num_clips, example.num_objects, dtype=torch.bool, device=feats.device)
+    for c in range(example.num_clips):
+        in_clip = clip_of == c
+        weight = cover[:, in_clip].flatten(1)  # (K, n_c * h*w)
+        total = weight.sum(1)
+        visible[c] = total > 0
+        out[c] = (weight @ feats[in_clip].flatten(0, 1)) / total.clamp_min(1e-6)[:, None]
+    return out, visible
 
 
 def prompt_separation(prompts: list[torch.Tensor], object_ids: list[tuple[tuple[int, ...], ...]]) -> torch.Tensor:
