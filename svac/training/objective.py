@@ -141,18 +141,16 @@ class SVACObjective(nn.Module):
         sam = self.model.grounding
         first = examples[0]
         num_frames = first.sam_frames.shape[0]
-        feats = [f for video in self._encode_group(examples) for f in video]
+        videos = self._encode_group(examples)
         counts = [e.num_objects for e in examples]
-        per_frame = [FrameFeatures.concat([feats[i * num_frames + t] for i in range(len(examples))], counts)
-                     for t in range(num_frames)]
+        per_frame = [FrameFeatures.concat([video[t] for video in videos], counts) for t in range(num_frames)]
         clip_of = first.clip_of_position
         outs = list(track(sam, enumerate(per_frame), lambda t: torch.cat([p[clip_of[t]] for p in prompts]),
                           conditioning_frames=first.anchor_positions, num_frames=num_frames,
                           use_memory=self.sam2_memory, isolate_prompts=True))
         logits = torch.stack([o.mask_logits[:, 0] for o in outs], dim=1)  # (sum K, T, h, w)
         presence = torch.stack([o.object_score_logits[:, 0] for o in outs], dim=1)  # (sum K, T)
-        per_video = [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
-        return logits.flatten(0, 1), presence.flatten(), per_video
+        return logits.flatten(0, 1), presence.flatten(), videos
 
     def _encode_group(self, examples: list) -> list[list[FrameFeatures]]:
         """SAM-2 image-encoder features of every sampled frame of videos with one clip layout, per video
