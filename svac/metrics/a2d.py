@@ -10,20 +10,36 @@ Segmentation with Multimodal Transformers" (MTTR), CVPR 2022, experiments
 section (mAP over IoU 0.50:0.05:0.95 with the COCO API, category-agnostic),
 the protocol ReferFormer and later methods report.
 
-* **P@K**, K in 0.5, 0.6, 0.7, 0.8, 0.9: fraction of samples whose IoU is
-  strictly greater than K. The sample's mask is its highest-scoring
-  prediction (on equal scores the last one given, as a stable sort by score
-  followed by taking the last element does); a sample without predictions
-  counts as an empty mask.
-* **overall IoU**: total intersection over total union of those masks (pixels).
-* **mean IoU**: mean of the per-sample IoU.
+* **IoU** of a sample, as the reference computes it (MTTR ``metrics.py``,
+  copied into ReferFormer ``datasets/a2d_eval.py``, ``compute_mask_iou``):
+  float32 ``(I + 1e-6) / (U + 1e-6)`` with I, U the pixel counts of
+  intersection and union. The epsilon and the float32 rounding decide exact
+  ties at the thresholds: 60 / 100 gives 0.6000000238 and 4000 / 5000 gives
+  0.8000000119 (counted at 0.6 and 0.8), 70 / 100 gives 0.6999999881 (not
+  counted at 0.7), 50 / 100 gives 0.5 (not counted); on small unions the
+  epsilon lifts every exact tie above its threshold (1 / 2 gives
+  0.5000002384, 3 / 5 gives 0.6000000834, 9 / 10 gives 0.9000000358). An
+  empty mask on an empty ground truth scores 1.
+* **P@K**, K in 0.5, 0.6, 0.7, 0.8, 0.9: fraction of samples whose IoU (as
+  above) is strictly greater than K. The sample's mask is its highest-scoring
+  prediction (on equal scores the last one given, as the reference's stable
+  sort by score followed by taking the last element does); a sample without
+  predictions counts as an empty mask (the reference needs one per sample).
+* **overall IoU**: total intersection over total union of those masks
+  (pixels, exact; 1 when every mask is empty, where the reference divides by 0).
+* **mean IoU**: mean of the per-sample IoU (as above).
 * **mAP** 0.50:0.95 (and AP50, AP75, AP small / medium / large): COCO
   ``COCOeval`` with ``iouType="segm"`` and ``useCats=0`` over *all* scored
-  predictions, ground truths and detections encoded as COCO RLE.
+  predictions, ground truths and detections encoded as COCO RLE, each image
+  under its ``sample_id``. COCOeval orders images by id, and with equal
+  scores across images that order decides the precision-recall curve; the
+  A2D-Sentences reader gives MTTR's ids (``v_<video>_f_<frame>_i_<instance>``),
+  so ties break as in the reference (ReferFormer ``engine.evaluate_a2d``).
 
-IoU of an empty mask against an empty ground truth is 1. The official
-scripts compute IoU in float32 as ``(I + 1e-6) / (U + 1e-6)``; here it is the
-exact float64 ratio, which differs by less than 1e-6 and only for tiny masks.
+Checked against ReferFormer ``datasets/a2d_eval.py`` and its COCOeval call
+(wjn922/ReferFormer 06fc218f) on hand-made edge cases (exact ties at every K,
+empty masks, full frames, 1x1 images, equal scores): every number equal.
+The float32 counts are exact up to 2**24 pixels per frame.
 """
 
 from __future__ import annotations
@@ -40,6 +56,9 @@ from svac.metrics.validation import MetricInputError, check_bool_masks, check_sa
 
 PRECISION_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 """IoU thresholds of P@K (0.5:0.1:0.9); a sample counts when its IoU is strictly greater."""
+
+IOU_EPSILON = 1e-6
+"""Added, in float32, to intersection and union of every sample's IoU (MTTR / ReferFormer ``compute_mask_iou``)."""
 
 COCO_CATEGORY_ID = 1
 """The single category every mask gets (the evaluation is category-agnostic)."""
@@ -66,7 +85,8 @@ class A2DSample:
     """One evaluated sample: a ground-truth mask and the predictions for it.
 
     Attributes:
-        sample_id: unique id (e.g. ``"<video>/<frame>/<expression id>"``).
+        sample_id: unique id, also the sample's COCO image id (COCOeval orders images by
+            it, which breaks score ties for mAP); svac's A2D / JHMDB tasks use MTTR's ids.
         gt: bool ``(H, W)`` ground-truth mask of the referred actor.
         predictions: scored predicted masks of the same size (may be empty).
     """
@@ -142,8 +162,8 @@ def a2d_sentences_scores(samples: Sequence[A2DSample]) -> A2DResult:
         intersection, union = intersection_and_union(pred, sample.gt)
         total_intersection += intersection
         total_union += union
-        ious.append(ratio_or_empty(intersection, union))
-    iou_array = np.array(ious)
+        ious.append(reference_iou(intersection, union))
+    iou_array = np.array(ious, dtype=np.float64)
     precision_at = tuple((k, float(np.mean(iou_array > k))) for k in PRECISION_THRESHOLDS)
     stats = _coco_mask_ap(samples)
     return A2DResult(
@@ -158,6 +178,23 @@ def a2d_sentences_scores(samples: Sequence[A2DSample]) -> A2DResult:
         ap_large=stats[5],
         n_samples=len(samples),
     )
+
+
+def reference_iou(intersection: int, union: int) -> float:
+    """A sample's IoU as A2D / JHMDB-Sentences evaluation computes it: float32 ``(I + 1e-6) / (U + 1e-6)``.
+
+    Source: MTTR ``metrics.py`` / ReferFormer ``datasets/a2d_eval.py``, ``compute_mask_iou``
+    (float32 tensors, ``EPS = 1e-6``). Exact for counts up to 2**24 pixels.
+
+    Args:
+        intersection: pixels in both masks (>= 0).
+        union: pixels in either mask (>= intersection).
+
+    Returns:
+        The float32 ratio as a Python float; 1.0 when both counts are 0.
+    """
+    epsilon = np.float32(IOU_EPSILON)
+    return float((np.float32(intersection) + epsilon) / (np.float32(union) + epsilon))
 
 
 def _check_sample(sample: A2DSample) -> None:
@@ -191,13 +228,14 @@ def _coco_mask_ap(samples: Sequence[A2DSample]) -> tuple[float, ...]:
         return rle
 
     images, annotations, detections = [], [], []
-    for image_id, sample in enumerate(samples, start=1):
+    for annotation_id, sample in enumerate(samples, start=1):
+        image_id = sample.sample_id
         height, width = sample.gt.shape
         images.append({"id": image_id, "height": height, "width": width})
         rle = encode(sample.gt)
         annotations.append(
             {
-                "id": image_id,
+                "id": annotation_id,
                 "image_id": image_id,
                 "category_id": COCO_CATEGORY_ID,
                 "segmentation": rle,
