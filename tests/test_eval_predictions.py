@@ -12,6 +12,7 @@ from PIL import Image
 from svac.errors import OutputExistsError, SVACError, VideoReadError
 from svac.evaluation.predictions import (
     MEVIS_ZIP_PREFIX,
+    REVOS_FOREGROUND_VALUE,
     YTVOS_ZIP_PREFIX,
     decode_rle,
     encode_rle,
@@ -47,6 +48,18 @@ def test_binary_pngs_are_named_like_the_frames_and_read_back(tmp_path):
     assert not [p for p in (tmp_path / "vid").iterdir() if p.name.startswith(".")]  # no staging left behind
     with pytest.raises(ValueError, match="4 masks for 3 frame names"):
         write_binary_pngs(masks, names[:3], tmp_path / "other")
+
+
+def test_binary_pngs_in_another_grey_level_read_back_the_same(tmp_path):
+    masks = random_masks(3, shape=(2, 5, 7))
+    files = write_binary_pngs(masks, ("a", "b"), tmp_path / "revos", foreground_value=REVOS_FOREGROUND_VALUE)
+    with Image.open(files[0]) as im:
+        assert im.mode == "L" and np.array_equal(np.asarray(im), masks[0].astype(np.uint8))  # 0 / 1 grey levels
+    assert np.array_equal(np.stack([read_binary_png(f) for f in files]), masks)
+    for bad in (0, 256, True, 1.0):
+        with pytest.raises(ValueError, match="foreground_value must be an int in 1..255"):
+            write_binary_pngs(masks, ("a", "b"), tmp_path / f"bad{bad}", foreground_value=bad)
+        assert not (tmp_path / f"bad{bad}").exists()
 
 
 def test_indexed_pngs_hold_object_ids_with_the_davis_palette(tmp_path):

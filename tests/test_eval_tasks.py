@@ -73,6 +73,117 @@ def test_revos_scores_by_type_match_the_metric_on_the_written_pngs(tmp_path):
     assert 0.0 < reference.overall.jf < 1.0
 
 
+REVOS_T, REVOS_H, REVOS_W = 2, 4, 6
+
+
+def _cells(rows: slice, cols: slice, *extra: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros((REVOS_H, REVOS_W), dtype=bool)
+    mask[rows, cols] = True
+    for y, x in extra:
+        mask[y, x] = True
+    return mask
+
+
+NOTHING = _cells(slice(0, 0), slice(0, 0))
+# two objects on a 2-frame 4x6 video; object "b" is absent on frame 1 (null RLE)
+REVOS_OBJECTS = {"a": [_cells(slice(0, 2), slice(0, 3)), _cells(slice(1, 3), slice(1, 4))],
+                 "b": [_cells(slice(2, 4), slice(3, 6)), None]}
+# exp id -> (referred objects, type_id, predicted mask per frame)
+REVOS_EXPRESSIONS = {
+    "0": (["a"], 0, [_cells(slice(0, 2), slice(0, 2), (3, 0)), REVOS_OBJECTS["a"][1]]),
+    "1": (["b"], 1, [_cells(slice(2, 4), slice(3, 5)), _cells(slice(0, 2), slice(5, 6))]),
+    "2": ([], 2, [NOTHING, _cells(slice(3, 4), slice(5, 6))]),  # no target, one hallucinated pixel
+    "3": ([], 2, [NOTHING, NOTHING]),  # no target, nothing predicted
+}
+
+
+class HandMadeModel:
+    """A stand-in for SVAC that answers each ReVOS expression with its hand-made masks."""
+
+    def segment(self, video, expression, *, num_frames=None, clip_len=None, progress=False):
+        from svac.outputs import SegmentationResult, Timings
+        from svac.video.reader import open_video
+
+        source = open_video(video)
+        exp_id = expression.rsplit(" ", 1)[1]
+        masks = np.stack(REVOS_EXPRESSIONS[exp_id][2])[None]
+        return SegmentationResult(
+            text="[SEG]", masks=masks, scores=np.array([0.5], np.float32), frame_indices=np.arange(source.num_frames),
+            clip_spans=[(0, source.num_frames)], frame_names=source.frame_names, video_name=source.name, fps=None,
+            mode="astc", csa_mode="per_clip", num_visual_tokens=1, timings=Timings(total=0.0))
+
+
+def _write_hand_made_revos(root: Path) -> None:
+    names = [f"{t:05d}" for t in range(REVOS_T)]
+    (root / "JPEGImages" / "set" / "vid").mkdir(parents=True)
+    for name in names:
+        Image.fromarray(np.full((REVOS_H, REVOS_W, 3), 90, np.uint8)).save(root / "JPEGImages" / "set" / "vid" /
+                                                                         f"{name}.jpg")
+    mask_dict = {obj: [None if m is None else encode_rle(m) for m in frames] for obj, frames in REVOS_OBJECTS.items()}
+    union = [REVOS_OBJECTS["a"][t] | (REVOS_OBJECTS["b"][t] if REVOS_OBJECTS["b"][t] is not None else NOTHING)
+             for t in range(REVOS_T)]
+    expressions = {e: {"exp": f"expression {e}", "obj_id": list(range(len(objs))), "anno_id": objs, "type_id": kind}
+                   for e, (objs, kind, _) in REVOS_EXPRESSIONS.items()}
+    (root / "meta_expressions_valid_.json").write_text(
+        json.dumps({"videos": {"set/vid": {"frames": names, "expressions": expressions}}}))
+    (root / "mask_dict.json").write_text(json.dumps(mask_dict))
+    (root / "mask_dict_foreground.json").write_text(
+        json.dumps({"set/vid": {"masks_rle": [encode_rle(m) for m in union]}}))
+
+
+def _official_revos_a_r(root: Path, folder: Path, exp_id: str) -> tuple[float, float]:
+    """A and R of one expression restated from VISA ``tools/eval_revos.py`` + ``tools/metrics.py``.
+
+    Ground truth: uint8 sum of the referred objects' decoded RLEs; prediction: the PNG's raw grey
+    level (``cv2.imread(..., IMREAD_GRAYSCALE)``); A = mean over frames of ``mean(gt == pred)``;
+    R = mean over frames of ``max(1 - ((1 - gt) * pred).sum() / (foreground.sum() + 1e-6), 0)``.
+    """
+    meta = json.loads((root / "meta_expressions_valid_.json").read_text())["videos"]["set/vid"]
+    mask_dict = json.loads((root / "mask_dict.json").read_text())
+    foreground = json.loads((root / "mask_dict_foreground.json").read_text())["set/vid"]["masks_rle"]
+    accuracy, robustness = [], []
+    for t, name in enumerate(meta["frames"]):
+        gt = np.zeros((REVOS_H, REVOS_W), np.uint8)
+        for anno in meta["expressions"][exp_id]["anno_id"]:
+            if mask_dict[anno][t]:
+                gt += decode_rle(mask_dict[anno][t]).astype(np.uint8)
+        pred = np.asarray(Image.open(folder / f"{name}.png"), dtype=np.uint8)
+        fg = decode_rle(foreground[t]).astype(np.uint8)
+        accuracy.append(np.mean(gt == pred))
+        robustness.append(max(1 - ((1 - gt) * pred).sum() / (fg.sum() + 1e-6), 0.0))
+    return float(np.mean(accuracy)), float(np.mean(robustness))
+
+
+def test_revos_prediction_pngs_score_the_same_under_the_official_arithmetic(tmp_path):
+    """ReVOS PNGs hold grey levels 0 / 1, so the official script's A and R on them equal svac's."""
+    import csv
+
+    root = tmp_path / "revos"
+    _write_hand_made_revos(root)
+    out = tmp_path / "run"
+    result = run_benchmark("revos", data_root=root, model_spec="hand-made", out_dir=out, model=HandMadeModel(),
+                           progress=False)
+    with (out / "per_item.csv").open() as handle:
+        rows = {r["key"]: r for r in csv.DictReader(handle)}
+    # VISA tools/eval_revos.py (cilinyan/VISA ec158fde) run on this prediction folder, per expression
+    # (percent, rounded to 2 decimals as the script writes them): (J, F, A, R)
+    official = {"0": (78.57, 94.44, 93.75, 95.83), "1": (33.33, 46.15, 91.67, 83.33),
+                "2": (50.0, 50.0, 97.92, 91.67), "3": (100.0, 100.0, 100.0, 100.0)}
+    for exp_id, (j, f, a, r) in official.items():
+        folder = out / "predictions" / "set" / "vid" / exp_id
+        grey_levels = set(np.unique(np.concatenate([np.asarray(Image.open(p)).ravel()
+                                                    for p in sorted(folder.glob("*.png"))])).tolist())
+        assert grey_levels <= {0, 1}
+        row = rows[f"set/vid/{exp_id}"]
+        svac_a, svac_r = float(row["A"]), float(row["R"])
+        restated_a, restated_r = _official_revos_a_r(root, folder, exp_id)
+        assert svac_a == pytest.approx(restated_a, abs=1e-12) and svac_r == pytest.approx(restated_r, abs=1e-12)
+        ours = tuple(round(100 * float(row[k]), 2) for k in ("J", "F", "A", "R"))
+        assert ours == (j, f, a, r)
+    no_target = result.scores["no_target"]
+    assert no_target["n_expressions"] == 2 and no_target["J"] == 0.75  # (0.5 + 1) / 2: empty ground truth
+
+
 def test_refdavis17_merges_four_runs_of_davis2017_unsupervised_scores(tmp_path):
     root = tmp_path / "davis"
     names = [f"{t:05d}" for t in range(NUM_FRAMES)]

@@ -244,6 +244,38 @@ def test_revos_types_nested_ids_and_masks(revos):
     np.testing.assert_array_equal(train[0].load_masks([3])[0], tracks["5"][3])
 
 
+def test_revos_no_target_expressions_are_read_with_an_empty_ground_truth(revos):
+    """type_id 2 with empty obj_id / anno_id: kept (not rejected, not dropped), masks all False.
+
+    The official script (VISA tools/eval_revos.py) sums the masks of no anno_id for them, i.e. scores
+    them against an all-zero ground truth.
+    """
+    root, _ = revos
+    meta_path = root / "meta_expressions_valid_.json"
+    meta = json.loads(meta_path.read_text())
+    expressions = meta["videos"]["UVO/all/clip1"]["expressions"]
+    expressions["2"] = {"exp": "the unicorn in the kitchen", "obj_id": [], "anno_id": [], "type_id": 2}
+    write_json(meta_path, meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedAnnotationsWarning)
+        ds = ReVOSReader(root, "valid")
+    assert [(s.exp_id, s.meta["type"]) for s in ds] == [("0", "referring"), ("1", "reasoning"), ("2", "no_target")]
+    assert ds.skip_report.summary() == "skipped 0 of 3 expressions"
+    no_target = ds[2]
+    assert no_target.object_ids == () and "anno_ids" not in no_target.meta
+    masks = no_target.load_masks()
+    assert masks.dtype == bool and masks.shape == (NUM_FRAMES, HEIGHT, WIDTH) and not masks.any()
+    # obj_id and anno_id must agree; a missing key is not read as "no target"
+    expressions["2"] = {"exp": "x", "obj_id": [0], "anno_id": [], "type_id": 2}
+    write_json(meta_path, meta)
+    with pytest.raises(AnnotationError, match=r"expression '2': 'obj_id' \[0\] and 'anno_id' \[\] disagree"):
+        ReVOSReader(root, "valid")
+    expressions["2"] = {"exp": "x", "type_id": 2}
+    write_json(meta_path, meta)
+    with pytest.raises(AnnotationError, match=r"expression '2': 'obj_id' / 'anno_id' missing"):
+        ReVOSReader(root, "valid")
+
+
 def test_revos_foreground_loader(revos):
     root, tracks = revos
     ds = ReVOSReader(root, "valid")

@@ -2,10 +2,11 @@
 
 Formats:
 
-* **binary PNG** -- one 8-bit greyscale PNG per frame, 255 on the object and 0 elsewhere
-  (what Ref-YouTube-VOS, MeViS and ReVOS inference scripts write and their evaluation
-  servers / scripts read, any non-zero pixel being foreground), named like the source frame:
-  ``<folder>/<frame>.png``.
+* **binary PNG** -- one 8-bit greyscale PNG per frame, 0 on the background and one
+  foreground grey level on the object, named like the source frame: ``<folder>/<frame>.png``.
+  255 for Ref-YouTube-VOS and MeViS (their servers / scripts treat any non-zero pixel as
+  foreground); 1 for ReVOS, whose official script (VISA ``tools/eval_revos.py``) compares the
+  raw grey level with its 0/1 ground truth for the A and R scores.
 * **indexed PNG** -- DAVIS-2017 result PNGs: palette images whose pixel index is the object
   id (0 = background), DAVIS palette; one PNG per frame holds every object of a video.
 * **RLE JSON** -- COCO run-length encoding (``pycocotools.mask.encode``, column-major),
@@ -35,8 +36,11 @@ from svac.atomic_folder import staged_folder
 from svac.errors import OutputExistsError, SVACError
 from svac.metrics.output import write_text_atomic
 
-#: Value of foreground pixels in binary prediction PNGs.
+#: Value of foreground pixels in binary prediction PNGs (Ref-YouTube-VOS, MeViS, DAVIS binary).
 FOREGROUND_VALUE = 255
+#: Value of foreground pixels in ReVOS prediction PNGs: the official ``tools/eval_revos.py`` scores
+#: accuracy (``gt == pred``) and robustness (``(1 - gt) * pred``) on the raw grey level against 0/1 ground truth.
+REVOS_FOREGROUND_VALUE = 1
 #: Suffix of mask files.
 PNG_SUFFIX = ".png"
 #: Zip path prefix of the Ref-YouTube-VOS CodaLab submission (``Annotations/<video>/<exp_id>/<frame>.png``).
@@ -53,26 +57,31 @@ def _check_masks(masks: np.ndarray, frame_names: Sequence[str], what: str) -> No
 
 
 def write_binary_pngs(masks: np.ndarray, frame_names: Sequence[str], folder: str | Path, *,
-                      overwrite: bool = False) -> list[Path]:
-    """Write one binary PNG (0 / 255, mode ``L``) per frame into ``folder``, atomically as a whole folder.
+                      overwrite: bool = False, foreground_value: int = FOREGROUND_VALUE) -> list[Path]:
+    """Write one binary PNG (mode ``L``: 0 and ``foreground_value``) per frame into ``folder``, atomically.
 
     Args:
         masks: ``bool (N, H, W)``, one mask per frame.
         frame_names: N file stems (``"00000"`` ...); file ``k`` is ``<folder>/<frame_names[k]>.png``.
         folder: destination folder; it is written in a staging folder and renamed into place.
         overwrite: replace an existing ``folder`` (its previous content is removed).
+        foreground_value: grey level of foreground pixels, an int in 1..255 (255 by default;
+            :data:`REVOS_FOREGROUND_VALUE` = 1 for ReVOS).
 
     Returns:
         The written files, in frame order.
 
     Raises:
-        ValueError: when ``masks`` is not ``bool (N, H, W)`` or names and masks differ in number.
+        ValueError: when ``masks`` is not ``bool (N, H, W)``, names and masks differ in number,
+            or ``foreground_value`` is not an int in 1..255.
         svac.errors.OutputExistsError: when ``folder`` exists and ``overwrite`` is False.
     """
     _check_masks(masks, frame_names, str(folder))
     if masks.dtype != np.bool_:
         raise ValueError(f"{folder}: masks must be bool, got {masks.dtype}")
-    labels = masks.astype(np.uint8) * FOREGROUND_VALUE
+    if isinstance(foreground_value, bool) or not isinstance(foreground_value, int) or not 1 <= foreground_value <= 255:
+        raise ValueError(f"{folder}: foreground_value must be an int in 1..255, got {foreground_value!r}")
+    labels = masks.astype(np.uint8) * np.uint8(foreground_value)
     return _write_png_folder(folder, frame_names, lambda k: Image.fromarray(labels[k], mode="L"), overwrite)
 
 

@@ -9,7 +9,9 @@
   Without ground truth (the Ref-YouTube-VOS and MeViS ``valid`` splits) the predictions are
   zipped in the server's submission layout (:mod:`svac.evaluation.predictions`).
 * **revos** -- as above, scored with ReVOS J, F, A, R by expression type
-  (:mod:`svac.metrics.revos`; overall = mean of the referring and reasoning groups).
+  (:mod:`svac.metrics.revos`; overall = mean of the referring and reasoning groups); the
+  PNGs hold grey levels 0 / 1, what the official script's A and R expect, and no-target
+  expressions (``type_id`` 2, empty ``anno_id``) are scored against an empty ground truth.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from svac.data.readers import load_dataset
 from svac.data.sample import ReferringSample
 from svac.errors import AnnotationError
-from svac.evaluation.predictions import write_binary_pngs, write_submission_zip
+from svac.evaluation.predictions import REVOS_FOREGROUND_VALUE, write_binary_pngs, write_submission_zip
 from svac.evaluation.task import BenchmarkTask, EvalItem, MergedScores, Prediction
 from svac.evaluation.video_sources import FrameListVideo
 from svac.metrics.davis import DAVIS_BOUNDARY_TOLERANCE, contour_accuracy, region_similarity
@@ -190,9 +192,13 @@ class ReVOSTask(BenchmarkTask):
                                   f"got {raw!r}") from None
 
     def write_predictions(self, item: EvalItem, prediction: Prediction, predictions_dir: Path) -> None:
-        """Binary PNGs ``<predictions_dir>/<video>/<exp_id>/<frame>.png`` (0 / 255)."""
+        """Binary PNGs ``<predictions_dir>/<video>/<exp_id>/<frame>.png`` with grey levels 0 / 1.
+
+        The official ReVOS script (VISA ``tools/eval_revos.py``) compares the raw grey level with
+        its 0/1 ground truth for A and R, so the folder scores the same there as here.
+        """
         write_binary_pngs(prediction.masks, prediction.frame_names, expression_folder(predictions_dir, item),
-                          overwrite=True)
+                          overwrite=True, foreground_value=REVOS_FOREGROUND_VALUE)
 
     def score(self, item: EvalItem, prediction: Prediction) -> dict:
         """``{"type", "J", "F", "A", "R"}`` of the expression."""

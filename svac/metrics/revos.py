@@ -32,13 +32,24 @@ official script, are not part of overall. When only one of the two groups
 has expressions, overall equals that group (the official script would give
 NaN).
 
-Differences from the official script, on purpose: it compares the uint8 sum
-of the ground-truth object masks with the prediction PNG's raw grey values
-for A and R; here both are bool masks, which equals the script when the
-prediction is stored as 0/1 and objects do not overlap. Per-expression
-values are kept at full precision unless ``official_rounding=True``, which
-rounds them to two decimals in percent before averaging as the script does.
-All returned scores are fractions in [0, 1] (the script reports percent).
+No-target expressions (empty ``anno_id``) are scored against an all-empty
+ground truth, as the official script does (it sums no mask for them):
+predicting nothing gives J = F = A = R = 1.
+
+The official script compares the uint8 sum of the referred objects' masks
+with the prediction PNG's raw grey level for A and R; here both are bool
+masks. The two agree when the PNGs hold 0 / 1, which is what svac's ReVOS
+task writes (:data:`svac.evaluation.predictions.REVOS_FOREGROUND_VALUE`;
+0 / 255 PNGs would score A and R far lower there). They still differ where
+two *referred* objects of one expression overlap: the script's ground truth
+is 2 on those pixels, so its A counts them wrong whatever the prediction and
+its R's uint8 ``(1 - 2) * 1`` wraps to 255 false positives per predicted
+pixel; here such pixels are simply foreground (measured on an edge-case set
+with overlapping objects: A up to 0.035 and R up to 0.75 apart on those
+expressions, identical everywhere else). Per-expression values are kept at
+full precision unless ``official_rounding=True``, which rounds them to two
+decimals in percent before averaging as the script does. All returned
+scores are fractions in [0, 1] (the script reports percent).
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ Segmentation with Motion Expressions"), as released::
 {"exp": text, "obj_id": [int], "anno_id": [int or str]}}, "frames": [stems]}}}``.
 ``mask_dict.json`` maps ``str(anno_id)`` to a list with one COCO RLE (or
 ``null`` when the object is absent) per listed frame. The ground truth of an
-expression is the union of its ``anno_id`` masks.
+expression is the union of its ``anno_id`` masks. An expression whose
+``anno_id`` and ``obj_id`` are both empty lists refers to nothing (ReVOS
+no-target expressions; the official MeViS and ReVOS scripts sum no mask for
+it): it is read as a sample with ``object_ids == ()`` whose ground truth is
+empty on every frame, and is scored like any other expression.
 
 ReVOS (Yan et al., ECCV 2024, "VISA: Reasoning Video Object Segmentation via
 Large Language Models") uses the same expression and mask schema in one
@@ -21,8 +25,8 @@ folder::
     root/meta_expressions_train_.json, root/meta_expressions_valid_.json
     root/mask_dict.json, root/mask_dict_foreground.json
 
-Its expressions carry ``type_id`` (0 = referring, 1 = reasoning, as in the
-official evaluation script ``tools/eval_revos.py``), exposed as ``meta["type"]``.
+Its expressions carry ``type_id`` (0 = referring, 1 = reasoning, 2 = no-target,
+as in the official evaluation script ``tools/eval_revos.py``), exposed as ``meta["type"]``.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ FRAMES_DIR = "JPEGImages"
 REVOS_META_PATTERNS = ("meta_expressions_{split}_.json", "meta_expressions_{split}.json")
 REVOS_FOREGROUND_FILE = "mask_dict_foreground.json"
 REVOS_FOREGROUND_KEY = "masks_rle"
-#: ReVOS ``type_id`` → ``meta["type"]`` (official ``tools/eval_revos.py``). Other ids map to ``"other"``.
-REVOS_TYPES = {0: "referring", 1: "reasoning"}
+#: ReVOS ``type_id`` → ``meta["type"]`` (official ``tools/eval_revos.py``; the names of
+#: :data:`svac.metrics.revos.REVOS_TYPE_BY_ID`). Other ids map to ``"other"``.
+REVOS_TYPES = {0: "referring", 1: "reasoning", 2: "no_target"}
 REVOS_OTHER_TYPE = "other"
 EXPRESSION_KEYS = frozenset({"exp", "obj_id", "anno_id"})
 
@@ -235,12 +240,7 @@ class MaskDictReader(ReferringDataset):
         anno_ids = () if raw_annos is None else _parse_anno_ids(raw_annos, source=source, video_id=video_id, exp_id=exp_id)
         loader = None
         if self._mask_dict is not None:
-            if not anno_ids or not object_ids:
-                raise InvalidAnnotation(
-                    f"{source}: video {video_id!r} expression {exp_id!r}: no object ('obj_id' / 'anno_id' missing "
-                    "or empty)",
-                    reason=REASON_NO_OBJECT,
-                )
+            self._check_targets(raw_objects, raw_annos, object_ids, anno_ids, video_id, exp_id)
             for anno_id in anno_ids:
                 self._check_anno(anno_id, video_id, frame_paths, sizes)
             assert self.mask_dict_file is not None
@@ -265,6 +265,29 @@ class MaskDictReader(ReferringDataset):
             meta=meta,
         )
 
+    def _check_targets(
+        self,
+        raw_objects: Any,
+        raw_annos: Any,
+        object_ids: tuple[int, ...],
+        anno_ids: tuple[str, ...],
+        video_id: str,
+        exp_id: str,
+    ) -> None:
+        """Targets of an expression in a split with masks: both lists given, both empty (no target) or both not."""
+        label = f"{self.meta_file}: video {video_id!r} expression {exp_id!r}"
+        if raw_objects is None or raw_annos is None:
+            raise InvalidAnnotation(
+                f"{label}: 'obj_id' / 'anno_id' missing (an expression that refers to nothing lists both as [])",
+                reason=REASON_NO_OBJECT,
+            )
+        if bool(object_ids) != bool(anno_ids):
+            raise InvalidAnnotation(
+                f"{label}: 'obj_id' {raw_objects!r} and 'anno_id' {raw_annos!r} disagree; both must be empty "
+                "(an expression that refers to nothing) or both list the referred objects",
+                reason=REASON_NO_OBJECT,
+            )
+
     def _extra_meta(self, entry: dict) -> dict[str, Any]:
         """Dataset-specific meta derived from an expression entry (none by default)."""
         return {}
@@ -287,7 +310,9 @@ class MeViSReader(MaskDictReader):
     Samples: one per expression; ``frame_paths`` = listed frames in listed
     order; ``object_ids`` from ``obj_id``; ``meta["anno_ids"]`` the mask keys;
     the mask is the union of the ``anno_id`` RLEs (``mask_loader=None`` when
-    the split has no ``mask_dict.json``, e.g. the CodaLab ``valid``).
+    the split has no ``mask_dict.json``, e.g. the CodaLab ``valid``). An
+    expression with ``"obj_id": []`` and ``"anno_id": []`` refers to nothing:
+    ``object_ids == ()`` and its masks are empty on every frame.
 
     Raises:
         AnnotationError: wrong root or split (lists the splits present),
@@ -337,9 +362,10 @@ class ReVOSReader(MaskDictReader):
         name: registry name put in the samples.
 
     Samples as :class:`MeViSReader`, plus ``meta["type"]``: ``"referring"``
-    (``type_id`` 0) or ``"reasoning"`` (``type_id`` 1); any other ``type_id``
-    gives ``"other"``; entries without ``type_id`` have no ``"type"``. The raw
-    ``type_id`` stays in ``meta`` too.
+    (``type_id`` 0), ``"reasoning"`` (``type_id`` 1) or ``"no_target"``
+    (``type_id`` 2: empty ``obj_id`` / ``anno_id``, empty ground truth); any
+    other ``type_id`` gives ``"other"``; entries without ``type_id`` have no
+    ``"type"``. The raw ``type_id`` stays in ``meta`` too.
 
     Raises:
         AnnotationError: wrong root or split, malformed JSON, or an invalid
