@@ -17,6 +17,7 @@ import torch
 
 from svac.inference import answer_by_generation, finish, prepare_video
 from svac.mllm.chat_template import Turn
+from svac.mllm.prompt_text import PromptText
 from svac.outputs import ChatResponse
 
 if TYPE_CHECKING:
@@ -50,13 +51,17 @@ class ChatSession:
         """The video (:class:`svac.video.reader.VideoSource`)."""
         return self.prepared.source
 
-    def _user_text(self, message: str) -> str:
+    def _user_text(self, message: str) -> PromptText:
         if self.turns:
-            return message
-        return self.model.prompts.chat_first_turn.format(video=self.prepared.video_text, content=message)
+            return PromptText.user(message)
+        return self.model.prompts.chat_turn(self.prepared.video_text, message)
 
     def add_turn(self, user: str, assistant: str) -> None:
-        """Append an earlier exchange to the history without running the model."""
+        """Append an earlier exchange to the history without running the model.
+
+        ``user`` is read as plain text (a ``[SEG]`` in it is text); ``assistant`` is taken as the
+        model's own earlier answer, so its ``[SEG]`` / ``<p>`` tokens are read as control tokens.
+        """
         self.turns.append(Turn(self._user_text(user), assistant))
 
     def ask(self, message: str, *, progress: bool = False) -> ChatResponse:
@@ -77,5 +82,5 @@ class ChatSession:
             if answer.seg_hidden.shape[0] > 0:
                 result = finish(self.model, self.prepared, answer, progress=progress)
                 result.timings.total = time.perf_counter() - t0
-        self.turns.append(Turn(user, answer.text))
+        self.turns.append(Turn(user, answer.prompt if answer.prompt is not None else answer.text))
         return ChatResponse(text=answer.text, result=result)

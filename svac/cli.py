@@ -116,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SVACError, FileNotFoundError, ValueError) as exc:
         print(f"svac: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from svac.atomic_folder import WRITE_ERRNOS
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"svac: error: cannot write {exc.filename or 'the output'}: {exc.strerror}", file=sys.stderr)
+        return 2
     return 1
 
 
@@ -134,23 +141,18 @@ def _load(args):
 
 
 def _segment(args) -> int:
-    from svac.errors import OutputExistsError
-    from svac.video.export import RESULT_ITEMS, export_result
+    from svac.video.export import export_result, result_folder
     from svac.video.reader import open_video
 
-    out = Path(args.out)
-    existing = [n for n in RESULT_ITEMS if (out / n).exists()]
-    if existing and not args.overwrite:  # refuse before any work is done
-        raise OutputExistsError(f"{out} already holds results ({', '.join(existing)}); "
-                                "choose another folder or pass --overwrite")
     if not args.query.strip():
         raise ValueError("the query is empty: give a referring expression such as 'the dog jumping over the fence'")
-    source = open_video(args.video)
-    model = _load(args)
-    result = model.segment(source, args.query, num_frames=args.frames, clip_len=args.clip_len,
-                           progress=not args.quiet)
-    files = export_result(result, source, out, overwrite=args.overwrite, overlay=not args.no_overlay,
-                          progress=not args.quiet)
+    # checked, locked and staged before any work: a bad --out fails at once, a failure leaves the old results
+    with result_folder(args.out, overwrite=args.overwrite) as out:
+        source = open_video(args.video)
+        model = _load(args)
+        result = model.segment(source, args.query, num_frames=args.frames, clip_len=args.clip_len,
+                               progress=not args.quiet)
+        files = export_result(result, source, out, overlay=not args.no_overlay, progress=not args.quiet)
     if result.text:
         print(result.text)
     print(f"{files.num_mask_files} masks in {files.masks_dir}, overlay {files.overlay}, summary {files.summary}")
@@ -160,27 +162,58 @@ def _segment(args) -> int:
     return 0
 
 
+#: Shown before each chat input.
+CHAT_PROMPT = "you> "
+
+
 def _chat(args) -> int:
+    from contextlib import nullcontext
+
+    from svac.atomic_folder import OutputFolder
+
+    session_out = None
+    if args.out is not None:  # the session's folder: checked and locked now, replaced as a whole at the first masks
+        session_out = OutputFolder(args.out, overwrite=args.overwrite, commit_on_exit=False, what="chat results",
+                                   results=lambda name: name.startswith("turn-"))
+    with session_out if session_out is not None else nullcontext():
+        model = _load(args)
+        session = model.start_chat(args.video, num_frames=args.frames, clip_len=args.clip_len)
+        print(f"chatting about {session.source.name} ({session.source.num_frames} frames); empty line or 'exit' ends")
+        turn = 0
+        while True:
+            try:
+                line = input(CHAT_PROMPT)
+            except (EOFError, KeyboardInterrupt):
+                print()
+                break
+            message = line.strip()
+            if not message or message.lower() in ("exit", "quit"):
+                break
+            turn += 1
+            try:
+                _chat_turn(session, message, turn, session_out)
+            except KeyboardInterrupt:
+                print("\nsvac: turn interrupted; the session goes on", file=sys.stderr)
+            except Exception as exc:  # one bad turn does not end the session
+                print(f"svac: error in this turn ({type(exc).__name__}): {exc}; the session goes on", file=sys.stderr)
+    return 0
+
+
+def _chat_turn(session, message: str, turn: int, out) -> None:
     from svac.video.export import export_result
 
-    model = _load(args)
-    session = model.start_chat(args.video, num_frames=args.frames, clip_len=args.clip_len)
-    print(f"chatting about {session.source.name} ({session.source.num_frames} frames); empty line or 'exit' ends")
-    turn = 0
-    for line in sys.stdin:
-        message = line.strip()
-        if not message or message.lower() in ("exit", "quit"):
-            break
-        turn += 1
-        response = session.ask(message)
-        print(f"svac> {response.text}")
-        if response.result is not None:
-            r = response.result
-            print(f"      {r.num_objects} object(s) segmented over {r.masks.shape[1]} frames")
-            if args.out is not None:
-                files = export_result(r, session.source, Path(args.out) / f"turn-{turn:02d}", overwrite=args.overwrite)
-                print(f"      masks in {files.masks_dir}")
-    return 0
+    response = session.ask(message)
+    print(f"svac> {response.text}")
+    if response.result is None:
+        return
+    r = response.result
+    print(f"      {r.num_objects} object(s) segmented over {r.masks.shape[1]} frames")
+    if out is None:
+        return
+    name = f"turn-{turn:02d}"
+    export_result(r, session.source, out.path / name)  # staged and renamed in: whole or absent
+    out.commit()  # the first saved turn replaces the previous session's folder as a whole; later ones add to it
+    print(f"      masks in {out.target / name / 'masks'}")
 
 
 def _train(args) -> int:

@@ -29,6 +29,18 @@ class OutputExistsError(SVACError, FileExistsError):
     """An output folder already holds results and overwriting was not asked for."""
 
 
+class OutputLockedError(SVACError, FileExistsError):
+    """Another svac run is writing the same output folder (the message names its process)."""
+
+
+class OutputWriteError(SVACError, OSError):
+    """An output cannot be written: no permission, a read-only or full file system.
+
+    The message names the output and says what it holds after the failure (its previous
+    contents, or nothing).
+    """
+
+
 class SegCountError(SVACError, ValueError):
     """The number of ``[SEG]`` tokens disagrees with the number of clips (SVAC §3.4, CSA).
 

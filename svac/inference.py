@@ -29,11 +29,13 @@ from svac.astc import ClipPlan, build_mllm_images, plan_clips
 from svac.csa import allocate, seg_tokens
 from svac.mllm.capture import LLMRecorder
 from svac.mllm.chat_template import Turn
+from svac.mllm.prompt_text import as_prompt, encode_prompt, prompt_from_ids
 from svac.mllm.internvl import preprocess_images
 from svac.outputs import SegmentationResult, Timings
 from svac.video.reader import VideoSource, open_video
 
 if TYPE_CHECKING:
+    from svac.mllm.prompt_text import PromptText
     from svac.model import SVAC
 
 
@@ -69,6 +71,8 @@ class MLLMAnswer:
         text: the answer text (``[SEG]`` kept, chat-format tokens removed).
         seg_hidden: ``(n, D)`` hidden states of the answer's n ``[SEG]`` tokens, in order.
         vision_seconds, prefill_seconds, decode_seconds: stage timings (seconds).
+        prompt: the answer as prompt text for a later turn (its control tokens as template
+            text, text it only spelled out as user text); ``None`` for a given answer.
     """
 
     text: str
@@ -76,6 +80,7 @@ class MLLMAnswer:
     vision_seconds: float
     prefill_seconds: float
     decode_seconds: float
+    prompt: "PromptText | None" = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,18 +125,19 @@ def encode_turns(model: "SVAC", turns: Sequence[Turn], *, system: str | None = N
     """Token ids of a conversation whose last turn's answer, if given, is the part to read.
 
     The prompt (everything up to the last assistant prefix) and the last answer are
-    tokenised separately and concatenated, as in training.
+    tokenised separately and concatenated, as in training. User parts of the turns
+    (:class:`~svac.mllm.prompt_text.PromptText`) are read as plain text: a ``[SEG]`` or
+    ``<IMG_CONTEXT>`` typed in a query is never a control token.
 
     Returns:
         ``(ids, answer_start)``: all ids, and the index where the last answer starts.
     """
     *before, last = turns
-    prompt = model.chat_template.render([*before, Turn(last.user)], system=system)
-    ids = model.tokenizer(prompt, add_special_tokens=False).input_ids
+    prompt = model.chat_template.render_prompt([*before, Turn(last.user)], system=system)
+    ids = encode_prompt(model.tokenizer, prompt)
     start = len(ids)
     if last.assistant is not None:
-        ids = ids + model.tokenizer(last.assistant + model.chat_template.assistant_suffix,
-                                    add_special_tokens=False).input_ids
+        ids = ids + encode_prompt(model.tokenizer, as_prompt(last.assistant) + model.chat_template.assistant_suffix)
     return ids, start
 
 
@@ -151,7 +157,7 @@ def answer_with_template(model: "SVAC", prepared: PreparedVideo, turns: Sequence
                    pixel_values=prepared.pixel_values, logits_to_keep=1)
     hidden = rec.record.prefill_hidden[0]
     positions = model.seg_positions(input_ids[0], start)
-    return MLLMAnswer(text=turns[-1].assistant, seg_hidden=hidden[positions],
+    return MLLMAnswer(text=str(turns[-1].assistant), seg_hidden=hidden[positions],
                       vision_seconds=rec.record.vision_seconds, prefill_seconds=rec.record.prefill_seconds,
                       decode_seconds=0.0)
 
@@ -189,8 +195,12 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
     text = model.tokenizer.decode(generated, skip_special_tokens=False)
     for stop in model.chat_template.stop:
         text = text.split(stop)[0]
+    answer_ids = generated.tolist()
+    ends = [i for i, t in enumerate(answer_ids) if t in stop_ids]
+    answer_ids = answer_ids[:ends[0]] if ends else answer_ids
     return MLLMAnswer(text=text.strip(), seg_hidden=seg_hidden, vision_seconds=rec.record.vision_seconds,
-                      prefill_seconds=rec.record.prefill_seconds, decode_seconds=rec.record.decode_seconds)
+                      prefill_seconds=rec.record.prefill_seconds, decode_seconds=rec.record.decode_seconds,
+                      prompt=prompt_from_ids(model.tokenizer, answer_ids).strip())
 
 
 @dataclass

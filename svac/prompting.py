@@ -8,6 +8,7 @@ from importlib import resources
 import yaml
 
 from svac.astc import ClipPlan
+from svac.mllm.prompt_text import PromptLike, PromptText, fill
 from svac.mllm.tokens import IMG_CONTEXT
 
 SEGMENTATION_FILE = "segmentation.yaml"
@@ -44,13 +45,21 @@ class SegmentationPrompts:
             parts.append(image * count + self.clip_separator)
         return "".join(parts)
 
-    def question(self, video: str, expression: str, index: int = 0) -> str:
-        """Referring question ``index`` for ``expression`` about the video text ``video``."""
-        return self.questions[index].format(video=video, expression=expression)
+    def question(self, video: PromptLike, expression: str, index: int = 0) -> PromptText:
+        """Referring question ``index`` for ``expression`` about the video text ``video``.
 
-    def answer(self, seg: str, expression: str, index: int = 0) -> str:
-        """Answer template ``index`` restating ``expression`` and holding the ``[SEG]`` tokens ``seg``."""
-        return self.answers[index].format(seg=seg, expression=expression)
+        ``expression`` is user text: tokenized as plain text even when it holds ``[SEG]``,
+        ``<IMG_CONTEXT>`` or any other special token (:mod:`svac.mllm.prompt_text`).
+        """
+        return fill(self.questions[index], video=video, expression=PromptText.user(expression))
+
+    def answer(self, seg: str, expression: str, index: int = 0) -> PromptText:
+        """Answer template ``index`` restating ``expression`` (user text) and holding the ``[SEG]`` tokens ``seg``."""
+        return fill(self.answers[index], seg=seg, expression=PromptText.user(expression))
+
+    def chat_turn(self, video: PromptLike, message: str) -> PromptText:
+        """The first user turn of a free chat: the video, then ``message`` (user text)."""
+        return fill(self.chat_first_turn, video=video, content=PromptText.user(message))
 
 
 def load_segmentation_prompts() -> SegmentationPrompts:

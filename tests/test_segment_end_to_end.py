@@ -110,7 +110,7 @@ def test_failure_while_writing_leaves_no_partial_output(tiny_model, small_video,
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(export, "write_overlay", explode)
+    monkeypatch.setattr(export._OverlayEncoder, "write", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         export_result(result, open_video(small_video), tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -142,7 +142,7 @@ def test_chat_multi_turn_text_only_then_masks(tiny_model, small_video, monkeypat
     second = session.ask("What moves? Segment it.")
     assert second.text == answer and second.result is not None
     assert second.result.masks.shape == (1, 12, 48, 64)
-    assert len(session.turns) == 2 and session.turns[0].assistant == "A red square."
+    assert len(session.turns) == 2 and str(session.turns[0].assistant) == "A red square."
     assert session.turns[0].user.count("<IMG_CONTEXT>") == 2 * 2 * 16 and "<IMG_CONTEXT>" not in session.turns[1].user
     with pytest.raises(ValueError, match="empty"):
         session.ask(" ")

@@ -9,16 +9,23 @@ from typing import Sequence
 import yaml
 
 from svac.errors import ConfigError
+from svac.mllm.prompt_text import PromptLike, PromptText, as_prompt, fill
 
 TEMPLATES_FILE = "chat_templates.yaml"
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One exchange of a conversation: the user's text and the assistant's answer (``None`` if pending)."""
+    """One exchange of a conversation: the user's text and the assistant's answer (``None`` if pending).
 
-    user: str
-    assistant: str | None = None
+    Either may be a plain ``str`` (template text: its control tokens are read as such) or a
+    :class:`~svac.mllm.prompt_text.PromptText` whose user parts are always plain text. svac's
+    prompt builders (:meth:`svac.prompting.SegmentationPrompts.question` ...) mark what a person
+    typed as user text.
+    """
+
+    user: PromptLike
+    assistant: PromptLike | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,11 @@ class ChatTemplate:
     default_system: str | None
 
     def render(self, turns: Sequence[Turn], *, system: str | None = None) -> str:
-        """Lay out a conversation as text.
+        """Lay out a conversation as plain text (see :meth:`render_prompt`)."""
+        return str(self.render_prompt(turns, system=system))
+
+    def render_prompt(self, turns: Sequence[Turn], *, system: str | None = None) -> PromptText:
+        """Lay out a conversation as prompt text (user parts of the turns stay user parts).
 
         Completed turns end with ``assistant_suffix``; when the last turn has no answer
         the text ends with ``assistant_prefix`` (the prompt for generation).
@@ -63,16 +74,15 @@ class ChatTemplate:
             raise ValueError("a conversation needs at least one turn")
         if any(t.assistant is None for t in turns[:-1]):
             raise ValueError("only the last turn of a conversation may lack an answer")
-        parts = [self.bos or ""]
+        out = PromptText.template(self.bos or "")
         system = self.default_system if system is None else system
         if system:
-            parts.append(self.system.format(system=system))
+            out = out + fill(self.system, system=system)
         for turn in turns:
-            parts.append(self.user.format(content=turn.user))
-            parts.append(self.assistant_prefix)
+            out = out + fill(self.user, content=turn.user) + self.assistant_prefix
             if turn.assistant is not None:
-                parts.append(turn.assistant + self.assistant_suffix)
-        return "".join(parts)
+                out = out + as_prompt(turn.assistant) + self.assistant_suffix
+        return out
 
     @property
     def end_of_answer(self) -> str:

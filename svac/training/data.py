@@ -24,6 +24,7 @@ from svac.data.sample import ReferringSample
 from svac.grounding.sam2_model import preprocess_frames
 from svac.mllm.chat_template import ChatTemplate, load_chat_template
 from svac.mllm.internvl import preprocess_images, tokens_per_image
+from svac.mllm.prompt_text import PromptLike, encode_prompt, fill
 from svac.prompting import SegmentationPrompts, load_segmentation_prompts
 from svac.video.reader import FramePathsVideo
 
@@ -153,7 +154,7 @@ class ExampleBuilder:
             answer_index = int(rng.integers(len(self.prompts.answers)))
             user = self.prompts.question(video_text if k == 0 else "", sample.expression, question_index)
             answer = self.prompts.answer(seg, sample.expression, answer_index)
-            prompt_ids = self._tokens(self.template.user.format(content=user) + self.template.assistant_prefix)
+            prompt_ids = self._tokens(fill(self.template.user, content=user) + self.template.assistant_prefix)
             answer_ids = self._tokens(answer + self.template.assistant_suffix)
             ids += prompt_ids + answer_ids
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
@@ -170,8 +171,9 @@ class ExampleBuilder:
             anchor_positions=tuple(c.positions[0] for c in plan.clips), num_clips=plan.num_clips,
             object_ids=tuple(tuple(s.object_ids) for s in samples))
 
-    def _tokens(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+    def _tokens(self, text: PromptLike) -> list[int]:
+        # expressions are user parts of the prompt: a "[SEG]" in a dataset's text stays text
+        return encode_prompt(self.tokenizer, text)
 
 
 class VideoExpressionDataset(torch.utils.data.Dataset):

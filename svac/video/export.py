@@ -7,17 +7,19 @@ Layout of an output folder::
     OUT/overlay.mp4                  the video with the masks blended in (H.264, every frame)
     OUT/result.json                  the answer, clip layout, scores, mask areas and timings
 
-Everything is written into a staging folder next to ``OUT`` and moved into place
-only once complete, so a failure leaves no partial output; a folder that already
-holds results is refused unless ``overwrite=True``.
+The three are svac's results in ``OUT``; anything else in ``OUT`` is the user's and is kept.
+They are written as a whole through :class:`svac.atomic_folder.OutputFolder`: into a staging
+folder beside ``OUT`` (incrementally, chunk by chunk, by :class:`ResultWriter`), which then
+replaces ``OUT`` atomically. After a failure at any point ``OUT`` holds its previous results or
+nothing -- never new masks beside an old ``overlay.mp4`` or ``result.json``. A folder that
+already holds results is refused unless ``overwrite=True``, and with it the old results are
+replaced as a set (``--no-overlay`` leaves no old ``overlay.mp4`` behind).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from svac.errors import OutputExistsError
+from svac.atomic_folder import OutputFolder
 from svac.outputs import SegmentationResult
 from svac.video.reader import VideoSource
 
@@ -39,6 +41,19 @@ OVERLAY_ALPHA = 0.5
 OVERLAY_CRF = 23
 #: Frames decoded per batch while writing the overlay.
 OVERLAY_CHUNK = 16
+
+
+def is_result_item(name: str) -> bool:
+    """Whether ``name`` (an entry of an output folder) is one of svac's result items."""
+    return name in RESULT_ITEMS
+
+
+def result_folder(out_dir: str | Path, *, overwrite: bool = False) -> OutputFolder:
+    """The :class:`~svac.atomic_folder.OutputFolder` of a segmentation output folder (results: :data:`RESULT_ITEMS`).
+
+    Open it (``with``) before any compute: it checks, locks and stages ``out_dir`` at once.
+    """
+    return OutputFolder(out_dir, overwrite=overwrite, results=is_result_item)
 
 
 def davis_palette() -> np.ndarray:
@@ -66,63 +81,173 @@ class ExportedFiles:
     num_mask_files: int
 
 
-def export_result(result: SegmentationResult, source: VideoSource, out_dir: str | Path, *, overwrite: bool = False,
-                  overlay: bool = True, progress: bool = False) -> ExportedFiles:
-    """Write ``result`` (masks over every frame of ``source``) to ``out_dir``.
+class ResultWriter:
+    """Writes one result into a folder frame chunk by frame chunk: mask PNGs, the overlay, then ``result.json``.
+
+    Masks arrive in frame order as ``bool (K, n, H, W)`` chunks (all K objects, n consecutive
+    frames), so a caller that produces masks chunk by chunk never holds the whole video's masks.
+    ``result.json`` is written last, by :meth:`finish`.
+
+    Args:
+        folder: the folder to fill (a staging folder: see :class:`~svac.atomic_folder.OutputFolder`).
+        source: the video (its frames are decoded again for the overlay, chunk by chunk).
+        num_objects: K.
+        overlay: also write ``overlay.mp4``.
+        fps: the overlay's frame rate (frames per second).
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: when a chunk does not fit the video (frame count, size, order).
+    """
+
+    def __init__(self, folder: Path, source: VideoSource, num_objects: int, *, overlay: bool = True,
+                 fps: float = DEFAULT_FPS, progress: bool = False) -> None:
+        self.folder = Path(folder)
+        self.source = source
+        self.num_objects = num_objects
+        self.next_frame = 0
+        self.num_mask_files = 0
+        self._palette = davis_palette().reshape(-1).tolist()
+        (self.folder / "masks").mkdir()
+        for k in range(num_objects):
+            (self.folder / "masks" / str(k + 1)).mkdir()
+        self._overlay = _OverlayEncoder(self.folder / "overlay.mp4", source, num_objects, fps) if overlay else None
+        self._bar = tqdm(total=num_objects * source.num_frames, desc="masks", unit="png", disable=not progress)
+
+    def write(self, start: int, masks: np.ndarray) -> None:
+        """Write the masks of frames ``start .. start + n - 1``: ``bool (K, n, H, W)``, the next frames in order."""
+        k, n, h, w = masks.shape
+        if start != self.next_frame or start + n > self.source.num_frames:
+            raise ValueError(f"mask chunk for frames {start}..{start + n - 1} does not follow frame {self.next_frame} "
+                             f"of a {self.source.num_frames}-frame video")
+        if (k, h, w) != (self.num_objects, self.source.height, self.source.width):
+            raise ValueError(f"mask chunk of {k} object(s) at {w}x{h}, expected {self.num_objects} at "
+                             f"{self.source.width}x{self.source.height}")
+        names = self.source.frame_names
+        for obj in range(k):
+            obj_dir = self.folder / "masks" / str(obj + 1)
+            for i in range(n):
+                img = Image.fromarray(masks[obj, i].astype(np.uint8) * (obj + 1), mode="P")
+                img.putpalette(self._palette)
+                img.save(obj_dir / f"{names[start + i]}.png")
+                self.num_mask_files += 1
+                self._bar.update(1)
+        if self._overlay is not None:
+            self._overlay.write(start, masks)
+        self.next_frame = start + n
+
+    def finish(self, summary: dict) -> None:
+        """Close the overlay and write ``result.json`` (``summary`` plus the layout of the files).
+
+        Raises:
+            ValueError: when masks were not written for every frame.
+        """
+        if self.next_frame != self.source.num_frames:
+            raise ValueError(f"masks were written for {self.next_frame} of {self.source.num_frames} frames")
+        if self._overlay is not None:
+            self._overlay.close()
+        self._bar.close()
+        summary = dict(summary)
+        summary["files"] = {"masks": "masks/<object>/<frame>.png",
+                            "overlay": "overlay.mp4" if self._overlay is not None else None}
+        (self.folder / "result.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+    def abort(self) -> None:
+        """Release the overlay encoder after a failure (the folder itself is the caller's to delete)."""
+        if self._overlay is not None:
+            self._overlay.abort()
+        self._bar.close()
+
+
+def export_result(result: SegmentationResult, source: VideoSource, out_dir: "str | Path | OutputFolder", *,
+                  overwrite: bool = False, overlay: bool = True, progress: bool = False) -> ExportedFiles:
+    """Write ``result`` (masks over every frame of ``source``) to ``out_dir`` as a whole.
 
     Args:
         result: a result whose masks cover every frame of ``source`` (``(K, N, H, W)``).
         source: the video the result belongs to (re-read for the overlay).
-        out_dir: output folder; created if missing; may hold unrelated files.
+        out_dir: output folder (created if missing; other files in it are kept), or an open
+            :func:`result_folder` (then the results are written into its staging folder and
+            appear when its ``with`` block ends; ``overwrite`` is the folder's).
         overwrite: replace results already in ``out_dir`` (``masks/``, ``overlay.mp4``, ``result.json``).
         overlay: also write ``overlay.mp4``.
         progress: show a progress bar.
 
     Raises:
-        OutputExistsError: when ``out_dir`` already holds results and ``overwrite`` is false.
+        OutputExistsError: when ``out_dir`` already holds results and ``overwrite`` is false,
+            or is a file.
+        OutputLockedError: when another run is writing ``out_dir``.
+        OutputWriteError: when ``out_dir`` cannot be written (no permission, read-only, disk
+            full); it then holds its previous results, or nothing.
         ValueError: when the masks do not match the video's frame count and size.
     """
-    out = Path(out_dir)
-    existing = [name for name in RESULT_ITEMS if (out / name).exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{out} already holds results ({', '.join(existing)}); "
-                                "choose another folder or pass --overwrite")
     k, n, h, w = result.masks.shape
     if (n, h, w) != (source.num_frames, source.height, source.width):
         raise ValueError(f"masks cover {n} frames of {w}x{h} but the video has {source.num_frames} frames of "
                          f"{source.width}x{source.height}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.svac-", dir=out.parent))
-    try:
-        count = _write_masks(result, staging / "masks", progress)
-        if overlay:
-            write_overlay(result.masks, source, staging / "overlay.mp4", fps=result.fps or DEFAULT_FPS,
-                          progress=progress)
-        summary = result.summary()
-        summary["files"] = {"masks": "masks/<object>/<frame>.png", "overlay": "overlay.mp4" if overlay else None}
-        (staging / "result.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        _move_into_place(staging, out, overwrite=overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if isinstance(out_dir, OutputFolder):
+        folder, scope = out_dir, nullcontext(out_dir)
+    else:
+        folder = result_folder(out_dir, overwrite=overwrite)
+        scope = folder
+    with scope:
+        writer = ResultWriter(folder.path, source, k, overlay=overlay, fps=result.fps or DEFAULT_FPS,
+                              progress=progress)
+        try:
+            for start in range(0, n, OVERLAY_CHUNK):
+                writer.write(start, result.masks[:, start:start + OVERLAY_CHUNK])
+            writer.finish(result.summary())
+        except BaseException:
+            writer.abort()
+            raise
+    out = folder.target
     return ExportedFiles(out_dir=out, masks_dir=out / "masks", overlay=out / "overlay.mp4" if overlay else None,
-                         summary=out / "result.json", num_mask_files=count)
+                         summary=out / "result.json", num_mask_files=writer.num_mask_files)
 
 
-def _write_masks(result: SegmentationResult, folder: Path, progress: bool) -> int:
-    palette = davis_palette().reshape(-1).tolist()
-    count = 0
-    total = result.masks.shape[0] * result.masks.shape[1]
-    with tqdm(total=total, desc="masks", unit="png", disable=not progress) as bar:
-        for k in range(result.masks.shape[0]):
-            obj_dir = folder / str(k + 1)
-            obj_dir.mkdir(parents=True)
-            for t, name in enumerate(result.frame_names):
-                img = Image.fromarray(result.masks[k, t].astype(np.uint8) * (k + 1), mode="P")
-                img.putpalette(palette)
-                img.save(obj_dir / f"{name}.png")
-                count += 1
-                bar.update(1)
-    return count
+class _OverlayEncoder:
+    """H.264 encoder of the video with coloured masks blended in, fed frame chunk by frame chunk.
+
+    Odd frame sizes are padded by one black pixel column/row, as H.264 4:2:0 needs even sizes.
+    """
+
+    def __init__(self, path: Path, source: VideoSource, num_objects: int, fps: float) -> None:
+        import av
+        from fractions import Fraction
+
+        self.source = source
+        self.colors = davis_palette()[1:num_objects + 1].astype(np.float32)
+        self.container = av.open(str(path), mode="w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        h, w = source.height, source.width
+        self.stream.width, self.stream.height, self.stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+        self.stream.options = {"crf": str(OVERLAY_CRF)}
+
+    def write(self, start: int, masks: np.ndarray) -> None:
+        import av
+
+        h, w = self.source.height, self.source.width
+        frames = self.source.read(range(start, start + masks.shape[1]))
+        for i, frame in enumerate(frames):
+            blended = frame.astype(np.float32)
+            for k in range(masks.shape[0]):
+                m = masks[k, i]
+                blended[m] = (1 - OVERLAY_ALPHA) * blended[m] + OVERLAY_ALPHA * self.colors[k]
+            canvas = np.zeros((self.stream.height, self.stream.width, 3), dtype=np.uint8)
+            canvas[:h, :w] = blended.round().astype(np.uint8)
+            for packet in self.stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # the file is being discarded; a half-written stream may not close cleanly
+            pass
 
 
 def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: float, progress: bool = False) -> None:
@@ -133,48 +258,11 @@ def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: fl
         source: the video (decoded again in chunks).
         path: output file.
         fps: frame rate (frames per second).
+        progress: show a progress bar.
 
     Odd frame sizes are padded by one black pixel column/row, as H.264 4:2:0 needs even sizes.
     """
-    import av
-    from fractions import Fraction
-
-    colors = davis_palette()[1:masks.shape[0] + 1].astype(np.float32)
-    h, w = source.height, source.width
-    even_h, even_w = h + h % 2, w + w % 2
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
-        stream.options = {"crf": str(OVERLAY_CRF)}
-        bar = tqdm(total=source.num_frames, desc="overlay", unit="frame", disable=not progress)
-        for start, chunk in source.iter_chunks(OVERLAY_CHUNK):
-            for i, frame in enumerate(chunk):
-                blended = frame.astype(np.float32)
-                for k in range(masks.shape[0]):
-                    m = masks[k, start + i]
-                    blended[m] = (1 - OVERLAY_ALPHA) * blended[m] + OVERLAY_ALPHA * colors[k]
-                canvas = np.zeros((even_h, even_w, 3), dtype=np.uint8)
-                canvas[:h, :w] = blended.round().astype(np.uint8)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
-                    container.mux(packet)
-                bar.update(1)
-        for packet in stream.encode():
-            container.mux(packet)
-        bar.close()
-
-
-def _move_into_place(staging: Path, out: Path, *, overwrite: bool) -> None:
-    if not out.exists():
-        os.replace(staging, out)
-        staging.mkdir()  # recreated empty so the caller's cleanup has something to remove
-        return
-    for item in sorted(staging.iterdir()):
-        target = out / item.name
-        if target.exists():
-            if not overwrite:
-                raise OutputExistsError(f"{target} appeared while writing; not overwritten")
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        os.replace(item, target)
+    encoder = _OverlayEncoder(Path(path), source, masks.shape[0], fps)
+    for start in tqdm(range(0, source.num_frames, OVERLAY_CHUNK), desc="overlay", unit="chunk", disable=not progress):
+        encoder.write(start, masks[:, start:start + OVERLAY_CHUNK])
+    encoder.close()
