@@ -329,6 +329,38 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(src, dst)
 
 
+@contextmanager
+def reserve_folder(target: str | Path, *, overwrite: bool | None = None, tag: str = "",
+                   what: str = "results") -> Iterator[FolderLock]:
+    """Hold the right to write ``target`` for a whole command, checked before any compute.
+
+    For outputs that are not written as one staged folder (a resumable evaluation or training
+    run, a few result files beside others) or that a library call stages later (a checkpoint):
+    the writability probe (:func:`check_writable`), the lock (:class:`FolderLock`, so a second
+    run refuses at once), and the cleaning of dead staging entries beside ``target``.
+
+    Args:
+        target: the output folder.
+        overwrite: ``False`` refuses a non-empty ``target``; ``None`` does not look inside.
+        tag: see :class:`FolderLock`.
+        what: a word for messages.
+
+    Raises:
+        svac.errors.OutputExistsError: ``target`` is a file, or not empty while ``overwrite`` is ``False``.
+        svac.errors.OutputLockedError: another run is writing ``target``.
+        svac.errors.OutputWriteError: ``target`` cannot be written.
+    """
+    target = check_writable(target)
+    with FolderLock(target, tag=tag) as lock:
+        clean_stale(target.parent)
+        if overwrite is False and target.is_dir():
+            present = unexpected_entries(target, lambda name: False)
+            if present:
+                raise OutputExistsError(f"{target} already holds {what} ({', '.join(present[:5])}); choose another "
+                                        "folder or pass --overwrite")
+        yield lock
+
+
 # ----------------------------------------------------------------------------- the folder
 
 

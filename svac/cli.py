@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from svac.evaluation.cli_args import run_bench_frames_command
 
             return run_bench_frames_command(args)
-    except (SVACError, FileNotFoundError, ValueError) as exc:
+    except (SVACError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"svac: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -221,10 +221,15 @@ def _train(args) -> int:
 
     from svac.training.config import load_train_config
 
+    from svac.atomic_folder import reserve_folder
+    from svac.evaluation.sharding import detect_shard
+
     recipe = importlib.import_module("svac.recipes.finetune")
     cfg = load_train_config(args.config, args.overrides)
-    result = recipe.run(cfg, deepspeed=args.deepspeed, resume=args.resume, stop_after=args.stop_after,
-                        progress=not args.quiet)
+    shard = detect_shard()  # under accelerate / torchrun every rank runs this: one lock per rank
+    with reserve_folder(cfg.output_dir, tag=f".rank{shard.rank}" if shard.world_size > 1 else ""):
+        result = recipe.run(cfg, deepspeed=args.deepspeed, resume=args.resume, stop_after=args.stop_after,
+                            progress=not args.quiet)
     print(f"{result.steps} updates, final loss {result.final_loss:.4f}, {result.wall_seconds:.0f} s, "
           f"peak RSS {result.peak_rss_mb:.0f} MiB; model: {result.model_dir}")
     return 0
@@ -233,8 +238,11 @@ def _train(args) -> int:
 def _export(args) -> int:
     import importlib
 
+    from svac.atomic_folder import reserve_folder
+
     recipe = importlib.import_module("svac.recipes.finetune")
-    out = recipe.export_checkpoint(args.run_dir, args.out, step=args.step, overwrite=args.overwrite)
+    with reserve_folder(args.out, overwrite=args.overwrite, what="files"):  # checked before the model is rebuilt
+        out = recipe.export_checkpoint(args.run_dir, args.out, step=args.step, overwrite=args.overwrite)
     print(f"model saved in {out}")
     return 0
 
@@ -255,9 +263,12 @@ def _synth(args) -> int:
 
 
 def _metrics_davis(args) -> int:
+    from svac.atomic_folder import reserve_folder
     from svac.metrics.davis_eval import evaluate_davis_folders
 
-    result = evaluate_davis_folders(args.gt, args.pred, args.out, protocol=args.protocol, overwrite=args.overwrite)
+    with reserve_folder(args.out):
+        result = evaluate_davis_folders(args.gt, args.pred, args.out, protocol=args.protocol,
+                                        overwrite=args.overwrite)
     g = result.global_scores
     print(f"J&F {g.jf_mean:.4f}  J {g.j_mean:.4f}  F {g.f_mean:.4f}  ({args.protocol}); files in {args.out}")
     return 0

@@ -99,7 +99,7 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
     on_meta = [k for k, v in state.items() if v.is_meta]
     if on_meta:
         raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
-    with staged_folder(target) as staging:
+    with staged_folder(target, overwrite=overwrite, what="a checkpoint") as staging:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
                     "config": model.config.to_dict()}
         (staging / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

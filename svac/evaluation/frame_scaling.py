@@ -444,8 +444,11 @@ def run_frame_scaling(*, model_spec: str | None = None, out_dir: str | os.PathLi
     Raises:
         ConfigError: on bad arguments (the message names the argument).
         svac.errors.OutputExistsError: when the study's files exist in ``out_dir`` and ``overwrite`` is False.
+        svac.errors.OutputLockedError: another run is writing ``out_dir``.
+        svac.errors.OutputWriteError: ``out_dir`` cannot be written.
         svac.errors.AnnotationError / VideoReadError: when ``data_root`` / ``videos`` cannot be read.
     """
+    from svac.atomic_folder import reserve_folder
     from svac.evaluation.scaling_report import check_outputs
 
     frames = tuple(int(t) for t in frames)
@@ -453,17 +456,18 @@ def run_frame_scaling(*, model_spec: str | None = None, out_dir: str | os.PathLi
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     out = Path(out_dir)
-    check_outputs(out, overwrite=overwrite)
     previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _study(model_spec=model_spec, out=out, data_root=data_root, split=split, videos=videos,
-                      expression=expression, frames=frames, clip_lens=clip_lens, modes=modes, num_videos=num_videos,
-                      repeats=repeats, k_objects=k_objects, device=device, overrides=overrides, seed=seed,
-                      overwrite=overwrite, progress=progress, model=model)
-    finally:
-        torch.set_num_threads(previous_threads)
+    with reserve_folder(out):  # writability probe and lock, before any model is loaded
+        check_outputs(out, overwrite=overwrite)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return _study(model_spec=model_spec, out=out, data_root=data_root, split=split, videos=videos,
+                          expression=expression, frames=frames, clip_lens=clip_lens, modes=modes,
+                          num_videos=num_videos, repeats=repeats, k_objects=k_objects, device=device,
+                          overrides=overrides, seed=seed, overwrite=overwrite, progress=progress, model=model)
+        finally:
+            torch.set_num_threads(previous_threads)
 
 
 def _study(*, model_spec, out: Path, data_root, split, videos, expression, frames, clip_lens, modes, num_videos,

@@ -118,7 +118,7 @@ def _write_png_folder(folder: str | Path, frame_names: Sequence[str], image_of, 
     target = Path(folder)
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} already exists; not overwritten")
-    with staged_folder(target, suffix=".tmp") as staging:
+    with staged_folder(target, overwrite=overwrite, what="predictions") as staging:
         for k, name in enumerate(frame_names):
             image_of(k).save(staging / f"{name}{PNG_SUFFIX}")
     return [target / f"{name}{PNG_SUFFIX}" for name in frame_names]

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import numpy as np
 from tqdm.auto import tqdm
 
+from svac.atomic_folder import reserve_folder
 from svac.errors import AnnotationError, ConfigError, OutputExistsError, SVACError
 from svac.evaluation.benchmarks import BENCHMARKS, build_task
 from svac.evaluation.predictions import write_json_atomic
@@ -163,42 +164,47 @@ def run_benchmark(name: str, *, data_root: str | os.PathLike[str], model_spec: s
             says what was expected).
         svac.errors.OutputExistsError: ``resume=False`` and items of this shard are already finished in ``out_dir``.
         IncompleteRunError: the merge timed out waiting for other ranks.
+        svac.errors.OutputLockedError: another run (of the same shard) is writing ``out_dir``.
+        svac.errors.OutputWriteError: ``out_dir`` cannot be written.
     """
     shard = detect_shard() if shard is None else shard
     task = _open_task(name, data_root, split, skip_invalid=skip_invalid)
     out = Path(out_dir)
-    settings = {"benchmark": name, "split": task.split, "data_root": str(Path(data_root).resolve()),
-                "model": model_spec if model_spec is not None else (model.config.name if model is not None else None),
-                "num_frames": num_frames, "clip_len": clip_len, "overrides": list(overrides), **task.settings()}
-    _check_run_settings(out, settings)
-    keys = [item.key for item in task.items]
-    mine = shard_keys(keys, shard)
-    by_key = {item.key: item for item in task.items}
-    todo = [k for k in mine if load_record(out, k) is None]
-    if not resume and len(todo) < len(mine):
-        raise OutputExistsError(f"{out} already holds {len(mine) - len(todo)} finished items of this run; resume it "
-                                "or choose another output folder")
-    if todo:
-        if model is None:
-            model = _load_model(model_spec, _device_for(shard, device), overrides)
-        desc = f"{name} ({task.split})" + (f" rank {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "")
-        for key in tqdm(todo, desc=desc, unit="expr", disable=not progress):
-            item = by_key[key]
-            prediction = predict_item(model, item, num_frames=num_frames, clip_len=clip_len)
-            task.write_predictions(item, prediction, out / PREDICTIONS_DIR)
-            record = {"key": key, "video_id": item.video_id, "exp_id": item.exp_id,
-                      "num_frames": len(prediction.frame_names), "num_objects": prediction.num_objects,
-                      "score": prediction.score, "text": prediction.text,
-                      "num_visual_tokens": prediction.num_visual_tokens, "timings": prediction.timings,
-                      "result": task.score(item, prediction)}
-            write_json_atomic(record_path(out, key), record)
-    result = BenchmarkResult(benchmark=name, split=task.split, out_dir=out, shard=shard, num_items=len(keys),
-                             num_predicted=len(todo), num_resumed=len(mine) - len(todo), metrics_path=None,
-                             scores=None, files={})
-    if not (merge and shard.is_main):
-        return result
-    files, scores = _merge(task, out, settings, wait_timeout=merge_timeout if shard.world_size > 1 else 0.0)
-    return dataclasses.replace(result, metrics_path=Path(files["metrics"]), scores=scores, files=files)
+    # checked and locked before the model loads: a second run into the same folder (same shard) refuses at once
+    tag = f".rank{shard.rank}of{shard.world_size}" if shard.world_size > 1 else ""
+    with reserve_folder(out, tag=tag):
+        settings = {"benchmark": name, "split": task.split, "data_root": str(Path(data_root).resolve()),
+                    "model": model_spec if model_spec is not None else (model.config.name if model is not None else None),
+                    "num_frames": num_frames, "clip_len": clip_len, "overrides": list(overrides), **task.settings()}
+        _check_run_settings(out, settings)
+        keys = [item.key for item in task.items]
+        mine = shard_keys(keys, shard)
+        by_key = {item.key: item for item in task.items}
+        todo = [k for k in mine if load_record(out, k) is None]
+        if not resume and len(todo) < len(mine):
+            raise OutputExistsError(f"{out} already holds {len(mine) - len(todo)} finished items of this run; resume it "
+                                    "or choose another output folder")
+        if todo:
+            if model is None:
+                model = _load_model(model_spec, _device_for(shard, device), overrides)
+            desc = f"{name} ({task.split})" + (f" rank {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "")
+            for key in tqdm(todo, desc=desc, unit="expr", disable=not progress):
+                item = by_key[key]
+                prediction = predict_item(model, item, num_frames=num_frames, clip_len=clip_len)
+                task.write_predictions(item, prediction, out / PREDICTIONS_DIR)
+                record = {"key": key, "video_id": item.video_id, "exp_id": item.exp_id,
+                          "num_frames": len(prediction.frame_names), "num_objects": prediction.num_objects,
+                          "score": prediction.score, "text": prediction.text,
+                          "num_visual_tokens": prediction.num_visual_tokens, "timings": prediction.timings,
+                          "result": task.score(item, prediction)}
+                write_json_atomic(record_path(out, key), record)
+        result = BenchmarkResult(benchmark=name, split=task.split, out_dir=out, shard=shard, num_items=len(keys),
+                                 num_predicted=len(todo), num_resumed=len(mine) - len(todo), metrics_path=None,
+                                 scores=None, files={})
+        if not (merge and shard.is_main):
+            return result
+        files, scores = _merge(task, out, settings, wait_timeout=merge_timeout if shard.world_size > 1 else 0.0)
+        return dataclasses.replace(result, metrics_path=Path(files["metrics"]), scores=scores, files=files)
 
 
 def merge_benchmark(name: str, *, data_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],

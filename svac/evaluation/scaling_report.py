@@ -26,7 +26,7 @@ import io
 from pathlib import Path
 
 from svac.evaluation.frame_scaling import OVERHEAD_TARGET, FrameScalingResult, ScalingRow
-from svac.metrics.output import refuse_existing, write_text_atomic
+from svac.metrics.output import refuse_existing, write_texts_atomic
 
 OUTPUT_FILES: dict[str, str] = {
     "csv": "frame_scaling.csv",
@@ -248,14 +248,14 @@ def write_report(result: FrameScalingResult, out_dir: Path, *, overwrite: bool) 
     check_outputs(out_dir, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {k: out_dir / name for k, name in OUTPUT_FILES.items()}
-    write_text_atomic(paths["csv"], _csv_text([{**dataclasses.asdict(r), "tokens_exact": r.tokens_exact}
-                                               for r in result.rows]), overwrite=overwrite)
-    write_text_atomic(paths["runs_csv"], _csv_text([dataclasses.asdict(r) for r in result.runs]), overwrite=overwrite)
-    write_text_atomic(paths["k_objects_csv"], _csv_text([dataclasses.asdict(k) for k in result.k_objects]),
-                      overwrite=overwrite)
-    write_text_atomic(paths["profile_csv"], _csv_text(
-        [{"num_frames": p.num_frames, "clip_len": p.clip_len, "stage": s.name, "seconds": s.seconds, "share": s.share,
-          "in_floor": s.in_floor} for p in result.profiles for s in p.stages]), overwrite=overwrite)
     write_plots(result, out_dir)
-    write_text_atomic(paths["markdown"], _markdown(result), overwrite=overwrite)
+    # the tables as one set: a failure (e.g. a full disk) leaves the previous tables, never a mix
+    write_texts_atomic({
+        paths["csv"]: _csv_text([{**dataclasses.asdict(r), "tokens_exact": r.tokens_exact} for r in result.rows]),
+        paths["runs_csv"]: _csv_text([dataclasses.asdict(r) for r in result.runs]),
+        paths["k_objects_csv"]: _csv_text([dataclasses.asdict(k) for k in result.k_objects]),
+        paths["profile_csv"]: _csv_text(
+            [{"num_frames": p.num_frames, "clip_len": p.clip_len, "stage": s.name, "seconds": s.seconds,
+              "share": s.share, "in_floor": s.in_floor} for p in result.profiles for s in p.stages]),
+        paths["markdown"]: _markdown(result)}, overwrite=overwrite)
     return paths

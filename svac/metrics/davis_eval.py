@@ -65,7 +65,7 @@ from svac.metrics.davis import (
     boundary_radius,
     region_similarity,
 )
-from svac.metrics.output import refuse_existing, write_text_atomic
+from svac.metrics.output import refuse_existing, write_texts_atomic
 from svac.metrics.stats import SequenceStatistics, mean_recall_decay
 from svac.metrics.validation import MetricInputError, check_bool_masks, check_same_shape
 
@@ -624,9 +624,9 @@ def _write_outputs(
         "F-Recall": summary.f_recall,
         "F-Decay": summary.f_decay,
     }
-    write_text_atomic(paths.per_frame, _csv_text(PER_FRAME_COLUMNS, frame_rows), overwrite=overwrite)
-    write_text_atomic(paths.per_sequence, _csv_text(PER_SEQUENCE_COLUMNS, object_rows), overwrite=overwrite)
-    write_text_atomic(paths.global_json, json.dumps(global_record, indent=2) + "\n", overwrite=overwrite)
+    write_texts_atomic({paths.per_frame: _csv_text(PER_FRAME_COLUMNS, frame_rows),
+                        paths.per_sequence: _csv_text(PER_SEQUENCE_COLUMNS, object_rows),
+                        paths.global_json: json.dumps(global_record, indent=2) + "\n"}, overwrite=overwrite)
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[tuple]) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from svac.errors import OutputExistsError
 
@@ -28,22 +27,44 @@ def refuse_existing(paths: Iterable[Path], *, overwrite: bool) -> None:
 def write_text_atomic(path: Path, text: str, *, overwrite: bool) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and ``os.replace``.
 
-    A reader never sees a half-written file, and an interrupted write leaves
-    any previous file intact.
+    A reader never sees a half-written file, and an interrupted write leaves any previous file
+    intact. The file gets the usual permissions (``0o666 & ~umask``).
 
     Raises:
         svac.errors.OutputExistsError: when ``path`` exists and ``overwrite`` is False.
         OSError: when the folder cannot be written.
     """
-    refuse_existing([path], overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    write_texts_atomic({path: text}, overwrite=overwrite)
+
+
+def write_texts_atomic(files: Mapping[Path, str], *, overwrite: bool) -> None:
+    """Write several UTF-8 files as one set: every file is written to a temporary file first, then all are renamed.
+
+    A failure while writing (a full disk, a permission error) leaves every previous file intact
+    and no new one; the renames that follow do not allocate space.
+
+    Raises:
+        svac.errors.OutputExistsError: when one of the paths exists and ``overwrite`` is False.
+        OSError: when a folder cannot be written.
+    """
+    from svac.atomic_folder import staging_name
+
+    paths = [Path(p) for p in files]
+    refuse_existing(paths, overwrite=overwrite)
+    staged: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        for path, text in zip(paths, files.values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / staging_name(path)
+            staged.append((tmp, path))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
         raise

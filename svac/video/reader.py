@@ -22,6 +22,10 @@ from svac.errors import VideoReadError
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 #: File extensions read as frames inside a frame folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: PIL modes of 16-bit grayscale frames (16-bit PNGs), scaled to 8 bits (v * 255 / 65535).
+GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+#: PIL modes that PIL converts to RGB without guessing a value range.
+RGB_CONVERTIBLE_MODES = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LA", "PA", "LAB", "HSV")
 
 
 class VideoSource(ABC):
@@ -117,13 +121,17 @@ class FrameFolderVideo(VideoSource):
                        key=_natural_key)
         if not files:
             raise VideoReadError(f"frame folder {folder} has zero frames (no {', '.join(IMAGE_EXTENSIONS)} files)")
+        _check_unique_stems(files)
         sizes = []
         for f in files:
             try:
                 with Image.open(f) as im:
                     sizes.append(im.size)
+                    mode = im.mode
             except (UnidentifiedImageError, OSError) as exc:
                 raise VideoReadError(f"cannot read frame {f}: {exc}") from exc
+            if mode not in RGB_CONVERTIBLE_MODES + GRAY16_MODES + ("I",):  # refused now, before any model loads
+                raise _unsupported_mode(str(f), mode)
         if len(set(sizes)) > 1:
             first = sizes[0]
             odd = next(f for f, s in zip(files, sizes) if s != first)
@@ -142,7 +150,7 @@ class FrameFolderVideo(VideoSource):
         for k, i in enumerate(indices):
             try:
                 with Image.open(self.files[i]) as im:
-                    out[k] = np.asarray(im.convert("RGB"))
+                    out[k] = image_to_rgb(im, str(self.files[i]))
             except (UnidentifiedImageError, OSError) as exc:
                 raise VideoReadError(f"cannot decode frame {self.files[i]}: {exc}") from exc
         return out
@@ -162,6 +170,7 @@ class FramePathsVideo(FrameFolderVideo):
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise VideoReadError(f"frame not found: {missing[0]}")
+        _check_unique_stems(files)
         first = files[0]
         try:
             with Image.open(first) as im:
@@ -278,9 +287,48 @@ def sample_frame_indices(num_frames: int, count: int, policy: Literal["uniform",
     raise ValueError(f"unknown sampling policy {policy!r}: expected 'uniform' or 'first'")
 
 
+def image_to_rgb(image: Image.Image, where: str) -> np.ndarray:
+    """A PIL image as ``uint8 (H, W, 3)`` RGB.
+
+    16-bit grayscale images (16-bit PNGs, modes ``I;16*``; mode ``I`` with values in
+    [0, 65535]) are scaled to 8 bits (``round(v * 255 / 65535)``), not clipped. 16-bit RGB(A)
+    PNGs arrive from PIL already reduced to 8 bits.
+
+    Raises:
+        VideoReadError: for a mode svac cannot convert without guessing (e.g. ``F`` floats,
+            ``I`` outside [0, 65535]); the message names ``where`` and the mode.
+    """
+    mode = image.mode
+    if mode in GRAY16_MODES or mode == "I":
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise VideoReadError(f"{where}: 32-bit integer image (mode I) with values outside [0, 65535]; "
+                                 "svac reads 8-bit or 16-bit frames only")
+        gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode not in RGB_CONVERTIBLE_MODES:
+        raise _unsupported_mode(where, mode)
+    return np.asarray(image.convert("RGB"))
+
+
+def _unsupported_mode(where: str, mode: str) -> VideoReadError:
+    return VideoReadError(f"{where}: image mode {mode} cannot be converted to RGB by svac (it reads 8-bit "
+                          "gray/palette/RGB(A)/CMYK/YCbCr and 16-bit gray frames)")
+
+
+def _check_unique_stems(files: Sequence[Path]) -> None:
+    """Refuse two frames whose names differ only by extension: their masks would be written to one file."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.stem in seen:
+            raise VideoReadError(f"two frames have the same name {f.stem!r}: {seen[f.stem]} and {f}; their masks "
+                                 "would overwrite each other, so keep one of them")
+        seen[f.stem] = f
+
+
 def _frame_to_rgb(frame, where: str) -> np.ndarray:
     if isinstance(frame, Image.Image):
-        return np.asarray(frame.convert("RGB"))
+        return image_to_rgb(frame, where)
     arr = np.asarray(frame)
     if arr.dtype != np.uint8:
         raise VideoReadError(f"{where}: frames must be uint8 RGB in [0, 255], got dtype {arr.dtype}")

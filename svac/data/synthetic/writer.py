@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +33,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from svac.atomic_folder import OutputFolder
 from svac.data.synthetic.backgrounds import RealBackgrounds
 from svac.data.synthetic.generator import SyntheticVideo, VideoSpec, generate_video
 from svac.data.synthetic.vocabulary import DOMAIN_BASE, SUBSET_STANDARD
-from svac.errors import ConfigError, OutputExistsError
+from svac.errors import ConfigError
 
 #: Digits of frame file names (Ref-YouTube-VOS uses 5: 00000.jpg).
 FRAME_NAME_DIGITS = 5
@@ -165,6 +164,9 @@ def write_benchmark(
     Raises:
         ConfigError: for a bad argument.
         OutputExistsError: when OUT exists, is not empty and ``overwrite`` is False, or is a file.
+        OutputLockedError: when another run is writing OUT.
+        OutputWriteError: when OUT cannot be written (permission, read-only, full); OUT then holds
+            its previous contents, or nothing.
         VideoReadError: when a real background frame cannot be read.
         SVACError: when the generator finds no valid scene.
     """
@@ -177,11 +179,9 @@ def write_benchmark(
     real = RealBackgrounds(backgrounds) if backgrounds is not None else None
     spec = VideoSpec(num_frames=num_frames, size=size, subset=subset, domain=domain, backgrounds=real)
     out = Path(os.path.abspath(out_dir))
-    _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    staging.mkdir()
-    try:
+    # checked, locked and staged before generating anything; swapped in whole at the end
+    with OutputFolder(out, overwrite=overwrite, what="files") as folder:
+        staging = folder.path
         info = _write_all(staging, out, spec, videos=videos, seed=seed, split=split, progress=progress)
         _write_json(
             staging / SYNTH_CONFIG_NAME,
@@ -201,10 +201,6 @@ def write_benchmark(
                 "num_expressions": info.num_expressions,
             },
         )
-        _move_into_place(staging, out, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return info
 
 
@@ -289,26 +285,3 @@ def _write_json(path: Path, payload: dict) -> None:
 def _check_count(name: str, value: object, *, minimum: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_target(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output {out} exists and is not a folder; refusing to replace it")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"output folder {out} is not empty; pass overwrite=True to replace it")
-
-
-def _move_into_place(staging: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished staging folder to OUT; an old OUT is removed only after the swap."""
-    _check_target(out, overwrite)
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.replace(staging, out)
-        return
-    retired = staging.with_name(staging.name + "-old")
-    os.replace(out, retired)
-    os.replace(staging, out)
-    shutil.rmtree(retired)
