@@ -89,8 +89,6 @@ def _alive(host: str, pid: int, start: str) -> bool:
     """
     if host != _host():
         return True
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -283,11 +281,11 @@ def check_writable(target: str | Path, *, folder: bool = True) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         for place in (target, target.parent):
             if place.exists():
-                if not os.access(place, os.W_OK | os.X_OK):
-                    raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(place))
                 st = os.statvfs(place)
                 if st.f_flag & os.ST_RDONLY:
                     raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(place))
+                if not os.access(place, os.W_OK | os.X_OK):
+                    raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(place))
                 if st.f_bavail == 0:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(place))
                 break
