@@ -129,8 +129,8 @@ def _fake_statvfs(monkeypatch, under: Path, *, readonly: bool = False, full: boo
 
 @pytest.mark.parametrize("case", ["a file", "read-only", "full disk", "locked"])
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_bad_out_is_refused_in_one_line_before_any_compute(command, case, inputs, holder, tmp_path, monkeypatch,
-                                                           capsys):
+def test_bad_out_is_refused_in_one_line_before_any_compute(command, case, inputs, tmp_path, monkeypatch, capsys,
+                                                           request):
     import importlib
 
     build, (module, attr) = COMMANDS[command]
@@ -148,17 +148,20 @@ def test_bad_out_is_refused_in_one_line_before_any_compute(command, case, inputs
     elif case == "full disk":
         _fake_statvfs(monkeypatch, tmp_path, full=True)
     else:
+        holder = request.getfixturevalue("holder")
         out = holder[1][command]
     code = main(build(inputs, str(out)))
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and str(out) in line
     expected = {"a file": "is a file", "read-only": "Read-only file system", "full disk": "No space left on device",
-                "locked": f"being written by another svac run (process {holder[0].pid} "}[case]
+                "locked": "being written by another svac run (process {pid} "}[case]
+    if case == "locked":
+        expected = expected.format(pid=holder[0].pid)
     assert expected in line
     if case == "a file":
         assert out.read_text() == "not a folder"
     else:
-        assert [p.name for p in tmp_path.iterdir()] == ([] if case != "locked" else [])
+        assert list(tmp_path.iterdir()) == []  # nothing created
 
 
 # ------------------------------------------------------------------ failures while writing

@@ -279,3 +279,19 @@ def test_per_part_tokenization_would_change_ordinary_prompts():
     assert pieces != whole
     prompt = fill("Please segment {e} in this video.", e=PromptText.user("the red square"))
     assert encode_prompt(tok, prompt) == whole
+
+
+# ------------------------------------------------------------------ baseline heads' text encoders
+
+
+def test_baseline_expressions_keep_special_tokens_as_text():
+    from svac.heads.text import SPECIAL_TOKENS, build_expression_byte_tokenizer, encode_expressions
+
+    tok = build_expression_byte_tokenizer()
+    special = set(tok.convert_tokens_to_ids(list(SPECIAL_TOKENS)))
+    hostile = "the " + "".join(SPECIAL_TOKENS) + " dog"
+    ids, mask = encode_expressions(tok, [hostile, "the dog"], max_length=64)
+    row = ids[0][mask[0].bool()].tolist()
+    assert [i for i in row if i in special] == [tok.bos_token_id, tok.eos_token_id]  # only the encoder's own
+    assert row[0] == tok.bos_token_id and row[-1] == tok.eos_token_id
+    assert tok.decode(row[1:-1]) == hostile

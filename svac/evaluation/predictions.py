@@ -23,8 +23,6 @@ Every writer stages its output next to the target and moves it into place with
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from svac.atomic_folder import staged_folder
+from svac.atomic_folder import staged_file, staged_folder
 from svac.errors import OutputExistsError, SVACError
 from svac.metrics.output import write_text_atomic
 
@@ -207,10 +205,8 @@ def write_submission_zip(zip_path: str | Path, folders: Iterable[tuple[str, Path
     if zip_path.exists() and not overwrite:
         raise OutputExistsError(f"{zip_path} already exists; not overwritten")
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    os.close(fd)
     count = 0
-    try:
+    with staged_file(zip_path) as tmp:  # renamed into place when complete; umask permissions
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for arc_folder, local in sorted(folders, key=lambda pair: pair[0]):
                 files = sorted(Path(local).glob(f"*{PNG_SUFFIX}")) if Path(local).is_dir() else []
@@ -219,8 +215,4 @@ def write_submission_zip(zip_path: str | Path, folders: Iterable[tuple[str, Path
                 for f in files:
                     archive.write(f, f"{prefix}{arc_folder}/{f.name}")
                     count += 1
-        os.replace(tmp, zip_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return count

@@ -178,7 +178,8 @@ class BaselineExampleBuilder:
         indices = training_frame_indices(video.num_frames, self.window, self.train_frames, rng)
         frames = preprocess_frames(video.read(indices), self.input_size)
         masks = resize_masks(np.stack([s.load_masks(indices) for s in samples]), self.input_size)
-        ids = [torch.tensor(self.tokenizer(s.expression, truncation=True, max_length=self.max_length).input_ids,
+        ids = [torch.tensor(self.tokenizer(s.expression, truncation=True, max_length=self.max_length,
+                                           split_special_tokens=True).input_ids,  # expressions are text
                             dtype=torch.long) for s in samples]
         return BaselineExample(video_id=first.video_id, frame_indices=indices, frames=frames, masks=masks,
                                input_ids=ids)

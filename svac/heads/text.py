@@ -108,6 +108,9 @@ def encode_expressions(tokenizer: "PreTrainedTokenizerBase", expressions: Sequen
                        max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize expressions with the tokenizer's special tokens, right-padded and truncated.
 
+    Special tokens typed inside an expression are split into ordinary tokens (user text is text);
+    the tokenizer's own start/end tokens are still added around it.
+
     Args:
         tokenizer: the model's text tokenizer (needs a pad token).
         expressions: B referring expressions.
@@ -121,7 +124,9 @@ def encode_expressions(tokenizer: "PreTrainedTokenizerBase", expressions: Sequen
     """
     if tokenizer.pad_token_id is None:
         raise ConfigError("the text tokenizer has no pad token; give baseline.text_tokenizer a tokenizer with one")
-    enc = tokenizer(list(expressions), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    # the expression is user text: a typed "</s>" or "<mask>" is characters, not the encoder's control token
+    enc = tokenizer(list(expressions), padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+                    split_special_tokens=True)
     mask = enc["attention_mask"].long()
     if not bool(mask.any(dim=1).all()):
         raise ConfigError("an expression was tokenized to no token at all")

@@ -15,8 +15,9 @@ Each expression entry also holds ``attributes`` (list of ``{"family",
 "value"}``), ``families``, ``subset``, ``domain`` and ``late_onset`` (frame
 index or null). Held-out splits (e.g. ``"valid"``) include Annotations too.
 
-The whole folder is built next to OUT and renamed into place, so OUT is
-either complete or untouched. Output is byte-identical for identical
+The whole folder is built next to OUT and swapped into place
+(:class:`svac.atomic_folder.OutputFolder`: checked and locked before anything is
+generated), so OUT is either complete or untouched. Output is byte-identical for identical
 arguments (same library versions).
 """
 
