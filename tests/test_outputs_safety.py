@@ -253,19 +253,24 @@ def test_a_failure_at_any_write_leaves_the_old_results_or_the_new_ones(results, 
     assert outcomes[-1] == "new" and outcomes.count("old") >= 5
 
 
-def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
-    video = _frames_folder(tmp_path)
-    out = tmp_path / "run"
+def _disk_full_at_image(monkeypatch, n: int) -> None:
+    """The n-th image saved raises ENOSPC, as a full disk would."""
     real_save = Image.Image.save
     calls = []
 
     def save(self, fp, *args, **kwargs):
         calls.append(fp)
-        if len(calls) == 2:
+        if len(calls) == n:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
         return real_save(self, fp, *args, **kwargs)
 
     monkeypatch.setattr(Image.Image, "save", save)
+
+
+def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    video = _frames_folder(tmp_path)
+    out = tmp_path / "run"
+    _disk_full_at_image(monkeypatch, 2)
     code = main(["segment", str(video), "the square", "--out", str(out), "--model", "tiny.yaml", "--quiet"])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "No space left on device" in line and str(out) in line
@@ -273,16 +278,7 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkey
 
 
 def test_disk_full_while_generating_a_benchmark_leaves_nothing(tmp_path, monkeypatch, capsys):
-    real_save = Image.Image.save
-    calls = []
-
-    def save(self, fp, *args, **kwargs):
-        calls.append(fp)
-        if len(calls) == 20:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
-        return real_save(self, fp, *args, **kwargs)
-
-    monkeypatch.setattr(Image.Image, "save", save)
+    _disk_full_at_image(monkeypatch, 20)
     code = main(["data", "synth", "--out", str(tmp_path / "bench"), "--videos", "2", "--seed", "0", "--size", "64x64",
                  "--min-frames", "12", "--max-frames", "12"])
     line = _one_error_line(capsys.readouterr().err)
