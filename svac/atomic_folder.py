@@ -7,10 +7,11 @@ Every svac command that writes a folder of results (``svac segment``, ``chat --o
   written (the lock file and the staging folder are created right away: that is the writability
   probe), the file system is not full, and a folder already holding results is refused unless
   ``overwrite``.
-- **Locked**: a lock file beside the target (``.<name>.svac-lock``, holding the owner's pid, host
-  and start time) is held with ``flock`` while the folder is written, so a second run into the
-  same folder refuses at once with :class:`~svac.errors.OutputLockedError`, whatever
-  ``overwrite`` says. The kernel releases the lock when its owner dies, so a stale lock file
+- **Locked**: a lock file beside the target (``.<name>.svac-lock``; inside it, ``.run.svac-lock``,
+  for folders written in place such as an evaluation run), holding the owner's pid, host and
+  start time, is held with ``flock`` while the folder is written, so a second run into the same
+  folder refuses at once with :class:`~svac.errors.OutputLockedError`, whatever ``overwrite``
+  says. The kernel releases the lock when its owner dies, so a stale lock file
   (``kill -9``) is simply taken over.
 - **Staged and swapped**: results are written, incrementally, into a hidden staging folder
   beside the target (``.<name>.svac-staging-<host>-<pid>-<start>-<random>``, same file system).
@@ -176,11 +177,15 @@ class FolderLock:
         target: the folder (or file) to be written.
         tag: distinguishes locks on one target that may be held at once (e.g. one per shard of a
             distributed evaluation writing the same run folder).
+        inside: keep the lock file inside the target folder (``<target>/.run.svac-lock``, the
+            folder is created) rather than beside it: for folders written in place, whose parent
+            need not be writable.
     """
 
-    def __init__(self, target: str | Path, *, tag: str = "") -> None:
+    def __init__(self, target: str | Path, *, tag: str = "", inside: bool = False) -> None:
         self.target = Path(os.path.abspath(target))
-        self.path = self.target.parent / f".{self.target.name}{tag}{LOCK_SUFFIX}"
+        self.path = (self.target / f".run{tag}{LOCK_SUFFIX}" if inside
+                     else self.target.parent / f".{self.target.name}{tag}{LOCK_SUFFIX}")
         self._fd: int | None = None
         self._borrowed = False
 
@@ -261,34 +266,42 @@ class FolderLock:
 # ----------------------------------------------------------------------------- checks and errors
 
 
-def check_writable(target: str | Path, *, folder: bool = True) -> Path:
+def check_writable(target: str | Path, *, folder: bool = True, in_place: bool = False) -> Path:
     """The writability probe: refuse a target that is a file (when a folder is wanted), on a full or
-    read-only file system, or whose parent cannot be created.
+    read-only file system, or in a place that cannot be written.
 
     Creates the missing parents of ``target`` (not ``target`` itself).
+
+    Args:
+        target: the output.
+        folder: a folder is wanted (a file at ``target`` is refused).
+        in_place: the output is written inside ``target`` (checked itself when it exists); otherwise
+            it is staged beside it and renamed, which needs its parent (and ``target``) writable.
 
     Returns:
         ``target`` as an absolute path.
 
     Raises:
         svac.errors.OutputExistsError: ``target`` is a file and a folder is wanted.
-        svac.errors.OutputWriteError: the parent cannot be created or written, or has no free space.
+        svac.errors.OutputWriteError: the place cannot be created or written, or has no free space.
     """
     target = Path(os.path.abspath(target))
     if folder and (target.is_file() or (target.exists() and not target.is_dir())):
         raise OutputExistsError(f"{target} is a file, not a folder; choose a folder for the output")
     with write_errors(target, "create"):
         target.parent.mkdir(parents=True, exist_ok=True)
-        for place in (target, target.parent):
-            if place.exists():
-                st = os.statvfs(place)
-                if st.f_flag & os.ST_RDONLY:
-                    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(place))
-                if not os.access(place, os.W_OK | os.X_OK):
-                    raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(place))
-                if st.f_bavail == 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(place))
-                break
+        if in_place:
+            places = [target if target.exists() else target.parent]
+        else:
+            places = [target.parent] + ([target] if target.exists() else [])
+        for place in places:
+            st = os.statvfs(place)
+            if st.f_flag & os.ST_RDONLY:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(place))
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(place))
+            if st.f_bavail == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(place))
     return target
 
 
@@ -334,8 +347,9 @@ def reserve_folder(target: str | Path, *, overwrite: bool | None = None, tag: st
 
     For outputs that are not written as one staged folder (a resumable evaluation or training
     run, a few result files beside others) or that a library call stages later (a checkpoint):
-    the writability probe (:func:`check_writable`), the lock (:class:`FolderLock`, so a second
-    run refuses at once), and the cleaning of dead staging entries beside ``target``.
+    the writability probe (:func:`check_writable`), the lock (:class:`FolderLock`, kept inside
+    ``target``, so a second run refuses at once and the parent need not be writable), and the
+    cleaning of dead staging entries inside ``target``.
 
     Args:
         target: the output folder.
@@ -348,15 +362,23 @@ def reserve_folder(target: str | Path, *, overwrite: bool | None = None, tag: st
         svac.errors.OutputLockedError: another run is writing ``target``.
         svac.errors.OutputWriteError: ``target`` cannot be written.
     """
-    target = check_writable(target)
-    with FolderLock(target, tag=tag) as lock:
-        clean_stale(target.parent)
-        if overwrite is False and target.is_dir():
-            present = unexpected_entries(target, lambda name: False)
-            if present:
-                raise OutputExistsError(f"{target} already holds {what} ({', '.join(present[:5])}); choose another "
-                                        "folder or pass --overwrite")
-        yield lock
+    target = check_writable(target, in_place=True)
+    created = not target.exists()
+    try:
+        with FolderLock(target, tag=tag, inside=True) as lock:
+            clean_stale(target)
+            if overwrite is False:
+                present = unexpected_entries(target, lambda name: False)
+                if present:
+                    raise OutputExistsError(f"{target} already holds {what} ({', '.join(present[:5])}); choose "
+                                            "another folder or pass --overwrite")
+            yield lock
+    finally:
+        if created:  # a folder made for the lock alone is not left behind
+            try:
+                target.rmdir()
+            except OSError:
+                pass
 
 
 # ----------------------------------------------------------------------------- the folder

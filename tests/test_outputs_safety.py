@@ -92,7 +92,8 @@ COMMANDS = {
 HOLDER = textwrap.dedent("""
     import sys, time
     from svac.atomic_folder import FolderLock
-    locks = [FolderLock(p).acquire() for p in sys.argv[1:]]
+    # both kinds: beside a folder swapped as a whole, inside a folder written in place
+    locks = [FolderLock(p, inside=inside).acquire() for p in sys.argv[1:] for inside in (False, True)]
     print("locked", flush=True)
     time.sleep(120)
 """)
