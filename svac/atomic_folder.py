@@ -119,7 +119,8 @@ def _stale(entry_name: str) -> bool:
 
 
 def clean_stale(parent: str | Path) -> list[Path]:
-    """Delete staging and retired entries in ``parent`` whose owner process is gone (see the module docstring).
+    """Delete staging and retired entries in ``parent`` whose owner process is gone (see the module docstring),
+    and lock files no process holds.
 
     A retired folder (the old contents of a target, renamed aside during a non-atomic swap)
     whose target is missing is renamed back instead: the swap was interrupted before the new
@@ -135,6 +136,10 @@ def clean_stale(parent: str | Path) -> list[Path]:
     except OSError:
         return done
     for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(LOCK_SUFFIX):
+            if _remove_free_lock(Path(entry.path)):
+                done.append(Path(entry.path))
+            continue
         if not entry.name.startswith(".") or not _stale(entry.name):
             continue
         path = Path(entry.path)
@@ -150,6 +155,24 @@ def clean_stale(parent: str | Path) -> list[Path]:
         _remove(path)
         done.append(path)
     return done
+
+
+def _remove_free_lock(path: Path) -> bool:
+    """Remove a lock file nobody holds (its owner was killed); ``True`` when removed."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink()  # while holding it: a writer that opened it meanwhile sees the file gone and retries
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:
