@@ -19,6 +19,7 @@ from svac.inference import answer_by_generation, finish, prepare_video
 from svac.mllm.chat_template import Turn
 from svac.mllm.prompt_text import PromptText
 from svac.outputs import ChatResponse
+from svac.progress import Progress
 
 if TYPE_CHECKING:
     from svac.model import SVAC
@@ -64,7 +65,7 @@ class ChatSession:
         """
         self.turns.append(Turn(self._user_text(user), assistant))
 
-    def ask(self, message: str, *, progress: bool = False) -> ChatResponse:
+    def ask(self, message: str, *, progress: Progress = False) -> ChatResponse:
         """Answer ``message``; return the text, plus masks when the answer holds ``[SEG]`` tokens.
 
         Raises:

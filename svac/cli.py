@@ -83,13 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     davis.add_argument("--out", required=True, help="folder for per_frame.csv, per_sequence.csv, global.json")
     davis.add_argument("--protocol", default="semi", choices=["semi", "unsupervised"])
     davis.add_argument("--overwrite", action="store_true", help="replace existing result files")
+
+    demo = sub.add_parser("demo", help="try svac in the browser: a local Gradio app (needs the demo extra)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
+    demo.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
+    demo.add_argument("--share", default="false", choices=["true", "false"],
+                      help="also open a public Gradio share link (needs internet access; default: %(default)s)")
+    _add_model_args(demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``svac`` console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    from svac.errors import SVACError
+    from svac.errors import INPUT_ERRORS
 
     try:
         if args.command == "segment":
@@ -112,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from svac.evaluation.cli_args import run_bench_frames_command
 
             return run_bench_frames_command(args)
-    except (SVACError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        if args.command == "demo":
+            return _demo(args)
+    except INPUT_ERRORS as exc:
         print(f"svac: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -213,6 +222,15 @@ def _chat_turn(session, message: str, turn: int, out) -> None:
     export_result(r, session.source, out.path / name)  # staged and renamed in: whole or absent
     out.commit()  # the first saved turn replaces the previous session's folder as a whole; later ones add to it
     print(f"      masks in {out.target / name / 'masks'}")
+
+
+def _demo(args) -> int:
+    from svac.demo.app import launch_demo, require_gradio
+
+    require_gradio()  # before the model loads, so a missing extra is reported at once
+    launch_demo(_load(args), host=args.host, port=args.port, share=args.share == "true", num_frames=args.frames,
+                clip_len=args.clip_len)
+    return 0
 
 
 def _train(args) -> int:

@@ -61,3 +61,12 @@ class AnnotationError(SVACError, ValueError):
 
 class CheckpointError(SVACError, ValueError):
     """A checkpoint folder or file is missing, truncated, or does not match the model."""
+
+
+class MissingExtraError(SVACError, ImportError):
+    """An optional feature needs a package that is not installed; the message gives the install command."""
+
+
+#: Errors that mean "bad input" (reported to the user as one line, not as a crash): what the
+#: command line turns into ``svac: error: ...`` and the demo page into an error message.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (SVACError, FileNotFoundError, FileExistsError, ValueError)

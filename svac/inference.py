@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from svac.astc import ClipPlan, build_mllm_images, plan_clips
 from svac.csa import allocate, seg_tokens
@@ -32,6 +31,7 @@ from svac.mllm.chat_template import Turn
 from svac.mllm.prompt_text import as_prompt, encode_prompt, prompt_from_ids
 from svac.mllm.internvl import preprocess_images
 from svac.outputs import SegmentationResult, Timings
+from svac.progress import Progress, progress_iter
 from svac.video.reader import VideoSource, open_video
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class GroundingOutput:
 
 
 def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Tensor, *,
-           progress: bool = False) -> GroundingOutput:
+           progress: Progress = False) -> GroundingOutput:
     """Segment K objects in every frame of ``source``, clip k's frames prompted by ``prompts[k]``.
 
     Every frame goes through SAM-2's image encoder exactly once (in chunks of
@@ -232,7 +232,7 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
         source: the video.
         plan: its clip plan (clip spans and anchor frames).
         prompts: ``float (num_clips, K, C)`` projected ``[SEG]`` prompts.
-        progress: show a progress bar over frames.
+        progress: a progress bar over frames (stage ``SAM-2``): bool or callback (:mod:`svac.progress`).
     """
     from svac.grounding.sam2_model import preprocess_frames
     from svac.grounding.tracking import track
@@ -273,7 +273,7 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
         presence[:, frames[0]:frames[-1] + 1] = scores.cpu().numpy()
         pending.clear()
 
-    for out in tqdm(stream, total=n, desc="SAM-2", unit="frame", disable=not progress):
+    for out in progress_iter(stream, progress, total=n, desc="SAM-2", unit="frame"):
         pending.append(out)
         if len(pending) == model.config.sam2.encoder_batch_size:
             flush()
@@ -284,7 +284,7 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
 
 
 def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
-            progress: bool = False) -> SegmentationResult:
+            progress: Progress = False) -> SegmentationResult:
     """Segment what ``expression`` refers to in every frame of ``video`` (SVAC §3).
 
     With ``config.inference.answer_mode == "template"`` the answer is the first CSA answer of
@@ -297,7 +297,7 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
         expression: the referring expression (non-empty).
         num_frames: T, overrides ``config.astc.num_frames``.
         clip_len: m, overrides ``config.astc.clip_len``.
-        progress: show progress bars.
+        progress: ``True`` for progress bars, or a callback receiving :class:`svac.progress.ProgressEvent`.
 
     Returns:
         A :class:`~svac.outputs.SegmentationResult` with masks over every video frame.
@@ -323,7 +323,8 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
     return result
 
 
-def finish(model: "SVAC", prepared: PreparedVideo, answer: MLLMAnswer, *, progress: bool = False) -> SegmentationResult:
+def finish(model: "SVAC", prepared: PreparedVideo, answer: MLLMAnswer, *,
+           progress: Progress = False) -> SegmentationResult:
     """Allocate the answer's ``[SEG]`` states to clips (CSA), run SAM-2, and assemble the result."""
     allocation = allocate(model.seg_prompts(answer.seg_hidden), prepared.plan.num_clips, model.config.csa)
     grounded = ground(model, prepared.source, prepared.plan, allocation.prompts, progress=progress)

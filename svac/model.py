@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from svac.chat import ChatSession
     from svac.grounding.sam2_model import LanguagePromptedSAM2
     from svac.outputs import ChatResponse, SegmentationResult
+    from svac.progress import Progress
     from svac.training.config import TrainConfig
     from svac.training.data import ExampleBuilder, TrainingBatch
     from svac.training.params import TrainableSummary
@@ -258,7 +259,7 @@ class SVAC(nn.Module):
     # ------------------------------------------------------------------ inference
 
     def segment(self, video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
-                progress: bool = False) -> "SegmentationResult":
+                progress: "Progress" = False) -> "SegmentationResult":
         """Segment the object ``expression`` refers to in every frame of ``video``.
 
         See :func:`svac.inference.segment` for the arguments, result and errors.
@@ -275,7 +276,7 @@ class SVAC(nn.Module):
         return ChatSession(self, video, num_frames=num_frames, clip_len=clip_len, system=system)
 
     def chat(self, video, message: str, *, history: Sequence[tuple[str, str]] = (), num_frames: int | None = None,
-             clip_len: int | None = None, progress: bool = False) -> "ChatResponse":
+             clip_len: int | None = None, progress: "Progress" = False) -> "ChatResponse":
         """Answer ``message`` about ``video`` after the earlier ``(user, assistant)`` exchanges ``history``.
 
         The answer is generated; when it holds ``[SEG]`` tokens the masks of the objects they

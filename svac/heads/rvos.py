@@ -32,11 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from svac.config import SVACConfig
 from svac.errors import ConfigError
 from svac.outputs import SegmentationResult, Timings
+from svac.progress import Progress, progress_iter
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -241,7 +241,7 @@ class RVOSBaseline(nn.Module):
     # ------------------------------------------------------------------ inference
 
     def segment(self, video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
-                progress: bool = False) -> SegmentationResult:
+                progress: Progress = False) -> SegmentationResult:
         """Segment what ``expression`` refers to in every frame of ``video``.
 
         The video is read in consecutive, non-overlapping windows of ``baseline.window`` frames
@@ -256,7 +256,7 @@ class RVOSBaseline(nn.Module):
             expression: the referring expression (non-empty).
             num_frames: must be ``None``: a baseline reads every frame (it is SVAC's MLLM frame count).
             clip_len: frames per window, overriding ``baseline.window``.
-            progress: show a progress bar over windows.
+            progress: a progress bar over windows: bool or callback (:mod:`svac.progress`).
 
         Returns:
             A :class:`~svac.outputs.SegmentationResult` with ``masks bool (1, N, H, W)`` over every
@@ -299,7 +299,8 @@ class RVOSBaseline(nn.Module):
         self.eval()
         try:
             with torch.inference_mode():
-                for start, stop in tqdm(spans, desc=self.head_name, unit="window", disable=not progress):
+                windows = progress_iter(spans, progress, total=len(spans), desc=self.head_name, unit="window")
+                for start, stop in windows:
                     t_read = time.perf_counter()
                     frames = preprocess_frames(source.read(range(start, stop)), self.config.baseline.input_size,
                                                device=device, dtype=dtype)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from svac.atomic_folder import OutputFolder
 from svac.outputs import SegmentationResult
+from svac.progress import Progress, progress_bar, progress_iter
 from svac.video.reader import VideoSource
 
 #: Names svac writes inside an output folder (and refuses to overwrite without ``overwrite=True``).
@@ -94,14 +94,14 @@ class ResultWriter:
         num_objects: K.
         overlay: also write ``overlay.mp4``.
         fps: the overlay's frame rate (frames per second).
-        progress: show a progress bar.
+        progress: a progress bar over mask PNGs (stage ``masks``): bool or callback (:mod:`svac.progress`).
 
     Raises:
         ValueError: when a chunk does not fit the video (frame count, size, order).
     """
 
     def __init__(self, folder: Path, source: VideoSource, num_objects: int, *, overlay: bool = True,
-                 fps: float = DEFAULT_FPS, progress: bool = False) -> None:
+                 fps: float = DEFAULT_FPS, progress: Progress = False) -> None:
         self.folder = Path(folder)
         self.source = source
         self.num_objects = num_objects
@@ -112,7 +112,7 @@ class ResultWriter:
         for k in range(num_objects):
             (self.folder / "masks" / str(k + 1)).mkdir()
         self._overlay = _OverlayEncoder(self.folder / "overlay.mp4", source, num_objects, fps) if overlay else None
-        self._bar = tqdm(total=num_objects * source.num_frames, desc="masks", unit="png", disable=not progress)
+        self._bar = progress_bar(progress, total=num_objects * source.num_frames, desc="masks", unit="png")
 
     def write(self, start: int, masks: np.ndarray) -> None:
         """Write the masks of frames ``start .. start + n - 1``: ``bool (K, n, H, W)``, the next frames in order."""
@@ -160,7 +160,7 @@ class ResultWriter:
 
 
 def export_result(result: SegmentationResult, source: VideoSource, out_dir: "str | Path | OutputFolder", *,
-                  overwrite: bool = False, overlay: bool = True, progress: bool = False) -> ExportedFiles:
+                  overwrite: bool = False, overlay: bool = True, progress: Progress = False) -> ExportedFiles:
     """Write ``result`` (masks over every frame of ``source``) to ``out_dir`` as a whole.
 
     Args:
@@ -171,7 +171,8 @@ def export_result(result: SegmentationResult, source: VideoSource, out_dir: "str
             appear when its ``with`` block ends; ``overwrite`` is the folder's).
         overwrite: replace results already in ``out_dir`` (``masks/``, ``overlay.mp4``, ``result.json``).
         overlay: also write ``overlay.mp4``.
-        progress: show a progress bar.
+        progress: a progress bar over mask PNGs (stage ``masks``; the overlay is written alongside):
+            bool or callback (:mod:`svac.progress`).
 
     Raises:
         OutputExistsError: when ``out_dir`` already holds results and ``overwrite`` is false,
@@ -216,7 +217,7 @@ class _OverlayEncoder:
         from fractions import Fraction
 
         self.source = source
-        self.colors = davis_palette()[1:num_objects + 1].astype(np.float32)
+        self.colors = object_colors(num_objects)
         self.container = av.open(str(path), mode="w")
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         h, w = source.height, source.width
@@ -229,12 +230,8 @@ class _OverlayEncoder:
         h, w = self.source.height, self.source.width
         frames = self.source.read(range(start, start + masks.shape[1]))
         for i, frame in enumerate(frames):
-            blended = frame.astype(np.float32)
-            for k in range(masks.shape[0]):
-                m = masks[k, i]
-                blended[m] = (1 - OVERLAY_ALPHA) * blended[m] + OVERLAY_ALPHA * self.colors[k]
             canvas = np.zeros((self.stream.height, self.stream.width, 3), dtype=np.uint8)
-            canvas[:h, :w] = blended.round().astype(np.uint8)
+            canvas[:h, :w] = blend_masks(frame, masks[:, i], self.colors)
             for packet in self.stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 self.container.mux(packet)
 
@@ -250,7 +247,8 @@ class _OverlayEncoder:
             pass
 
 
-def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: float, progress: bool = False) -> None:
+def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: float,
+                  progress: Progress = False) -> None:
     """Write the video with coloured masks blended in as an H.264 mp4 (every frame).
 
     Args:
@@ -258,11 +256,40 @@ def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: fl
         source: the video (decoded again in chunks).
         path: output file.
         fps: frame rate (frames per second).
-        progress: show a progress bar.
+        progress: a progress bar over frame chunks (stage ``overlay``): bool or callback (:mod:`svac.progress`).
 
     Odd frame sizes are padded by one black pixel column/row, as H.264 4:2:0 needs even sizes.
     """
     encoder = _OverlayEncoder(Path(path), source, masks.shape[0], fps)
-    for start in tqdm(range(0, source.num_frames, OVERLAY_CHUNK), desc="overlay", unit="chunk", disable=not progress):
+    chunks = range(0, source.num_frames, OVERLAY_CHUNK)
+    for start in progress_iter(chunks, progress, total=len(chunks), desc="overlay", unit="chunk"):
         encoder.write(start, masks[:, start:start + OVERLAY_CHUNK])
     encoder.close()
+
+
+def object_colors(num_objects: int) -> np.ndarray:
+    """The DAVIS palette colours of objects 1..K, ``uint8 (K, 3)`` (object k is drawn with palette index k)."""
+    return davis_palette()[1:num_objects + 1]
+
+
+def blend_masks(frame: np.ndarray, masks: np.ndarray, colors: np.ndarray, *, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """Blend coloured masks into one frame, as in ``overlay.mp4``.
+
+    Args:
+        frame: ``uint8 (H, W, 3)`` RGB.
+        masks: ``bool (K, H, W)``, drawn in order (a later object covers an earlier one where they overlap).
+        colors: ``uint8 (K, 3)`` RGB colour of each mask (see :func:`object_colors`).
+        alpha: opacity of the colour (0 = invisible, 1 = opaque).
+
+    Returns:
+        ``uint8 (H, W, 3)``: the blended frame (``frame`` itself is not changed).
+
+    Raises:
+        ValueError: when the shapes disagree.
+    """
+    if masks.shape[1:] != frame.shape[:2] or len(colors) != masks.shape[0]:
+        raise ValueError(f"cannot blend masks {masks.shape} with colours {np.shape(colors)} into a frame {frame.shape}")
+    blended = frame.astype(np.float32)
+    for mask, color in zip(masks, np.asarray(colors, dtype=np.float32)):
+        blended[mask] = (1 - alpha) * blended[mask] + alpha * color
+    return blended.round().astype(np.uint8)

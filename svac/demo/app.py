@@ -1,0 +1,253 @@
+"""The ``svac demo`` page: a Gradio app over :class:`svac.demo.backend.DemoBackend`.
+
+Layout: a video (upload, or one of ``examples/``) on the left; on the right a **Segment** tab
+(query + button) and a **Chat** tab (a multi-turn conversation about the same video); below,
+the results of the last segmentation: the answer, the overlay video, a per-object mask preview
+at the frame the slider picks, and downloads (zip of the palette PNG masks, ``result.json``).
+A chat turn whose answer segments something (holds ``[SEG]``) fills the same results; a
+text-only turn answers in the chat alone.
+
+Progress comes from the library's progress events (:mod:`svac.progress`, the same stages as
+the command line's bars) fed to Gradio's tracker. Bad input (no video, unreadable file, empty
+query) is reported on the page with the library's message, the one ``svac segment`` prints,
+and the app keeps running.
+
+Gradio is imported only inside :func:`require_gradio` (called by :func:`build_app`), never at import.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from svac.demo.backend import DemoBackend, DemoRun, example_videos
+from svac.errors import INPUT_ERRORS, MissingExtraError
+from svac.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    import gradio
+
+    from svac.heads.rvos import RVOSBaseline
+    from svac.model import SVAC
+
+#: How to install the optional dependencies of the demo (shown when Gradio is missing).
+INSTALL_HINT = 'pip install -e ".[demo]" (in a source checkout) or pip install "svac[demo]"'
+#: Element ids of the page's main parts (stable handles for browser tests and custom CSS).
+ELEMENT_IDS = {
+    "video": "svac-video", "query": "svac-query", "segment": "svac-segment", "answer": "svac-answer",
+    "overlay": "svac-overlay", "frame": "svac-frame", "preview": "svac-preview", "masks_zip": "svac-masks-zip",
+    "result_json": "svac-result-json", "status": "svac-status", "chatbot": "svac-chatbot",
+    "message": "svac-message", "send": "svac-send", "new_chat": "svac-new-chat",
+}
+#: Seconds between sweeps of Gradio's copies of served files, and the age at which they are deleted.
+CACHE_SWEEP_SECONDS = 3600
+
+
+def require_gradio() -> "gradio":
+    """Import Gradio, the demo's optional dependency.
+
+    Raises:
+        svac.errors.MissingExtraError: when Gradio is not installed; the message gives the install command.
+    """
+    try:
+        import gradio
+    except ImportError as exc:
+        raise MissingExtraError(f"svac demo needs Gradio, an optional extra: {INSTALL_HINT}") from exc
+    return gradio
+
+
+def _progress_feed(progress) -> Callable[[ProgressEvent], None]:
+    """A :data:`svac.progress.ProgressCallback` that moves Gradio's tracker ``progress``."""
+    def feed(event: ProgressEvent) -> None:
+        progress((event.done, event.total), desc=event.stage, unit=event.unit)
+    return feed
+
+
+def _status(run: DemoRun) -> str:
+    r = run.result
+    t = r.timings
+    stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
+    objects = f"{r.num_objects} object{'s' if r.num_objects != 1 else ''}" if r.num_objects else "no object"
+    return f"{objects} over {run.num_frames} frames of {run.source.width}x{run.source.height}; time {t.total:.2f} s{stages}"
+
+
+def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "gradio.Blocks":
+    """The page's Gradio Blocks, wired to ``backend`` (not launched).
+
+    Args:
+        backend: runs the requests.
+        examples: example videos offered under the video (default: :func:`example_videos`).
+
+    Raises:
+        svac.errors.MissingExtraError: when Gradio is not installed.
+    """
+    gr = require_gradio()
+    examples = example_videos() if examples is None else examples
+
+    def user_error(exc: BaseException) -> Exception:
+        return gr.Error(str(exc), print_exception=False)  # the user's mistake: no traceback in the log
+
+    def run_outputs(run: DemoRun) -> tuple:
+        previews = backend.previews(run, 0)
+        return (
+            run.result.text,
+            str(run.files.overlay),
+            gr.Slider(minimum=0, maximum=max(run.num_frames - 1, 1), value=0, step=1, interactive=run.num_frames > 1),
+            [(p.image, p.caption) for p in previews],
+            gr.DownloadButton(value=str(run.masks_zip), interactive=True),
+            gr.DownloadButton(value=str(run.files.summary), interactive=True),
+            _status(run),
+            run,
+        )
+
+    def on_segment(video, query, progress=gr.Progress()):
+        progress(0.0, desc="reading the video, asking the model")
+        try:
+            run = backend.segment(video, query, progress=_progress_feed(progress))
+        except INPUT_ERRORS as exc:
+            raise user_error(exc) from exc
+        return run_outputs(run)
+
+    def on_preview(frame, run):
+        if run is None:
+            return []
+        return [(p.image, p.caption) for p in backend.previews(run, min(int(frame), run.num_frames - 1))]
+
+    def on_chat(video, message, history, chat, progress=gr.Progress()):
+        progress(0.0, desc="reading the video, asking the model")
+        try:
+            if chat is None or chat[0] != video:
+                chat = (video, backend.start_chat(video))
+            response, run = backend.ask(chat[1], message, progress=_progress_feed(progress))
+        except INPUT_ERRORS as exc:
+            raise user_error(exc) from exc
+        history = [*(history or []), {"role": "user", "content": html.escape(message.strip())},
+                   {"role": "assistant", "content": html.escape(response.text)}]
+        results = run_outputs(run) if run is not None else (gr.skip(),) * 8
+        return (history, "", chat, *results)
+
+    with gr.Blocks(title="svac demo", analytics_enabled=False,
+                   delete_cache=(CACHE_SWEEP_SECONDS, CACHE_SWEEP_SECONDS)) as app:
+        gr.Markdown("## svac: referring video object segmentation\n"
+                    f"Choose a video, then ask for an object in words. {html.escape(backend.model_description)}")
+        run_state = gr.State(None)
+        chat_state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", sources=["upload"], elem_id=ELEMENT_IDS["video"])
+                if examples:
+                    gr.Examples(examples=[[str(p)] for p in examples], inputs=[video], label="Examples")
+            with gr.Column(scale=1):
+                with gr.Tabs():
+                    with gr.Tab("Segment"):
+                        query = gr.Textbox(label="Query", placeholder="e.g. the red square", lines=1,
+                                           elem_id=ELEMENT_IDS["query"])
+                        segment = gr.Button("Segment", variant="primary", elem_id=ELEMENT_IDS["segment"])
+                    with gr.Tab("Chat"):
+                        chatbot = gr.Chatbot(label="Chat about this video", height=260, render_markdown=False,
+                                             elem_id=ELEMENT_IDS["chatbot"])
+                        message = gr.Textbox(label="Message", placeholder="e.g. What is moving? Segment it.",
+                                             lines=1, elem_id=ELEMENT_IDS["message"])
+                        with gr.Row():
+                            send = gr.Button("Send", variant="primary", elem_id=ELEMENT_IDS["send"])
+                            new_chat = gr.Button("New conversation", elem_id=ELEMENT_IDS["new_chat"])
+                answer = gr.Textbox(label="Answer", interactive=False, elem_id=ELEMENT_IDS["answer"])
+                status = gr.Markdown(elem_id=ELEMENT_IDS["status"])
+        with gr.Row():
+            with gr.Column(scale=1):
+                overlay = gr.Video(label="Overlay", interactive=False, elem_id=ELEMENT_IDS["overlay"])
+            with gr.Column(scale=1):
+                frame = gr.Slider(minimum=0, maximum=1, value=0, step=1, label="Frame", interactive=False,
+                                  elem_id=ELEMENT_IDS["frame"])
+                # Extension point (issue 16 §3): a click on a preview image gives (frame, x, y) in
+                # original video pixels for SegmentationResult.refine; wired when refine exists.
+                preview = gr.Gallery(label="Mask preview (one image per object)", columns=2, height=320,
+                                     object_fit="contain", preview=False, format="png", elem_id=ELEMENT_IDS["preview"])
+        with gr.Row():
+            masks_zip = gr.DownloadButton("Masks (zip of palette PNGs)", interactive=False,
+                                          elem_id=ELEMENT_IDS["masks_zip"])
+            result_json = gr.DownloadButton("result.json", interactive=False, elem_id=ELEMENT_IDS["result_json"])
+
+        results = [answer, overlay, frame, preview, masks_zip, result_json, status, run_state]
+        # one model: every event that runs it shares one queue slot
+        model_queue = {"concurrency_id": "model", "concurrency_limit": 1}
+        segment.click(on_segment, inputs=[video, query], outputs=results, **model_queue)
+        query.submit(on_segment, inputs=[video, query], outputs=results, **model_queue)
+        frame.input(on_preview, inputs=[frame, run_state], outputs=[preview], trigger_mode="always_last")
+        chat_inputs = [video, message, chatbot, chat_state]
+        chat_outputs = [chatbot, message, chat_state, *results]
+        send.click(on_chat, inputs=chat_inputs, outputs=chat_outputs, **model_queue)
+        message.submit(on_chat, inputs=chat_inputs, outputs=chat_outputs, **model_queue)
+        new_chat.click(lambda: ([], None), outputs=[chatbot, chat_state])
+        video.change(lambda: ([], None), outputs=[chatbot, chat_state])  # a new video starts a new conversation
+    return app
+
+
+@dataclass
+class DemoServer:
+    """A running demo (from :func:`launch_demo` with ``block=False``).
+
+    Attributes:
+        url: the local address of the page, e.g. ``http://127.0.0.1:7860/``.
+        share_url: the public share link, or ``None``.
+        app: the Gradio Blocks.
+        work_dir: the run folders' folder (removed by :meth:`close`).
+    """
+
+    url: str
+    share_url: str | None
+    app: "gradio.Blocks"
+    work_dir: Path
+
+    def close(self) -> None:
+        """Stop the server and remove the work folder."""
+        try:
+            self.app.close()
+        finally:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def launch_demo(model: "SVAC | RVOSBaseline", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+                num_frames: int | None = None, clip_len: int | None = None, examples: list[Path] | None = None,
+                block: bool = True, quiet: bool = False) -> DemoServer | None:
+    """Serve the demo page for ``model``.
+
+    Args:
+        model: a loaded model (:func:`svac.loading.load_model`).
+        host: address to listen on (``127.0.0.1``: this machine only).
+        port: TCP port.
+        share: also open a public Gradio share link (needs internet access).
+        num_frames: T frames the MLLM sees (``None``: from the config).
+        clip_len: frames per clip (``None``: from the config).
+        examples: example videos (default: the repository's ``examples/``).
+        block: serve until interrupted (Ctrl-C), then clean up and return ``None``; with
+            ``False``, return a :class:`DemoServer` at once (the caller closes it).
+        quiet: do not print the address.
+
+    Raises:
+        svac.errors.MissingExtraError: when Gradio is not installed.
+        OSError: when the port cannot be bound.
+    """
+    require_gradio()
+    work_dir = Path(tempfile.mkdtemp(prefix="svac-demo-"))
+    try:
+        backend = DemoBackend(model, work_dir / "runs", num_frames=num_frames, clip_len=clip_len)
+        examples = example_videos() if examples is None else examples
+        app = build_app(backend, examples=examples)
+        allowed = sorted({str(p.parent.resolve()) for p in examples} | {str(work_dir)})
+        app.queue()
+        _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, quiet=quiet,
+                                             prevent_thread_lock=not block, allowed_paths=allowed, ssr_mode=False,
+                                             show_error=False)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    server = DemoServer(url=local_url, share_url=share_url, app=app, work_dir=work_dir)
+    if block:  # app.launch returned after Ctrl-C
+        server.close()
+        return None
+    return server
