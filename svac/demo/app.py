@@ -41,7 +41,7 @@ ELEMENT_IDS = {
     "video": "svac-video", "query": "svac-query", "segment": "svac-segment", "answer": "svac-answer",
     "overlay": "svac-overlay", "frame": "svac-frame", "preview": "svac-preview", "masks_zip": "svac-masks-zip",
     "result_json": "svac-result-json", "status": "svac-status", "chatbot": "svac-chatbot",
-    "message": "svac-message", "send": "svac-send", "new_chat": "svac-new-chat",
+    "message": "svac-message", "send": "svac-send", "new_chat": "svac-new-chat", "examples": "svac-examples",
 }
 #: Seconds between sweeps of Gradio's copies of served files, and the age at which they are deleted.
 CACHE_SWEEP_SECONDS = 3600
@@ -140,7 +140,8 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
             with gr.Column(scale=1):
                 video = gr.Video(label="Video", sources=["upload"], elem_id=ELEMENT_IDS["video"])
                 if examples:
-                    gr.Examples(examples=[[str(p)] for p in examples], inputs=[video], label="Examples")
+                    gr.Examples(examples=[[str(p)] for p in examples], inputs=[video], label="Examples",
+                                elem_id=ELEMENT_IDS["examples"])
             with gr.Column(scale=1):
                 with gr.Tabs():
                     with gr.Tab("Segment"):
@@ -165,7 +166,7 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
                                   elem_id=ELEMENT_IDS["frame"])
                 # Extension point (issue 16 §3): a click on a preview image gives (frame, x, y) in
                 # original video pixels for SegmentationResult.refine; wired when refine exists.
-                preview = gr.Gallery(label="Mask preview (one image per object)", columns=2, height=320,
+                preview = gr.Gallery(label="Mask preview (one image per object)", columns=2, height="auto",
                                      object_fit="contain", preview=False, format="png", elem_id=ELEMENT_IDS["preview"])
         with gr.Row():
             masks_zip = gr.DownloadButton("Masks (zip of palette PNGs)", interactive=False,
