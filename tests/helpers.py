@@ -37,3 +37,12 @@ def scripted_generate(mllm, tokens):
             past = out.past_key_values
         return torch.cat([input_ids, torch.tensor([tokens], device=input_ids.device)], dim=1)
     return generate
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for test servers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -151,14 +151,3 @@ def test_svac_demo_without_gradio_is_a_one_line_error(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("svac: error: svac demo needs Gradio")
     assert 'pip install -e ".[demo]"' in err
-
-
-def test_svac_demo_passes_its_arguments_to_the_library(monkeypatch):
-    pytest.importorskip("gradio", reason="needs the demo extra: pip install -e '.[demo]'")
-    calls = []
-    monkeypatch.setattr("svac.cli._load", lambda args: ("model", args.model, args.overrides))
-    monkeypatch.setattr("svac.demo.app.launch_demo", lambda model, **kw: calls.append((model, kw)))
-    assert main(["demo", "--model", "tiny.yaml", "--port", "7999", "--share", "true", "--frames", "6",
-                 "--set", "astc.clip_len=3"]) == 0
-    assert calls == [(("model", "tiny.yaml", ["astc.clip_len=3"]),
-                      {"host": "127.0.0.1", "port": 7999, "share": True, "num_frames": 6, "clip_len": None})]

@@ -21,13 +21,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import scripted_generate
+from helpers import free_port, scripted_generate
 
 from svac.demo.backend import NO_VIDEO_MESSAGE
 
@@ -67,12 +66,6 @@ def _browser_available():
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo(_browser_available):
     """The running app and its model: ``(server, model)``."""
@@ -80,7 +73,7 @@ def demo(_browser_available):
     from svac.loading import load_model
 
     model = load_model()  # the bundled, trained default model
-    server = launch_demo(model, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    server = launch_demo(model, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     yield server, model
     server.close()
 

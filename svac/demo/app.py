@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import html
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from svac.demo.backend import DemoBackend, DemoRun, example_videos
 from svac.errors import INPUT_ERRORS, MissingExtraError
@@ -212,6 +215,26 @@ class DemoServer:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
+@contextmanager
+def _sigterm_stops_serving() -> Iterator[None]:
+    """While serving in the foreground, SIGTERM stops the server as Ctrl-C does, so the work folder is removed.
+
+    Only in the main thread (where Python delivers signals); the previous handler is restored after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def launch_demo(model: "SVAC | RVOSBaseline", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
                 num_frames: int | None = None, clip_len: int | None = None, examples: list[Path] | None = None,
                 block: bool = True, quiet: bool = False) -> DemoServer | None:
@@ -225,7 +248,7 @@ def launch_demo(model: "SVAC | RVOSBaseline", *, host: str = "127.0.0.1", port: 
         num_frames: T frames the MLLM sees (``None``: from the config).
         clip_len: frames per clip (``None``: from the config).
         examples: example videos (default: the repository's ``examples/``).
-        block: serve until interrupted (Ctrl-C), then clean up and return ``None``; with
+        block: serve until interrupted (Ctrl-C or SIGTERM), then clean up and return ``None``; with
             ``False``, return a :class:`DemoServer` at once (the caller closes it).
         quiet: do not print the address.
 
@@ -235,20 +258,29 @@ def launch_demo(model: "SVAC | RVOSBaseline", *, host: str = "127.0.0.1", port: 
     """
     require_gradio()
     work_dir = Path(tempfile.mkdtemp(prefix="svac-demo-"))
+    app = None
+    serving = False
     try:
         backend = DemoBackend(model, work_dir / "runs", num_frames=num_frames, clip_len=clip_len)
         examples = example_videos() if examples is None else examples
         app = build_app(backend, examples=examples)
         allowed = sorted({str(p.parent.resolve()) for p in examples} | {str(work_dir)})
         app.queue()
-        _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, quiet=quiet,
-                                             prevent_thread_lock=not block, allowed_paths=allowed, ssr_mode=False,
-                                             show_error=False)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
-    server = DemoServer(url=local_url, share_url=share_url, app=app, work_dir=work_dir)
-    if block:  # app.launch returned after Ctrl-C
-        server.close()
-        return None
-    return server
+        with _sigterm_stops_serving() if block else nullcontext():
+            try:
+                _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, quiet=quiet,
+                                                     prevent_thread_lock=not block, allowed_paths=allowed,
+                                                     ssr_mode=False, show_error=False)
+            except KeyboardInterrupt:
+                if not block:
+                    raise
+                return None  # stopped while starting: cleaned up below, as after serving
+        if block:  # app.launch served until Ctrl-C or SIGTERM
+            return None
+        serving = True
+        return DemoServer(url=local_url, share_url=share_url, app=app, work_dir=work_dir)
+    finally:
+        if not serving:
+            if app is not None:
+                app.close(verbose=False)
+            shutil.rmtree(work_dir, ignore_errors=True)
