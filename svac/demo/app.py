@@ -130,8 +130,8 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
             raise user_error(exc) from exc
         history = [*(history or []), {"role": "user", "content": html.escape(message.strip())},
                    {"role": "assistant", "content": html.escape(response.text)}]
-        results = run_outputs(run) if run is not None else (gr.skip(),) * 8
-        return (history, "", chat, *results)
+        shown = run_outputs(run) if run is not None else (gr.skip(),) * len(results)  # text only: keep the results
+        return (history, "", chat, *shown)
 
     with gr.Blocks(title="svac demo", analytics_enabled=False,
                    delete_cache=(CACHE_SWEEP_SECONDS, CACHE_SWEEP_SECONDS)) as app:
