@@ -19,6 +19,8 @@ with a :class:`~svac.errors.ConfigError` that names the key.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,20 +37,45 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+#: LLM families svac builds, by transformers ``model_type`` (InternLM2 checkpoints are converted to ``llama``).
+TextModelType = Literal["qwen2", "qwen3", "llama", "phi3"]
+TEXT_MODEL_TYPES: tuple[str, ...] = typing.get_args(TextModelType)
+#: Keys accepted in ``mllm.text`` besides the LLM config class's own fields: the legacy rotary settings
+#: its constructor converts into ``rope_parameters``.
+TEXT_EXTRA_KEYS = ("rope_theta", "rope_scaling")
+#: Keys of ``mllm.text`` set by svac from the tokenizer.
+TOKENIZER_TEXT_KEYS = ("vocab_size", "pad_token_id")
+#: The only ``mllm.vision`` / ``mllm.text`` keys whose value may be a mapping (of numbers, strings and lists).
+MAPPING_KEYS = ("rope_parameters", "rope_scaling")
+#: ``mllm.vision`` / ``mllm.text`` sizes that must be integers >= 1 (or lists of them) when given.
+POSITIVE_KEYS = ("image_size", "patch_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+                 "original_max_position_embeddings", "head_dim", "num_channels")
+#: Sizes a config of head ``svac`` must give: svac never falls back to transformers' full-size defaults.
+REQUIRED_VISION_KEYS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                        "intermediate_size")
+REQUIRED_TEXT_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+#: Attention backends of transformers svac lets a config choose.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+#: Activations of the MLP projector (names in transformers' ``ACT2FN`` table).
+PROJECTOR_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu")
+
+
 @dataclass
 class MLLMConfig:
     """The InternVL-style MLLM: InternViT vision tower, MLP projector and a causal LLM.
 
-    The sub-model sizes are handed unchanged to transformers' own typed configs
-    (``InternVLVisionConfig`` and the LLM's config class), so every field those
-    classes accept is accepted here and validated by them.
+    The sub-model sizes are handed to transformers' own typed configs (``InternVLVisionConfig``
+    and the LLM's config class). Only keys those classes define are accepted (plus
+    :data:`TEXT_EXTRA_KEYS`), with numbers, booleans, strings or lists of them as values (a
+    mapping only for :data:`MAPPING_KEYS`); sizes must be positive.
 
     Attributes:
         vision: keyword arguments of ``transformers.InternVLVisionConfig``
             (``image_size`` and ``patch_size`` in pixels, widths, depths ...).
-        text_model_type: transformers ``model_type`` of the LLM (``qwen2``, ``phi3``, ``llama`` ...).
-        text: keyword arguments of that LLM's config class (``vocab_size`` is set by svac
-            from the tokenizer and must not be given).
+        text_model_type: transformers ``model_type`` of the LLM, one of :data:`TEXT_MODEL_TYPES`.
+        text: keyword arguments of that LLM's config class (``vocab_size`` and ``pad_token_id``
+            are set by svac from the tokenizer and must not be given).
         downsample_ratio: pixel-shuffle ratio applied to ViT patch features (InternVL: 0.5).
         projector_hidden_act: activation of the 2-layer MLP projector (``mlp1`` in InternVL).
         chat_template: chat template family, a name in ``prompts/chat_templates.yaml``
@@ -58,10 +85,15 @@ class MLLMConfig:
         image_mean, image_std: per-channel normalisation of MLLM images (RGB, [0, 1] units).
         attn_implementation: transformers attention backend (``sdpa``, ``eager``,
             ``flash_attention_2``; the last needs the ``gpu`` extra).
+
+    Raises:
+        ConfigError: naming the key, for a key the transformers class does not define, a value
+            that is not plain data (or a string holding ``${``), a size below 1, or a
+            tokenizer-derived key.
     """
 
     vision: dict[str, Any] = field(default_factory=dict)
-    text_model_type: str = "qwen2"
+    text_model_type: TextModelType = "qwen2"
     text: dict[str, Any] = field(default_factory=dict)
     downsample_ratio: float = 0.5
     projector_hidden_act: str = "gelu"
@@ -72,10 +104,89 @@ class MLLMConfig:
     attn_implementation: str = "sdpa"
 
     def __post_init__(self) -> None:
-        if "vocab_size" in self.text:
-            raise ConfigError("mllm.text.vocab_size is set from the tokenizer; remove it from the config")
+        for key in TOKENIZER_TEXT_KEYS:
+            if key in self.text:
+                raise ConfigError(f"mllm.text.{key} is set from the tokenizer; remove it from the config")
+        if self.text_model_type not in TEXT_MODEL_TYPES:
+            raise ConfigError(f"mllm.text_model_type {self.text_model_type!r} is not supported; supported LLM "
+                              f"families: {', '.join(TEXT_MODEL_TYPES)}")
         if not 0.0 < self.downsample_ratio <= 1.0:
             raise ConfigError(f"mllm.downsample_ratio must be in (0, 1], got {self.downsample_ratio}")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"mllm.attn_implementation {self.attn_implementation!r} is not one of "
+                              f"{', '.join(ATTN_IMPLEMENTATIONS)}")
+        if self.projector_hidden_act not in PROJECTOR_ACTIVATIONS:
+            raise ConfigError(f"mllm.projector_hidden_act {self.projector_hidden_act!r} is not one of "
+                              f"{', '.join(PROJECTOR_ACTIVATIONS)}")
+        check_path("mllm.tokenizer", self.tokenizer)
+        if self.vision:
+            from transformers import InternVLVisionConfig
+
+            check_library_kwargs("mllm.vision", self.vision, library_config_fields(InternVLVisionConfig))
+        if self.text:
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+            allowed = library_config_fields(CONFIG_MAPPING[self.text_model_type]) | set(TEXT_EXTRA_KEYS)
+            check_library_kwargs("mllm.text", self.text, allowed - set(TOKENIZER_TEXT_KEYS))
+
+    def check_complete(self) -> None:
+        """Check that the vision tower's and the LLM's sizes are all given (svac never builds
+        transformers' full-size defaults).
+
+        Raises:
+            ConfigError: naming the missing keys.
+        """
+        for where, section, required in (("mllm.vision", self.vision, REQUIRED_VISION_KEYS),
+                                         ("mllm.text", self.text, REQUIRED_TEXT_KEYS)):
+            missing = [k for k in required if section.get(k) is None]
+            if missing:
+                raise ConfigError(f"{where} is missing {', '.join(missing)}: a model config must give every size "
+                                  f"(svac does not fall back to transformers' full-size defaults); see "
+                                  f"configs/tiny.yaml")
+
+
+def library_config_fields(config_class: type) -> set[str]:
+    """The fields a transformers config class defines itself (not the generic ``PreTrainedConfig`` ones)."""
+    from transformers import PreTrainedConfig
+
+    generic = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+    return {f.name for f in dataclasses.fields(config_class)} - generic
+
+
+def check_library_kwargs(where: str, kwargs: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse keys outside ``allowed`` and values that are not plain data, naming the key.
+
+    Values may be numbers, booleans, ``None``, strings without ``${``, lists of those, and -- for
+    :data:`MAPPING_KEYS` only -- a mapping of those. Sizes in :data:`POSITIVE_KEYS` must be ints >= 1.
+    """
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys of "
+                          f"{where}: {', '.join(sorted(allowed))}")
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and key in MAPPING_KEYS:
+            for sub, leaf in value.items():
+                _check_plain(f"{where}.{key}.{sub}", leaf)
+        else:
+            _check_plain(f"{where}.{key}", value)
+        if key in POSITIVE_KEYS and value is not None:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ConfigError(f"{where}.{key} must be an integer >= 1 (or a list of them), got {value!r}")
+
+
+def _check_plain(where: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is a scalar or a list of scalars (strings without ``${``)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, str):
+            if "${" in item:
+                raise ConfigError(f"{where}: {item!r} holds an interpolation '${{'; config values are plain data")
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            raise ConfigError(f"{where}: expected a number, a boolean, a string or a list of them, got "
+                              f"{type(item).__name__} {item!r}")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{where}: expected a finite number, got {item!r}")
 
 
 @dataclass
@@ -125,33 +236,262 @@ class CSAConfig:
     count_policy: Literal["raise", "single_fallback"] = "raise"
 
 
+#: The ``sam2`` package's shipped model configs svac builds SAM-2 from: SAM 2 and SAM 2.1, hiera
+#: tiny / small / base+ / large. ``SAM2Config.config_name`` must be one of these.
+SAM2ConfigName = Literal[
+    "configs/sam2/sam2_hiera_t.yaml", "configs/sam2/sam2_hiera_s.yaml",
+    "configs/sam2/sam2_hiera_b+.yaml", "configs/sam2/sam2_hiera_l.yaml",
+    "configs/sam2.1/sam2.1_hiera_t.yaml", "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "configs/sam2.1/sam2.1_hiera_b+.yaml", "configs/sam2.1/sam2.1_hiera_l.yaml",
+]
+SAM2_CONFIG_NAMES: tuple[str, ...] = typing.get_args(SAM2ConfigName)
+#: SAM-2's input side must be a multiple of the Hiera trunk's coarsest stride (pixels; SAM 2 §4).
+SAM2_IMAGE_SIZE_MULTIPLE = 32
+#: Hiera doubles its channels at each of its four stages (``dim_mul`` of ``sam2``'s ``Hiera``).
+HIERA_STAGES = 4
+
+
 @dataclass
-class SAM2Config:
-    """The SAM-2 grounding model, built from a config file of the ``sam2`` package.
+class SAM2TrunkConfig:
+    """The Hiera trunk of SAM-2's image encoder (``model.image_encoder.trunk``; SAM 2 §4, Hiera).
+
+    ``None`` keeps the value of the ``sam2`` config named by ``SAM2Config.config_name``.
 
     Attributes:
-        config_name: a Hydra config shipped in the ``sam2`` package, e.g.
-            ``configs/sam2.1/sam2.1_hiera_t.yaml`` or ``configs/sam2/sam2_hiera_l.yaml``.
-        overrides: Hydra overrides applied to it (``++model.image_size=256`` ...); the tiny
-            configs shrink a hiera-T this way.
+        embed_dim: channels of the first stage (doubled at each later stage).
+        num_heads: attention heads of the first stage (doubled at each later stage).
+        stages: blocks in each of the 4 stages.
+        global_att_blocks: indices (0-based, over all blocks) of the blocks with global attention.
+        window_spec: attention window side of each stage (feature cells).
+        window_pos_embed_bkg_spatial_size: ``(h, w)`` of the background position embedding (cells).
+    """
+
+    embed_dim: int | None = None
+    num_heads: int | None = None
+    stages: tuple[int, int, int, int] | None = None
+    global_att_blocks: tuple[int, ...] | None = None
+    window_spec: tuple[int, int, int, int] | None = None
+    window_pos_embed_bkg_spatial_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        _positive("sam2.trunk", self, ("embed_dim", "num_heads", "stages", "window_spec",
+                                       "window_pos_embed_bkg_spatial_size"))
+        if self.global_att_blocks is not None:
+            blocks = self.global_att_blocks
+            if any(b < 0 for b in blocks) or len(set(blocks)) != len(blocks):
+                raise ConfigError(f"sam2.trunk.global_att_blocks must be distinct block indices >= 0, got {list(blocks)}")
+            if self.stages is not None and blocks and max(blocks) >= sum(self.stages):
+                raise ConfigError(f"sam2.trunk.global_att_blocks {list(blocks)} names a block beyond the "
+                                  f"{sum(self.stages)} blocks of sam2.trunk.stages {list(self.stages)}")
+
+
+@dataclass
+class SAM2NeckConfig:
+    """The FPN neck of SAM-2's image encoder (``model.image_encoder.neck``).
+
+    Attributes:
+        d_model: C, channels of the neck's outputs: SAM-2's ``hidden_dim``, the width of the mask
+            decoder and of the ``[SEG]`` prompts.
+        backbone_channel_list: trunk channels per stage, deepest first (``8e, 4e, 2e, e`` for
+            ``trunk.embed_dim`` e).
+        num_pos_feats: channels of the sine position encoding (= ``d_model``).
+    """
+
+    d_model: int | None = None
+    backbone_channel_list: tuple[int, int, int, int] | None = None
+    num_pos_feats: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("sam2.neck", self, ("d_model", "backbone_channel_list", "num_pos_feats"))
+
+
+@dataclass
+class SAM2MemoryAttentionConfig:
+    """SAM-2's memory attention (``model.memory_attention``): current-frame features attend to memories.
+
+    Attributes:
+        d_model: width of the layers and of their self- and cross-attention (= ``neck.d_model``);
+            sets ``d_model``, ``layer.d_model`` and both attentions' ``embedding_dim``.
+        num_layers: memory-attention layers.
+        dim_feedforward: width of each layer's MLP.
+        feat_sizes: ``(h, w)`` of the RoPE tables of both attentions (cells; ``image_size / 16``).
+        kv_in_dim: channels of the memories attended to (= ``memory_encoder.out_dim``).
+        dropout: dropout of the layers and both attentions (in [0, 1)).
+    """
+
+    d_model: int | None = None
+    num_layers: int | None = None
+    dim_feedforward: int | None = None
+    feat_sizes: tuple[int, int] | None = None
+    kv_in_dim: int | None = None
+    dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("sam2.memory_attention", self, ("d_model", "num_layers", "dim_feedforward", "feat_sizes",
+                                                  "kv_in_dim"))
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"sam2.memory_attention.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class SAM2MemoryEncoderConfig:
+    """SAM-2's memory encoder (``model.memory_encoder``): a frame's features and mask become a memory.
+
+    Attributes:
+        out_dim: channels of a memory (SAM-2's ``mem_dim``).
+        in_dim: channels of the image features it reads (= ``neck.d_model``).
+        num_pos_feats: channels of the memories' sine position encoding (= ``out_dim``).
+        mask_downsampler_embed_dim: channels of the downsampled mask (= ``in_dim``).
+        fuser_dim: channels of the fuser's ConvNeXt blocks (= ``in_dim``).
+        fuser_num_layers: ConvNeXt blocks of the fuser.
+    """
+
+    out_dim: int | None = None
+    in_dim: int | None = None
+    num_pos_feats: int | None = None
+    mask_downsampler_embed_dim: int | None = None
+    fuser_dim: int | None = None
+    fuser_num_layers: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("sam2.memory_encoder", self, ("out_dim", "in_dim", "num_pos_feats", "mask_downsampler_embed_dim",
+                                                "fuser_dim", "fuser_num_layers"))
+
+
+@dataclass
+class SAM2MaskDecoderConfig:
+    """Options of SAM-2's mask decoder (``model.sam_mask_decoder_extra_args``) that Sa2VA sets.
+
+    Attributes:
+        dynamic_multimask_via_stability: with one prompt, fall back to the best of the 3 masks
+            when the single-mask output is unstable (as ``sam2``'s video predictor; Sa2VA: true).
+        dynamic_multimask_stability_delta: logit offset of that stability score (Sa2VA: 0.05).
+        dynamic_multimask_stability_thresh: stability below which it falls back (Sa2VA: 0.98).
+    """
+
+    dynamic_multimask_via_stability: bool | None = None
+    dynamic_multimask_stability_delta: float | None = None
+    dynamic_multimask_stability_thresh: float | None = None
+
+    def __post_init__(self) -> None:
+        delta = self.dynamic_multimask_stability_delta
+        if delta is not None and not delta > 0:
+            raise ConfigError(f"sam2.mask_decoder.dynamic_multimask_stability_delta must be > 0, got {delta}")
+        thresh = self.dynamic_multimask_stability_thresh
+        if thresh is not None and not 0.0 <= thresh <= 1.0:
+            raise ConfigError(f"sam2.mask_decoder.dynamic_multimask_stability_thresh must be in [0, 1], got {thresh}")
+
+
+@dataclass
+class SAM2Config:
+    """The SAM-2 grounding model: a config shipped in the ``sam2`` package, resized by typed fields.
+
+    Every architecture field is a number, a list of numbers or a boolean; ``None`` keeps the
+    shipped config's value. svac writes them into the shipped config itself
+    (:mod:`svac.grounding.sam2_hydra`): nothing read from a file reaches Hydra as a string.
+    Configs of the old format (``overrides:``, a list of ``++model.a.b=v`` Hydra overrides) are
+    converted on load when every line sets one of these fields (see :func:`legacy_sam2_overrides`).
+
+    Attributes:
+        config_name: the ``sam2`` package config built (one of :data:`SAM2_CONFIG_NAMES`),
+            e.g. ``configs/sam2.1/sam2.1_hiera_t.yaml`` or ``configs/sam2/sam2_hiera_l.yaml``.
+        image_size: S, SAM-2's square input side (pixels, a multiple of 32; released models: 1024).
+        trunk, neck, memory_attention, memory_encoder, mask_decoder: see their classes.
         checkpoint: optional Meta SAM 2 ``.pt`` checkpoint (loaded with ``weights_only=True``).
         multimask_output: whether the mask decoder predicts 3 masks and keeps the best one
             when prompted by ``[SEG]`` (Sa2VA: ``False``).
         max_cond_frames_in_attn: clip anchors kept as conditioning memories that a frame
             attends to (the temporally closest ones; -1 = all).
         encoder_batch_size: frames per SAM-2 image-encoder call (frames); bounds memory.
+
+    Raises:
+        ConfigError: naming the key, for a size that is not positive, a list of the wrong length,
+            a checkpoint path with a pickle suffix, or sizes that contradict each other.
     """
 
-    config_name: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
-    overrides: list[str] = field(default_factory=list)
+    config_name: SAM2ConfigName = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    image_size: int | None = None
+    trunk: SAM2TrunkConfig = field(default_factory=SAM2TrunkConfig)
+    neck: SAM2NeckConfig = field(default_factory=SAM2NeckConfig)
+    memory_attention: SAM2MemoryAttentionConfig = field(default_factory=SAM2MemoryAttentionConfig)
+    memory_encoder: SAM2MemoryEncoderConfig = field(default_factory=SAM2MemoryEncoderConfig)
+    mask_decoder: SAM2MaskDecoderConfig = field(default_factory=SAM2MaskDecoderConfig)
     checkpoint: str | None = None
     multimask_output: bool = False
     max_cond_frames_in_attn: int = 4
     encoder_batch_size: int = 8
 
     def __post_init__(self) -> None:
+        if self.config_name not in SAM2_CONFIG_NAMES:
+            raise ConfigError(f"sam2.config_name {self.config_name!r} is not one of the sam2 package's configs: "
+                              f"{', '.join(SAM2_CONFIG_NAMES)}")
+        if self.image_size is not None and (self.image_size < SAM2_IMAGE_SIZE_MULTIPLE
+                                            or self.image_size % SAM2_IMAGE_SIZE_MULTIPLE):
+            raise ConfigError(f"sam2.image_size must be a positive multiple of {SAM2_IMAGE_SIZE_MULTIPLE} pixels, "
+                              f"got {self.image_size}")
         if self.encoder_batch_size < 1:
             raise ConfigError(f"sam2.encoder_batch_size must be >= 1, got {self.encoder_batch_size}")
+        if self.max_cond_frames_in_attn < 1 and self.max_cond_frames_in_attn != -1:
+            raise ConfigError(f"sam2.max_cond_frames_in_attn must be >= 1 or -1 (all), got "
+                              f"{self.max_cond_frames_in_attn}")
+        check_path("sam2.checkpoint", self.checkpoint)
+        check_sam2_sizes(self.architecture())
+
+    def architecture(self) -> dict[str, Any]:
+        """The architecture fields that are set, by dotted svac key (``trunk.embed_dim`` ...), as plain values."""
+        out: dict[str, Any] = {}
+        if self.image_size is not None:
+            out["image_size"] = self.image_size
+        for section in SAM2_SECTIONS:
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                if value is not None:
+                    out[f"{section}.{f.name}"] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+#: The architecture sections of :class:`SAM2Config`.
+SAM2_SECTIONS = ("trunk", "neck", "memory_attention", "memory_encoder", "mask_decoder")
+#: Pairs of SAM-2 sizes that ``sam2``'s modules need equal (svac keys under ``sam2.``).
+SAM2_EQUAL_SIZES = (
+    ("neck.num_pos_feats", "neck.d_model"),
+    ("memory_attention.d_model", "neck.d_model"),
+    ("memory_encoder.in_dim", "neck.d_model"),
+    ("memory_encoder.mask_downsampler_embed_dim", "memory_encoder.in_dim"),
+    ("memory_encoder.fuser_dim", "memory_encoder.in_dim"),
+    ("memory_encoder.num_pos_feats", "memory_encoder.out_dim"),
+    ("memory_attention.kv_in_dim", "memory_encoder.out_dim"),
+)
+
+
+def check_sam2_sizes(sizes: typing.Mapping[str, Any]) -> None:
+    """Check that the SAM-2 sizes given (svac keys, see :meth:`SAM2Config.architecture`) fit together.
+
+    Only pairs where both sizes are known are compared: the neck and memories must agree on
+    their widths (:data:`SAM2_EQUAL_SIZES`), and the trunk's stage channels must be
+    ``8e, 4e, 2e, e`` for ``trunk.embed_dim`` e.
+
+    Raises:
+        ConfigError: naming both keys and their values.
+    """
+    for key, other in SAM2_EQUAL_SIZES:
+        if sizes.get(key) is not None and sizes.get(other) is not None and sizes[key] != sizes[other]:
+            raise ConfigError(f"sam2.{key} ({sizes[key]}) must equal sam2.{other} ({sizes[other]})")
+    embed, channels = sizes.get("trunk.embed_dim"), sizes.get("neck.backbone_channel_list")
+    if embed is not None and channels is not None:
+        expected = [embed * 2 ** i for i in reversed(range(HIERA_STAGES))]
+        if list(channels) != expected:
+            raise ConfigError(f"sam2.neck.backbone_channel_list must be {expected} (the Hiera stages' channels for "
+                              f"sam2.trunk.embed_dim {embed}), got {list(channels)}")
+
+
+def _positive(where: str, section: Any, names: tuple[str, ...]) -> None:
+    """Raise ConfigError unless every set field in ``names`` (an int or a tuple of ints) is >= 1."""
+    for name in names:
+        value = getattr(section, name)
+        values = value if isinstance(value, (tuple, list)) else () if value is None else (value,)
+        if any(v < 1 for v in values):
+            raise ConfigError(f"{where}.{name} must be >= 1, got {list(value) if isinstance(value, tuple) else value}")
 
 
 @dataclass
@@ -174,6 +514,44 @@ class InferenceConfig:
     mask_threshold: float = 0.0
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"inference.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not math.isfinite(self.mask_threshold):
+            raise ConfigError(f"inference.mask_threshold must be a finite logit, got {self.mask_threshold}")
+        check_device(self.device, where="inference.device")
+
+
+#: Device names svac accepts: ``auto``, ``cpu``, ``cuda`` and ``cuda:N``.
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+#: File suffixes of Python pickles, which svac never reads (unpickling runs code).
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".p")
+
+
+def check_device(name: str, *, where: str = "device") -> str:
+    """Return ``name`` if it is a device svac runs on (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+
+    Raises:
+        ConfigError: naming ``where`` and the accepted names.
+    """
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"{where} must be auto, cpu, cuda or cuda:N, got {name!r}")
+    return name
+
+
+def check_path(where: str, path: str | None) -> None:
+    """Refuse a path-valued config field that names a Python pickle (``.pkl``, ``.pickle``, ``.p``).
+
+    svac reads weights from safetensors or with ``torch.load(weights_only=True)`` and never
+    unpickles; a pickle path in a config is refused when the config loads, not when it is used.
+
+    Raises:
+        ConfigError: naming ``where`` and the path.
+    """
+    if path is not None and Path(str(path)).suffix.lower() in PICKLE_SUFFIXES:
+        raise ConfigError(f"{where}: {path!r} is a Python pickle; svac never loads pickles (unpickling runs code). "
+                          "Convert it to safetensors (or a weights-only torch file) in a Python you trust")
 
 
 #: Frame height and width of the baseline heads must be multiples of this (pixels): the coarsest
@@ -259,8 +637,9 @@ class SVACConfig:
         trained: ``False`` for randomly initialised models; the CLI warns on those.
 
     Raises:
-        ConfigError: when ``head`` names a baseline whose ``baseline.<head>`` section is not a
-            valid head config (the message names the key).
+        ConfigError: naming the key, when ``head`` is ``svac`` and the MLLM sizes are
+            incomplete, or when a ``baseline.<head>`` section (that of ``head``, or any other
+            that is not empty) is not a valid head config.
     """
 
     name: str = "svac"
@@ -274,10 +653,13 @@ class SVACConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
-        if self.head in BASELINE_HEADS:
-            from svac.heads.head_configs import head_config
+        if self.head == "svac":
+            self.mllm.check_complete()
+        from svac.heads.head_configs import check_baseline_section
 
-            head_config(self)  # validates baseline.<head>; raises ConfigError naming the key
+        for head in BASELINE_HEADS:  # validates baseline.<head>; raises ConfigError naming the key
+            if head == self.head or getattr(self.baseline, head):
+                check_baseline_section(self.baseline, head)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain YAML/JSON-compatible data (tuples become lists)."""
@@ -296,18 +678,144 @@ def from_dict(cls: type, data: dict[str, Any], *, where: str = "") -> Any:
         where: dotted prefix used in error messages.
 
     Raises:
-        ConfigError: on an unknown key, or a value whose type does not match the field.
+        ConfigError: on an unknown key, a value whose type does not match the field, a
+            section the model's ``head`` needs but the data lacks, or an old-format
+            ``sam2.overrides`` line that cannot be converted.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    check = _DOCUMENT_CHECKS.get(cls)
+    if check is not None:
+        data = check(data, where)
+    return cls(**typed_kwargs(cls, data, where=where))
+
+
+def typed_kwargs(cls: type, data: dict[str, Any], *, where: str = "") -> dict[str, Any]:
+    """``data`` as keyword arguments of dataclass ``cls``: unknown keys refused, every value checked
+    against the field's type annotation (nested dataclasses built with :func:`from_dict`).
+
+    Raises:
+        ConfigError: naming the key, on an unknown key or a value of the wrong type.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(_join(where, k) for k in unknown)}; "
+        raise ConfigError(f"unknown config key(s) {', '.join(_join(where, str(k)) for k in unknown)}; "
                           f"valid keys of {where or cls.__name__}: {', '.join(sorted(names))}")
-    kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
-    return cls(**kwargs)
+    return {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+
+
+def _model_sections(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Refuse a model config without the sections its ``head`` is built from.
+
+    Head ``svac`` needs ``mllm`` and ``sam2``; a baseline head ``referformer`` / ``lavt`` needs
+    ``baseline.<head>``. Without them the model would be built from library defaults (a
+    full-size InternVL / SAM-2 / ReferFormer), never what a config means.
+    """
+    head = data.get("head", "svac")
+    if head == "svac":
+        needed = [s for s in ("mllm", "sam2") if not isinstance(data.get(s), dict)]
+    elif head in BASELINE_HEADS:
+        baseline = data.get("baseline")
+        needed = [] if isinstance(baseline, dict) and isinstance(baseline.get(head), dict) else [f"baseline.{head}"]
+    else:
+        needed = []  # the Literal check of ``head`` names the problem
+    if needed:
+        raise ConfigError(f"{where or 'the model config'} has no {' and no '.join(_join(where, n) for n in needed)} "
+                          f"section: head {head!r} is built from it (svac never falls back to a library's "
+                          f"full-size defaults); see configs/{_TINY_CONFIGS.get(head, 'tiny.yaml')}")
+    return data
+
+
+#: The shipped tiny config of each head (an example of a complete config).
+_TINY_CONFIGS = {"svac": "tiny.yaml", "referformer": "referformer_tiny.yaml", "lavt": "lavt_tiny.yaml"}
+
+
+def _legacy_sam2(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Convert the old ``sam2.overrides`` list of Hydra overrides into the typed fields, or refuse it.
+
+    Each line must be ``++model.<path>=<value>`` (``+model.`` or ``model.`` also accepted) where
+    ``<path>`` is one of the Hydra paths svac writes itself (:data:`SAM2_HYDRA_PATHS`) and
+    ``<value>`` a number, ``true``/``false`` or a list of numbers. Lines that set the same typed
+    field must agree, and agree with a typed field given beside them.
+
+    Raises:
+        ConfigError: naming the line (``sam2.overrides[i]``) and saying how to convert it.
+    """
+    if "overrides" not in data:
+        return data
+    where = where or "sam2"
+    lines = data["overrides"]
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items() if k != "overrides"}
+    if lines is None:
+        return out
+    if not isinstance(lines, list):
+        raise ConfigError(f"{where}.overrides must be a list of '++model.a.b=value' lines, got {lines!r}. "
+                          f"{_LEGACY_HOW}")
+    inverse = {path: key for key, paths in SAM2_HYDRA_PATHS.items() for path in paths}
+    given: dict[str, tuple[Any, str]] = {}
+    for i, line in enumerate(lines):
+        at = f"{where}.overrides[{i}]"
+        if not isinstance(line, str):
+            raise ConfigError(f"{at}: expected a '++model.a.b=value' line, got {line!r}. {_LEGACY_HOW}")
+        target, sep, raw = line.partition("=")
+        path = next((target[len(p):] for p in ("++model.", "+model.", "model.") if target.startswith(p)), None)
+        key = inverse.get(path) if sep else None
+        if key is None:
+            raise ConfigError(f"{at}: {line!r} does not set a SAM-2 size svac describes (the typed fields are "
+                              f"sam2.{', sam2.'.join(SAM2_HYDRA_PATHS)}); svac no longer passes Hydra overrides "
+                              f"to the sam2 package. {_LEGACY_HOW}")
+        value = _legacy_value(raw, f"{at} ({line!r})")
+        if key in given and given[key][0] != value:
+            raise ConfigError(f"{at}: {line!r} contradicts {given[key][1]!r}: both set sam2.{key}")
+        given[key] = (value, line)
+    for key, (value, line) in given.items():
+        section, _, name = key.rpartition(".")
+        node = out
+        if section:
+            node = out.setdefault(section, {})
+            if node is None:
+                node = out[section] = {}
+            if not isinstance(node, dict):
+                raise ConfigError(f"{where}.{section}: expected a mapping, got {node!r}")
+        if node.get(name) is not None and node[name] != value:
+            raise ConfigError(f"{where}.{key} is {node[name]!r} but the old-format line {line!r} sets "
+                              f"{value!r}. {_LEGACY_HOW}")
+        node[name] = value
+    return out
+
+
+_LEGACY_HOW = ("To convert an old config, replace each '++model.<path>=<value>' line of sam2.overrides by the typed "
+               "field that sets <path> (svac.config.SAM2_HYDRA_PATHS), e.g. "
+               "'++model.image_encoder.trunk.embed_dim=16' becomes 'sam2: {trunk: {embed_dim: 16}}' "
+               "(configs/tiny.yaml shows every field); for a checkpoint folder, edit its config.json the same way.")
+
+
+def _legacy_value(raw: str, where: str) -> Any:
+    """An old-format override value: an int, a finite float, ``true``/``false`` or ``[n, n, ...]`` of numbers.
+
+    Raises:
+        ConfigError: for anything else (strings, mappings, interpolations ``${...}``).
+    """
+    text = raw.strip()
+    if text in ("true", "false", "True", "False"):
+        return text.lower() == "true"
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [_legacy_number(v.strip(), where) for v in inner.split(",")] if inner else []
+    return _legacy_number(text, where)
+
+
+def _legacy_number(text: str, where: str) -> int | float:
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+        return float(text)
+    raise ConfigError(f"{where}: {text!r} is not a number, a boolean or a list of numbers; old-format SAM-2 "
+                      f"overrides may only set sizes and switches. {_LEGACY_HOW}")
 
 
 def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SVACConfig:
@@ -379,6 +887,48 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             node = child
         node[parts[-1]] = value
     return out
+
+
+#: What each typed SAM-2 field sets in the ``model`` node of the ``sam2`` package's Hydra config
+#: (svac keys under ``sam2.``; several paths where ``sam2``'s modules need one value).
+SAM2_HYDRA_PATHS: dict[str, tuple[str, ...]] = {
+    "image_size": ("image_size",),
+    "trunk.embed_dim": ("image_encoder.trunk.embed_dim",),
+    "trunk.num_heads": ("image_encoder.trunk.num_heads",),
+    "trunk.stages": ("image_encoder.trunk.stages",),
+    "trunk.global_att_blocks": ("image_encoder.trunk.global_att_blocks",),
+    "trunk.window_spec": ("image_encoder.trunk.window_spec",),
+    "trunk.window_pos_embed_bkg_spatial_size": ("image_encoder.trunk.window_pos_embed_bkg_spatial_size",),
+    "neck.d_model": ("image_encoder.neck.d_model",),
+    "neck.backbone_channel_list": ("image_encoder.neck.backbone_channel_list",),
+    "neck.num_pos_feats": ("image_encoder.neck.position_encoding.num_pos_feats",),
+    "memory_attention.d_model": ("memory_attention.d_model", "memory_attention.layer.d_model",
+                                 "memory_attention.layer.self_attention.embedding_dim",
+                                 "memory_attention.layer.cross_attention.embedding_dim"),
+    "memory_attention.num_layers": ("memory_attention.num_layers",),
+    "memory_attention.dim_feedforward": ("memory_attention.layer.dim_feedforward",),
+    "memory_attention.feat_sizes": ("memory_attention.layer.self_attention.feat_sizes",
+                                    "memory_attention.layer.cross_attention.feat_sizes"),
+    "memory_attention.kv_in_dim": ("memory_attention.layer.cross_attention.kv_in_dim",),
+    "memory_attention.dropout": ("memory_attention.layer.dropout", "memory_attention.layer.self_attention.dropout",
+                                 "memory_attention.layer.cross_attention.dropout"),
+    "memory_encoder.out_dim": ("memory_encoder.out_dim",),
+    "memory_encoder.in_dim": ("memory_encoder.in_dim",),
+    "memory_encoder.num_pos_feats": ("memory_encoder.position_encoding.num_pos_feats",),
+    "memory_encoder.mask_downsampler_embed_dim": ("memory_encoder.mask_downsampler.embed_dim",),
+    "memory_encoder.fuser_dim": ("memory_encoder.fuser.layer.dim",),
+    "memory_encoder.fuser_num_layers": ("memory_encoder.fuser.num_layers",),
+    "mask_decoder.dynamic_multimask_via_stability": ("sam_mask_decoder_extra_args.dynamic_multimask_via_stability",),
+    "mask_decoder.dynamic_multimask_stability_delta": (
+        "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta",),
+    "mask_decoder.dynamic_multimask_stability_thresh": (
+        "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh",),
+}
+#: Checks (and conversions) of a raw mapping before :func:`from_dict` builds these classes from it.
+_DOCUMENT_CHECKS: dict[type, typing.Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    SVACConfig: _model_sections,
+    SAM2Config: _legacy_sam2,
+}
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

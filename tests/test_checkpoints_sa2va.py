@@ -255,7 +255,9 @@ def test_released_sa2va_1b_config_maps_to_internvl_sizes_and_hiera_l_sam2(tmp_pa
     assert config.mllm.text["hidden_size"] == 896 and config.mllm.text["rope_parameters"]["rope_theta"] == 1e6
     assert "vocab_size" not in config.mllm.text and tokens_per_image(config.mllm) == 256
     assert config.sam2.config_name == "configs/sam2/sam2_hiera_l.yaml" and config.sam2.max_cond_frames_in_attn == -1
-    assert any("dynamic_multimask_via_stability=true" in o for o in config.sam2.overrides)
+    assert config.sam2.mask_decoder.dynamic_multimask_via_stability is True
+    assert config.sam2.mask_decoder.dynamic_multimask_stability_delta == 0.05
+    assert config.sam2.mask_decoder.dynamic_multimask_stability_thresh == 0.98
     assert config.inference.dtype == "bfloat16" and config.mllm.chat_template == "qwen"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import shutil
 
@@ -15,7 +16,7 @@ from svac.checkpoints.hub import resolve_checkpoint
 from svac.checkpoints.loader import load_checkpoint
 from svac.checkpoints.quantization import QuantizationUnavailableError
 from svac.checkpoints.sam2_meta import replace_grounding, sam2_config_for
-from svac.config import SAM2Config
+from svac.config import SAM2Config, from_dict
 from svac.errors import CheckpointError, ConfigError
 from svac.grounding.sam2_model import build_sam2_model
 from svac.loading import build_from_config
@@ -26,8 +27,8 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _tiny_sam2_config(checkpoint=None) -> SAM2Config:
-    return SAM2Config(config_name=TINY_SAM2["config_name"], overrides=list(TINY_SAM2["overrides"]),
-                      checkpoint=None if checkpoint is None else str(checkpoint))
+    return dataclasses.replace(from_dict(SAM2Config, TINY_SAM2),
+                               checkpoint=None if checkpoint is None else str(checkpoint))
 
 
 @pytest.fixture(scope="module")

@@ -60,39 +60,19 @@ LLM_CONFIGS = {
 TEMPLATES = {"qwen2": "qwen_chat", "qwen3": "qwen_chat", "llama": "qwen_chat", "phi3": "phi3_chat",
              "internlm2": "internlm2_chat"}
 
-#: SAM 2.0 hiera-L (Sa2VA's SAM 2) shrunk to toy sizes with the same module names.
+#: SAM 2.0 hiera-L (Sa2VA's SAM 2) shrunk to toy sizes with the same module names (a ``svac_sam2`` field).
 TINY_SAM2 = {
     "config_name": "configs/sam2/sam2_hiera_l.yaml",
-    "overrides": [
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-        "++model.image_size=128",
-        "++model.image_encoder.trunk.embed_dim=16",
-        "++model.image_encoder.trunk.num_heads=1",
-        "++model.image_encoder.trunk.stages=[1,1,1,1]",
-        "++model.image_encoder.trunk.global_att_blocks=[]",
-        "++model.image_encoder.trunk.window_spec=[8,4,8,4]",
-        "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[8,8]",
-        "++model.image_encoder.neck.d_model=32",
-        "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
-        "++model.image_encoder.neck.position_encoding.num_pos_feats=32",
-        "++model.memory_attention.d_model=32",
-        "++model.memory_attention.num_layers=1",
-        "++model.memory_attention.layer.d_model=32",
-        "++model.memory_attention.layer.dim_feedforward=64",
-        "++model.memory_attention.layer.self_attention.embedding_dim=32",
-        "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
-        "++model.memory_attention.layer.cross_attention.embedding_dim=32",
-        "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
-        "++model.memory_attention.layer.cross_attention.kv_in_dim=16",
-        "++model.memory_encoder.out_dim=16",
-        "++model.memory_encoder.in_dim=32",
-        "++model.memory_encoder.position_encoding.num_pos_feats=16",
-        "++model.memory_encoder.mask_downsampler.embed_dim=32",
-        "++model.memory_encoder.fuser.layer.dim=32",
-        "++model.memory_encoder.fuser.num_layers=1",
-    ],
+    "image_size": 128,
+    "mask_decoder": {"dynamic_multimask_via_stability": True, "dynamic_multimask_stability_delta": 0.05,
+                     "dynamic_multimask_stability_thresh": 0.98},
+    "trunk": {"embed_dim": 16, "num_heads": 1, "stages": [1, 1, 1, 1], "global_att_blocks": [],
+              "window_spec": [8, 4, 8, 4], "window_pos_embed_bkg_spatial_size": [8, 8]},
+    "neck": {"d_model": 32, "backbone_channel_list": [128, 64, 32, 16], "num_pos_feats": 32},
+    "memory_attention": {"d_model": 32, "num_layers": 1, "dim_feedforward": 64, "feat_sizes": [8, 8],
+                         "kv_in_dim": 16},
+    "memory_encoder": {"out_dim": 16, "in_dim": 32, "num_pos_feats": 16, "mask_downsampler_embed_dim": 32,
+                       "fuser_dim": 32, "fuser_num_layers": 1},
 }
 #: Width of the tiny SAM 2 prompts (``text_hidden_fcs`` output).
 SAM2_DIM = 32
@@ -192,12 +172,12 @@ def native_llm_tensors(cfg: dict, vocab: int, seed: int) -> dict[str, torch.Tens
 
 def sam2_tensors(seed: int) -> dict[str, torch.Tensor]:
     """A tiny hiera-L SAM 2.0's tensors (Meta's module names) under ``grounding_encoder.sam2_model.``."""
-    from svac.config import SAM2Config
+    from svac.config import SAM2Config, from_dict
     from svac.grounding.sam2_model import build_sam2_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        sam2 = build_sam2_model(SAM2Config(config_name=TINY_SAM2["config_name"], overrides=TINY_SAM2["overrides"]))
+        sam2 = build_sam2_model(from_dict(SAM2Config, TINY_SAM2))
         with torch.no_grad():
             for param in sam2.parameters():
                 param.add_(torch.randn(param.shape) * 0.05)

@@ -41,6 +41,11 @@ def test_missing_config_file():
         load_config("nothere.yaml")
 
 
-def test_defaults_build_without_yaml():
-    cfg = from_dict(SVACConfig, {"astc": {"num_frames": 8}})
-    assert cfg.astc == ASTCConfig(num_frames=8)
+def test_settings_sections_default_but_model_sections_are_required(tiny_config):
+    data = tiny_config.to_dict()
+    del data["astc"], data["csa"], data["inference"]
+    data["astc"] = {"num_frames": 8}
+    cfg = from_dict(SVACConfig, data)
+    assert cfg.astc == ASTCConfig(num_frames=8) and cfg.sam2 == tiny_config.sam2
+    with pytest.raises(ConfigError, match="no mllm and no sam2 section"):
+        from_dict(SVACConfig, {"astc": {"num_frames": 8}})

@@ -51,10 +51,8 @@ OUTPUT_TAIL_LINES = 60
 # update's norm, almost all of it from attention key biases, whose true gradient is 0).
 UPDATE_REL_TOL = 1e-4
 # SAM-2.1's memory attention has dropout 0.1; its random masks would differ between a second
-# process and a second micro-batch of the same process, so the comparison turns it off.
-NO_DROPOUT = ("++model.memory_attention.layer.dropout=0.0",
-              "++model.memory_attention.layer.self_attention.dropout=0.0",
-              "++model.memory_attention.layer.cross_attention.dropout=0.0")
+# process and a second micro-batch of the same process, so the comparison turns it off
+# (sam2.memory_attention.dropout = 0).
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,8 @@ def _train_config(data_root: Path) -> dict:
 
     tiny = load_config("tiny.yaml")
     model = dataclasses.replace(tiny, astc=dataclasses.replace(tiny.astc, num_frames=6, clip_len=3),
-                                sam2=dataclasses.replace(tiny.sam2, overrides=[*tiny.sam2.overrides, *NO_DROPOUT]))
+                                sam2=dataclasses.replace(tiny.sam2, memory_attention=dataclasses.replace(
+                                    tiny.sam2.memory_attention, dropout=0.0)))
     return {"model": model.to_dict(), "lora": {"enabled": False},
             "trainable": ["projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens"],
             "data": {"train": [f"rvos:{data_root}"], "expressions_per_video": 2},

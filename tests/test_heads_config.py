@@ -67,10 +67,15 @@ def test_bad_lavt_values_name_the_key(override, message):
         load_config("lavt_tiny.yaml", [override])
 
 
-def test_svac_config_ignores_an_unused_baseline_section(tiny_config):
+def test_svac_config_keeps_but_validates_an_unused_baseline_section(tiny_config):
+    # an unused section is kept (``--set head=lavt`` switches to it) and checked like a used one, so
+    # that nothing unchecked rides along in a config
     assert tiny_config.head == "svac"
-    cfg = load_config("tiny.yaml", ["baseline.lavt.variant=audio"])  # validated only when head is lavt
-    assert cfg.baseline.lavt == {"variant": "audio"}
+    cfg = load_config("tiny.yaml", ["baseline.lavt.variant=video", "baseline.lavt.patch_size=[1,4,4]",
+                                    "baseline.lavt.window_size=[2,4,4]"])
+    assert cfg.head == "svac" and cfg.baseline.lavt["variant"] == "video"
+    with pytest.raises(ConfigError, match="LAVTConfig.variant"):
+        load_config("tiny.yaml", ["baseline.lavt.variant=audio"])
 
 
 def test_head_config_takes_the_vocabulary_from_the_tokenizer():

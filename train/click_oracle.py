@@ -111,7 +111,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if cfg.model.head != "svac":
+    if cfg.model is not None and cfg.model.head != "svac":
         raise ValueError(f"the click oracle trains SVAC's SAM-2; this config's head is {cfg.model.head!r}")
     out = Path(out)
     if out.exists():

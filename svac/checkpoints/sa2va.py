@@ -15,8 +15,8 @@ tokenizer (with ``added_tokens.json``). The config fields svac reads:
 ``select_layer``            must be -1 (last ViT layer)
 ``force_image_size``        must equal ``vision_config.image_size`` when set
 ``torch_dtype``             default load dtype (``inference.dtype``)
-``svac_sam2`` (optional)    svac-specific: ``{"config_name": ..., "overrides": [...]}`` giving the
-                            SAM 2 sizes; absent in released Sa2VA folders, which are hiera-L
+``svac_sam2`` (optional)    svac-specific: a :class:`~svac.config.SAM2Config` mapping giving the
+                            SAM 2 sizes (typed fields); absent in released Sa2VA folders, which are hiera-L
                             SAM 2.0 (:data:`SA2VA_SAM2_CONFIG` with Sa2VA's decoder options).
                             svac's tiny synthetic test checkpoints use it to shrink SAM 2.
 ==========================  ============================================================
@@ -34,7 +34,8 @@ from typing import Any, Mapping
 
 from svac.checkpoints.keymaps import SUPPORTED_PS_VERSION, internvit_vision_kwargs
 from svac.checkpoints.llm_families import LLMFamily, llm_family
-from svac.config import ASTCConfig, CSAConfig, InferenceConfig, MLLMConfig, SAM2Config, SVACConfig, from_dict
+from svac.config import (ASTCConfig, CSAConfig, InferenceConfig, MLLMConfig, SAM2Config, SAM2MaskDecoderConfig,
+                         SVACConfig, from_dict)
 from svac.errors import CheckpointError, ConfigError
 
 SA2VA_MODEL_TYPE = "sa2va_chat"
@@ -43,11 +44,9 @@ INTERNVL_CHAT_MODEL_TYPE = "internvl_chat"
 #: Sa2VA's SAM 2: hiera-L SAM 2.0 (``projects/sa2va/hf/models/sam2.py`` in Sa2VA's repository).
 SA2VA_SAM2_CONFIG = "configs/sam2/sam2_hiera_l.yaml"
 #: SAM 2 mask-decoder options Sa2VA builds its SAM 2 with (as the ``sam2`` package's video predictor).
-SA2VA_SAM2_OVERRIDES = (
-    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-)
+SA2VA_MASK_DECODER = SAM2MaskDecoderConfig(dynamic_multimask_via_stability=True,
+                                           dynamic_multimask_stability_delta=0.05,
+                                           dynamic_multimask_stability_thresh=0.98)
 #: Conditioning frames Sa2VA's SAM 2 attends to (``SAM2Base`` default -1: all of them).
 SA2VA_MAX_COND_FRAMES = -1
 #: Optional svac-specific ``config.json`` field giving the SAM 2 config of a Sa2VA-layout folder.
@@ -109,16 +108,18 @@ def sam2_config(data: Mapping[str, Any], *, where: str) -> SAM2Config:
     (its mask-decoder options, and every conditioning frame attended to, as Sa2VA's SAM 2 does).
 
     Raises:
-        CheckpointError: when ``svac_sam2`` is not a valid :class:`~svac.config.SAM2Config` mapping.
+        ConfigError: naming ``svac_sam2.<key>``, when ``svac_sam2`` is not a valid
+            :class:`~svac.config.SAM2Config` mapping (old-format ``overrides`` lines are converted
+            as :func:`svac.config.from_dict` converts them, or refused).
     """
     raw = data.get(SAM2_FIELD)
     if raw is None:
-        return SAM2Config(config_name=SA2VA_SAM2_CONFIG, overrides=list(SA2VA_SAM2_OVERRIDES),
+        return SAM2Config(config_name=SA2VA_SAM2_CONFIG, mask_decoder=SA2VA_MASK_DECODER,
                           max_cond_frames_in_attn=SA2VA_MAX_COND_FRAMES)
     try:
         return from_dict(SAM2Config, raw, where=SAM2_FIELD)
     except ConfigError as exc:
-        raise CheckpointError(f"{where}: invalid {SAM2_FIELD}: {exc}") from exc
+        raise ConfigError(f"{where}/config.json: invalid {SAM2_FIELD}: {exc}") from exc
 
 
 def internvl_chat_config(data: Mapping[str, Any], folder: Path, *, kind: str) -> tuple[SVACConfig, LLMFamily]:

@@ -232,34 +232,27 @@ def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "
 
 
 def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
-    """Build :class:`LanguagePromptedSAM2` from a ``sam2`` package config plus ``cfg.overrides``.
+    """Build :class:`LanguagePromptedSAM2` from a ``sam2`` package config resized by ``cfg``'s typed fields
+    (:func:`svac.grounding.sam2_hydra.sam2_model_node`: no string from a file reaches Hydra).
 
     When ``cfg.checkpoint`` is set, a Meta SAM 2 / 2.1 ``.pt`` checkpoint is loaded strictly
     (``torch.load(weights_only=True)``).
 
     Raises:
-        svac.errors.ConfigError: when the Hydra config or an override is invalid.
+        svac.errors.ConfigError: when the sizes do not fit together or ``sam2`` cannot build them.
         svac.errors.CheckpointError: when the checkpoint is missing or its keys do not match.
     """
-    import sam2  # noqa: F401  -- initialises the sam2 package's Hydra config search path
-    from hydra import compose
     from hydra.errors import HydraException
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from svac.errors import ConfigError
+    from svac.grounding.sam2_hydra import sam2_model_node
 
-    overrides = [f"++model._target_={LanguagePromptedSAM2.__module__}.{LanguagePromptedSAM2.__qualname__}",
-                 f"++model.text_multimask_output={str(cfg.multimask_output).lower()}",
-                 f"++model.max_cond_frames_in_attn={cfg.max_cond_frames_in_attn}",
-                 *cfg.overrides]
     try:
-        hydra_cfg = compose(config_name=cfg.config_name, overrides=overrides)
-        OmegaConf.resolve(hydra_cfg)
-        model = instantiate(hydra_cfg.model, _recursive_=True)
+        model = instantiate(sam2_model_node(cfg, LanguagePromptedSAM2), _recursive_=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"cannot build SAM-2 from {cfg.config_name} with overrides {cfg.overrides}: {exc}") from exc
+        raise ConfigError(f"cannot build SAM-2 from {cfg.config_name} with {cfg.architecture()}: {exc}") from exc
     if cfg.checkpoint is not None:
         load_sam2_checkpoint(model, cfg.checkpoint)
     return model

@@ -15,7 +15,6 @@ in what svac derives itself:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, Mapping
 
 from svac.errors import ConfigError
@@ -23,7 +22,7 @@ from svac.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from svac.config import SVACConfig
+    from svac.config import BaselineConfig, SVACConfig
     from svac.heads.lavt import LAVTConfig
     from svac.heads.referformer import ReferFormerConfig
 
@@ -77,25 +76,41 @@ def head_config(config: "SVACConfig", *, tokenizer: "PreTrainedTokenizerBase | N
         ConfigError: on an unknown key or an invalid value, the message naming ``baseline.<head>``.
     """
     if config.head == "referformer":
-        return _referformer(config, tokenizer, text_encoder)
+        return _referformer(config.baseline.referformer, tokenizer, text_encoder)
     if config.head == "lavt":
-        return _lavt(config, tokenizer, text_encoder)
+        return _lavt(config.baseline.lavt, tokenizer, text_encoder)
     raise ConfigError(f"head {config.head!r} is not a baseline head (referformer, lavt)")
 
 
-def _referformer(config: "SVACConfig", tokenizer, text_encoder) -> "ReferFormerConfig":
+def check_baseline_section(baseline: "BaselineConfig", head: str) -> None:
+    """Validate ``baseline.<head>`` (keys, value types and ranges) without building anything.
+
+    Raises:
+        ConfigError: naming ``baseline.<head>.<key>``.
+    """
+    if head == "referformer":
+        _referformer(baseline.referformer, None, None)
+    elif head == "lavt":
+        _lavt(baseline.lavt, None, None)
+    else:
+        raise ConfigError(f"head {head!r} is not a baseline head (referformer, lavt)")
+
+
+def _referformer(section: Mapping[str, Any], tokenizer, text_encoder) -> "ReferFormerConfig":
     from svac.heads.referformer.config import ReferFormerConfig
 
-    kwargs = _checked_kwargs(ReferFormerConfig, config.baseline.referformer, "baseline.referformer")
+    kwargs = _checked_kwargs(ReferFormerConfig, section, "baseline.referformer")
+    family = kwargs.get("text_encoder_family", "roberta")
     if text_encoder is not None:
-        kwargs["text_encoder_init_config"] = dict(text_encoder)
+        kwargs["text_encoder_init_config"] = _text_config_kwargs(family, text_encoder, stored=True)
         kwargs["backbone_weights"] = None
-    elif tokenizer is not None and kwargs.get("text_encoder_init_config") is not None:
-        init = dict(kwargs["text_encoder_init_config"])
-        init.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-        for name in ("bos_token_id", "eos_token_id"):
-            if getattr(tokenizer, name, None) is not None:
-                init[name] = getattr(tokenizer, name)
+    elif kwargs.get("text_encoder_init_config") is not None:
+        init = _text_config_kwargs(family, kwargs["text_encoder_init_config"], stored=False)
+        if tokenizer is not None:
+            init.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+            for name in ("bos_token_id", "eos_token_id"):
+                if getattr(tokenizer, name, None) is not None:
+                    init[name] = getattr(tokenizer, name)
         kwargs["text_encoder_init_config"] = init
     try:
         return ReferFormerConfig(**kwargs)
@@ -103,36 +118,54 @@ def _referformer(config: "SVACConfig", tokenizer, text_encoder) -> "ReferFormerC
         raise ConfigError(f"baseline.referformer: {exc}") from exc
 
 
-def _lavt(config: "SVACConfig", tokenizer, text_encoder) -> "LAVTConfig":
+def _text_config_kwargs(family: str, data: Mapping[str, Any], *, stored: bool) -> dict[str, Any]:
+    """Keyword arguments of the text encoder's transformers config (``RobertaConfig`` / ``BertConfig``).
+
+    A config given in the YAML (``text_encoder_init_config``) may hold only that class's own fields; a
+    config stored in a checkpoint (``text_encoder.json``, the class's ``to_dict()``) keeps only them
+    (the rest is bookkeeping: ``architectures``, ``id2label`` ...). Values must be plain data.
+
+    Raises:
+        ConfigError: naming ``baseline.referformer.text_encoder_init_config.<key>``.
+    """
+    from transformers import BertConfig, RobertaConfig
+
+    from svac.config import check_library_kwargs, library_config_fields
+
+    allowed = library_config_fields({"roberta": RobertaConfig, "bert": BertConfig}[family])
+    where = "baseline.referformer.text_encoder_init_config"
+    if stored:
+        where = "the checkpoint's text_encoder.json"
+        data = {k: v for k, v in data.items() if k in allowed}
+    init = dict(data)
+    check_library_kwargs(where, init, allowed)
+    return init
+
+
+def _lavt(section: Mapping[str, Any], tokenizer, text_encoder) -> "LAVTConfig":
     from svac.heads.lavt.config import LAVTConfig
 
-    kwargs = _checked_kwargs(LAVTConfig, config.baseline.lavt, "baseline.lavt")
+    kwargs = _checked_kwargs(LAVTConfig, section, "baseline.lavt")
     if text_encoder is not None:
         kwargs["text_encoder_path"] = None
         kwargs["backbone_weights"] = None
-        kwargs.update({field: text_encoder[key] for key, field in LAVT_TEXT_FIELDS.items()})
+        stored = {field: text_encoder.get(key) for key, field in LAVT_TEXT_FIELDS.items()}
+        bad = sorted(k for k, v in stored.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1)
+        if bad:
+            raise ConfigError(f"the checkpoint's text_encoder.json: {', '.join(bad)} must be integers >= 1, got "
+                              f"{', '.join(repr(stored[k]) for k in bad)}")
+        kwargs.update(stored)
     elif tokenizer is not None and kwargs.get("text_encoder_path") is None:
         kwargs["text_vocab_size"] = len(tokenizer)
     try:
-        return LAVTConfig.from_dict(kwargs)
+        return LAVTConfig(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"baseline.lavt: {exc}") from exc
 
 
 def _checked_kwargs(cls: type, section: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``section`` as keyword arguments of dataclass ``cls``: unknown keys rejected, lists made tuples."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
-                          f"valid keys of {where}: {', '.join(sorted(names))}")
-    return {k: _tuples(v) for k, v in section.items()}
+    """``section`` as keyword arguments of dataclass ``cls``: unknown keys refused and every value checked
+    against the field's type (lists become tuples), each error naming ``where.<key>``."""
+    from svac.config import typed_kwargs
 
-
-def _tuples(value: Any) -> Any:
-    """Lists (from YAML / JSON) as tuples, recursively; mappings are copied unchanged."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return dict(value)
-    return value
+    return typed_kwargs(cls, dict(section), where=where)

@@ -360,14 +360,14 @@ class RVOSBaseline(nn.Module):
         Raises:
             ConfigError: when ``lora.enabled`` is true, or ``trainable`` / ``loss`` are changed.
         """
-        from svac.training.config import LossConfig, TrainConfig
+        from svac.training.config import DEFAULT_TRAINABLE, LossConfig
         from svac.training.params import TrainableSummary
 
         where = f"model.baseline.{self.head_name}"
         if cfg.lora.enabled:
             raise ConfigError(f"lora.enabled must be false for the {self.head_name} head: LoRA adapts SVAC's LLM, and "
                               f"a baseline trains its own weights in full (set lora.enabled: false)")
-        if list(cfg.trainable) != list(TrainConfig().trainable):
+        if list(cfg.trainable) != list(DEFAULT_TRAINABLE):
             raise ConfigError(f"trainable names SVAC parts; the {self.head_name} head trains in full except the parts "
                               f"its config freezes ({where}); remove trainable from the config")
         if cfg.loss != LossConfig():

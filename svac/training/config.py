@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from svac.config import SVACConfig, apply_overrides, from_dict, read_yaml
+from svac.config import SVACConfig, apply_overrides, check_path, from_dict, read_yaml
 from svac.errors import ConfigError
 
 #: The LLM projections that get LoRA by default (Qwen2/Llama/Phi-3 names; attention and MLP).
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+#: Parts that train by default (Sa2VA's recipe).
+DEFAULT_TRAINABLE = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens")
 
 #: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
 TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens", "vision_encoder",
@@ -38,6 +41,16 @@ class LoRAConfig:
     alpha: int = 256
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha < 1:
+            raise ConfigError(f"lora.r and lora.alpha must be >= 1, got r={self.r}, alpha={self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        bad = [m for m in self.target_modules if not all(part.isidentifier() for part in m.split("."))]
+        if bad or not self.target_modules:
+            raise ConfigError(f"lora.target_modules must name the LLM's linear layers (module names such as q_proj), "
+                              f"got {self.target_modules}")
 
 
 @dataclass
@@ -90,6 +103,11 @@ class LossConfig:
                 raise ConfigError(f"loss.{name} is a weight and must be >= 0, got {getattr(self, name)}")
         if self.prompt_contrast_temperature <= 0:
             raise ConfigError(f"loss.prompt_contrast_temperature must be > 0, got {self.prompt_contrast_temperature}")
+        if self.num_points < 1:
+            raise ConfigError(f"loss.num_points must be >= 1, got {self.num_points}")
+        if self.oversample_ratio < 1 or not 0.0 <= self.importance_ratio <= 1.0:
+            raise ConfigError(f"loss.oversample_ratio must be >= 1 and loss.importance_ratio in [0, 1], got "
+                              f"{self.oversample_ratio} and {self.importance_ratio}")
 
 
 @dataclass
@@ -114,6 +132,12 @@ class DataConfig:
     skip_invalid: bool = False
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        if self.expressions_per_video < 1:
+            raise ConfigError(f"data.expressions_per_video must be >= 1, got {self.expressions_per_video}")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
 
 @dataclass
 class OptimConfig:
@@ -135,13 +159,25 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.lr > 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay, optim.max_grad_norm >= 0, got "
+                              f"{self.lr}, {self.weight_decay}, {self.max_grad_norm}")
+        for name in ("warmup_ratio", "min_lr_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"optim.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas must be in [0, 1), got {list(self.betas)}")
+
 
 @dataclass
 class TrainConfig:
     """A training run.
 
+    Exactly one of ``model`` and ``init_from`` is given.
+
     Attributes:
-        model: the architecture when starting from scratch (``init_from`` is ``None``).
+        model: the architecture when starting from scratch.
         init_from: a saved svac model folder, Sa2VA checkpoint or hub id to start from.
         model_overrides: ``key=value`` overrides applied to the model's config (e.g. switching a
             Sa2VA checkpoint to ASTC frames and CSA: ``csa.mode=per_clip``).
@@ -160,13 +196,16 @@ class TrainConfig:
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
+
+    Raises:
+        ConfigError: naming the key, for a value out of range, or when neither or both of
+            ``model`` and ``init_from`` are given.
     """
 
-    model: SVACConfig = field(default_factory=SVACConfig)
+    model: SVACConfig | None = None
     init_from: str | None = None
     model_overrides: list[str] = field(default_factory=list)
-    trainable: list[str] = field(default_factory=lambda: ["projector", "text_hidden_fcs", "sam2_mask_decoder",
-                                                           "special_tokens"])
+    trainable: list[str] = field(default_factory=lambda: list(DEFAULT_TRAINABLE))
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -190,6 +229,16 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if (self.model is None) == (self.init_from is None):
+            raise ConfigError("a training config gives exactly one of model (an architecture trained from scratch) "
+                              "and init_from (a checkpoint to start from), got "
+                              + ("neither" if self.model is None else "both: remove model (a run folder written by "
+                                 "an older svac: delete the 'model' key of its train_config.json)"))
+        check_path("init_from", self.init_from)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:
+            raise ConfigError(f"bpe_vocab_size must be >= 1, got {self.bpe_vocab_size}")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (for saving next to checkpoints)."""

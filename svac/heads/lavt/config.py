@@ -136,6 +136,10 @@ class LAVTConfig:
     ce_class_weights: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        from svac.config import check_path
+
+        check_path("LAVTConfig.backbone_weights", self.backbone_weights)
+        check_path("LAVTConfig.text_encoder_path", self.text_encoder_path)
         if self.variant not in VARIANTS:
             raise ConfigError(f"LAVTConfig.variant must be one of {VARIANTS}; got {self.variant!r}")
         if self.loss not in LOSSES:

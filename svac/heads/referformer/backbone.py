@@ -210,14 +210,15 @@ def _build_torchvision(builder: str, weights: str | None, **kwargs: object) -> n
         except RuntimeError as error:
             raise CheckpointError(f"backbone weights {str(path)!r} do not fit {builder}: {error}") from error
         return model
-    try:
-        enum = tv_models.get_weight(weights)
-    except (ValueError, KeyError) as error:
+    # a weight name is looked up among the builder's own weights enum only (never by a free name)
+    enum_class = tv_models.get_model_weights(builder)
+    enum_name, _, member = weights.partition(".")
+    if enum_name != enum_class.__name__ or member not in enum_class.__members__:
         raise ConfigError(
-            f"backbone_weights {weights!r} is neither a torchvision weight name "
-            "(e.g. 'Swin_T_Weights.IMAGENET1K_V1') nor an existing file"
-        ) from error
-    return tv_models.get_model(builder, weights=enum, **kwargs)
+            f"backbone_weights {weights!r} is neither a torchvision weight name of {builder} "
+            f"({', '.join(f'{enum_class.__name__}.{m}' for m in enum_class.__members__)}) nor an existing file"
+        )
+    return tv_models.get_model(builder, weights=enum_class[member], **kwargs)
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -227,6 +227,10 @@ class ReferFormerConfig:
                 "ReferFormerConfig.granularity_scales must be distinct positive ints containing 1, "
                 f"got {scales!r}"
             )
+        from svac.config import check_path
+
+        check_path("ReferFormerConfig.backbone_weights", self.backbone_weights)
+        check_path("ReferFormerConfig.text_encoder", self.text_encoder)
         if self.backbone.startswith("tiny_") and self.backbone_weights is not None:
             raise ConfigError(f"backbone {self.backbone!r} has no pretrained weights; set backbone_weights=None")
         for name in (
