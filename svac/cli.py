@@ -7,14 +7,19 @@ import sys
 import warnings
 from typing import Sequence
 
+from svac import cli_types
+
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="model to use: a saved model folder, a Hugging Face Hub id, or a config YAML (path or a "
                         "name in configs/) for a randomly initialised model; default: the default model")
-    p.add_argument("--frames", type=int, default=None, metavar="T", help="frames the MLLM sees (default: from config)")
-    p.add_argument("--clip-len", type=int, default=None, metavar="M", help="frames per clip (default: from config)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: from config)")
+    p.add_argument("--frames", type=cli_types.positive_int, default=None, metavar="T",
+                   help="frames the MLLM sees (default: from config)")
+    p.add_argument("--clip-len", type=cli_types.positive_int, default=None, metavar="M",
+                   help="frames per clip (default: from config)")
+    p.add_argument("--device", type=cli_types.device, default=None,
+                   help="auto, cpu, cuda or cuda:N (default: from config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set astc.mode=uncompressed (repeatable)")
 
@@ -45,28 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--deepspeed", default=None, metavar="JSON",
                        help="DeepSpeed config, e.g. configs/deepspeed/zero2.json (GPUs; needs the train extra)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
-    train.add_argument("--stop-after", type=int, default=None, metavar="N",
+    train.add_argument("--stop-after", type=cli_types.positive_int, default=None, metavar="N",
                        help="stop (checkpointed, resumable) after N updates in total")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     export = sub.add_parser("export", help="save a training checkpoint as a model folder (for svac eval/segment)")
     export.add_argument("run_dir", help="a training run's output_dir")
     export.add_argument("--out", required=True, help="model folder to create")
-    export.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    export.add_argument("--step", type=cli_types.positive_int, default=None,
+                        help="checkpoint step (default: the newest)")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write a synthetic referring-video benchmark (Ref-YouTube-VOS layout)")
     synth.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
-    synth.add_argument("--videos", type=int, required=True, help="number of videos")
-    synth.add_argument("--seed", type=int, required=True, help="random seed (same seed, same files)")
+    synth.add_argument("--videos", type=cli_types.positive_int, required=True, help="number of videos")
+    synth.add_argument("--seed", type=cli_types.nonnegative_int, required=True,
+                       help="random seed (same seed, same files)")
     synth.add_argument("--subset", default="standard", choices=["standard", "fast", "late"])
     synth.add_argument("--domain", default="base", choices=["base", "novel_colors", "real_backgrounds"])
     synth.add_argument("--split", default="train", help="split folder name (default: %(default)s)")
     synth.add_argument("--backgrounds", default=None, help="folder of real frames (domain real_backgrounds)")
-    synth.add_argument("--min-frames", type=int, default=16, help="shortest video (frames)")
-    synth.add_argument("--max-frames", type=int, default=64, help="longest video (frames)")
-    synth.add_argument("--size", default="160x120", help="frame size WxH in pixels (default: %(default)s)")
+    synth.add_argument("--min-frames", type=cli_types.positive_int, default=16, help="shortest video (frames)")
+    synth.add_argument("--max-frames", type=cli_types.positive_int, default=64, help="longest video (frames)")
+    synth.add_argument("--size", type=cli_types.frame_size, default="160x120",
+                       help="frame size WxH in pixels (default: %(default)s)")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
     from svac.evaluation.cli_args import add_bench_frames_arguments, add_eval_arguments
@@ -267,10 +275,9 @@ def _export(args) -> int:
 def _synth(args) -> int:
     from svac.data.synthetic import write_benchmark
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size must look like 160x120, got {args.size!r}") from None
+    width, height = args.size
+    if args.min_frames > args.max_frames:
+        raise ValueError(f"--min-frames ({args.min_frames}) must not exceed --max-frames ({args.max_frames})")
     info = write_benchmark(args.out, videos=args.videos, seed=args.seed, subset=args.subset, domain=args.domain,
                            split=args.split, num_frames=(args.min_frames, args.max_frames), size=(width, height),
                            backgrounds=args.backgrounds, overwrite=args.overwrite)

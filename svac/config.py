@@ -165,6 +165,7 @@ def check_library_kwargs(where: str, kwargs: dict[str, Any], allowed: set[str]) 
                           f"{where}: {', '.join(sorted(allowed))}")
     for key, value in kwargs.items():
         if isinstance(value, dict) and key in MAPPING_KEYS:
+            _check_rope_keys(f"{where}.{key}", value)
             for sub, leaf in value.items():
                 _check_plain(f"{where}.{key}.{sub}", leaf)
         else:
@@ -173,6 +174,18 @@ def check_library_kwargs(where: str, kwargs: dict[str, Any], allowed: set[str]) 
             values = value if isinstance(value, (list, tuple)) else [value]
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
                 raise ConfigError(f"{where}.{key} must be an integer >= 1 (or a list of them), got {value!r}")
+
+
+def _check_rope_keys(where: str, value: dict[str, Any]) -> None:
+    """Refuse keys of a rotary-embedding mapping that transformers' ``RopeParameters`` does not define
+    (``type`` is the legacy name of ``rope_type``)."""
+    from transformers.modeling_rope_utils import RopeParameters
+
+    allowed = set(typing.get_type_hints(RopeParameters)) | {"type"}
+    unknown = sorted(set(value) - allowed, key=str)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys of "
+                          f"{where}: {', '.join(sorted(allowed))}")
 
 
 def _check_plain(where: str, value: Any) -> None:
@@ -941,13 +954,16 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # an optional field: the option's own error names the problem
+            return _coerce(options[0], value, where)
         errors = []
-        for option in (a for a in args if a is not type(None)):
+        for option in options:
             try:
                 return _coerce(option, value, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} matches none of {tp}")
+        raise ConfigError(f"{where}: {value!r} matches none of {tp} ({'; '.join(errors)})")
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")

@@ -111,7 +111,7 @@ def test_objective_trains_everything_but_the_frozen_parts(head, samples):
     from svac.training.data import VideoExpressionDataset
 
     model = _build(head, input_size=[64, 64], window=3).train()
-    cfg = from_dict(TrainConfig, {"lora": {"enabled": False}})
+    cfg = from_dict(TrainConfig, {"model": read_yaml(YAMLS[head]), "lora": {"enabled": False}})
     summary = model.configure_training(cfg)
     ds = VideoExpressionDataset(samples, model.example_builder(), expressions_per_video=1, seed=0)
     out = model.training_objective(cfg)(model.collate_fn()([ds[0], ds[1]]))
@@ -137,7 +137,7 @@ def test_objective_trains_everything_but_the_frozen_parts(head, samples):
 def test_svac_only_training_options_are_refused(changes, message):
     model = _build("lavt")
     with pytest.raises(ConfigError, match=message):
-        model.configure_training(from_dict(TrainConfig, changes))
+        model.configure_training(from_dict(TrainConfig, {"model": read_yaml(YAMLS["lavt"]), **changes}))
 
 
 def test_lora_with_a_baseline_fails_before_training(synth_root, tmp_path):
@@ -181,7 +181,8 @@ def _samples_of(root):
 
 def test_param_groups_skip_frozen_parameters():
     model = _build("referformer")
-    model.configure_training(from_dict(TrainConfig, {"lora": {"enabled": False}}))
+    model.configure_training(from_dict(TrainConfig, {"model": read_yaml(YAMLS["referformer"]),
+                                                     "lora": {"enabled": False}}))
     groups = finetune._param_groups(model, 0.1)
     ids = {id(p) for g in groups for p in g["params"]}
     frozen = [p for p in model.text_encoder_module().parameters()]

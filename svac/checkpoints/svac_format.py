@@ -135,8 +135,9 @@ def svac_config(document: Mapping[str, Any], *, where: str, overrides=()) -> SVA
     """The :class:`SVACConfig` stored in an svac ``config.json`` document, with ``overrides`` applied.
 
     Raises:
-        CheckpointError: for an unknown format version or an invalid stored config.
-        svac.errors.ConfigError: for an invalid override.
+        CheckpointError: for an unknown format version or no ``config`` mapping.
+        svac.errors.ConfigError: for an invalid stored config (the message names the folder and the
+            key) or an invalid override.
     """
     version = document.get("format_version")
     if version != FORMAT_VERSION:
@@ -148,7 +149,7 @@ def svac_config(document: Mapping[str, Any], *, where: str, overrides=()) -> SVA
     try:
         from_dict(SVACConfig, stored)
     except ConfigError as exc:
-        raise CheckpointError(f"{where}: the stored config is invalid: {exc}") from exc
+        raise ConfigError(f"{where}/{CONFIG_NAME}: the stored config is invalid: {exc}") from exc
     return from_dict(SVACConfig, apply_overrides(stored, overrides))
 
 

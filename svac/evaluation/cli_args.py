@@ -13,15 +13,7 @@ import json
 import sys
 from typing import Sequence
 
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+from svac import cli_types
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,17 +25,19 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (predictions, per-item records, metrics.json)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the benchmark's evaluation split)")
     p.add_argument("--model", default=None, help="config YAML (path or name in configs/); default: the default model")
-    p.add_argument("--frames", type=int, default=None, metavar="T", help="frames the MLLM sees (default: config)")
-    p.add_argument("--clip-len", type=int, default=None, metavar="M", help="frames per clip (default: config)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: config; under torchrun "
-                   "on GPUs each rank uses cuda:$LOCAL_RANK)")
+    p.add_argument("--frames", type=cli_types.positive_int, default=None, metavar="T",
+                   help="frames the MLLM sees (default: config)")
+    p.add_argument("--clip-len", type=cli_types.positive_int, default=None, metavar="M",
+                   help="frames per clip (default: config)")
+    p.add_argument("--device", type=cli_types.device, default=None, help="auto, cpu, cuda or cuda:N (default: "
+                   "config; under torchrun on GPUs each rank uses cuda:$LOCAL_RANK)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     p.add_argument("--no-resume", action="store_true", help="refuse an --out that already holds finished items")
     p.add_argument("--skip-invalid", action="store_true",
                    help="drop invalid annotations (listed in metrics.json) instead of failing")
     p.add_argument("--merge-only", action="store_true", help="only merge the finished items into metrics.json")
-    p.add_argument("--merge-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--merge-timeout", type=cli_types.nonnegative_float, default=None, metavar="SECONDS",
                    help="how long rank 0 waits for the other ranks' items (default: no limit)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -89,20 +83,24 @@ def add_bench_frames_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", nargs="+", default=[], metavar="VIDEO",
                    help="video files / frame folders to use (no ground truth, no J&F)")
     p.add_argument("--expression", default=None, help="query asked on --videos")
-    p.add_argument("--frames", type=_int_list, default=list(DEFAULT_FRAMES), metavar="T,T,...",
+    p.add_argument("--frames", type=cli_types.positive_int_list, default=list(DEFAULT_FRAMES), metavar="T,T,...",
                    help="values of T (default: %(default)s)")
-    p.add_argument("--clip-lens", type=_int_list, default=list(DEFAULT_CLIP_LENS), metavar="M,M,...",
+    p.add_argument("--clip-lens", type=cli_types.positive_int_list, default=list(DEFAULT_CLIP_LENS),
+                   metavar="M,M,...",
                    help="ASTC clip lengths m (default: %(default)s)")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="input modes (default: all)")
-    p.add_argument("--num-videos", type=int, default=1, help="synthetic videos / dataset expressions (default: 1)")
-    p.add_argument("--repeats", type=int, default=3, help="measured runs per setting (default: 3)")
-    p.add_argument("--k-objects", type=_int_list, default=list(DEFAULT_K_OBJECTS), metavar="K,K,...",
+    p.add_argument("--num-videos", type=cli_types.positive_int, default=1,
+                   help="synthetic videos / dataset expressions (default: 1)")
+    p.add_argument("--repeats", type=cli_types.positive_int, default=3, help="measured runs per setting (default: 3)")
+    p.add_argument("--k-objects", type=cli_types.positive_int_list, default=list(DEFAULT_K_OBJECTS),
+                   metavar="K,K,...",
                    help="object counts of the encoder-vs-K check (default: %(default)s)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: config)")
+    p.add_argument("--device", type=cli_types.device, default=None, help="auto, cpu, cuda or cuda:N (default: config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos and random prompts")
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+    p.add_argument("--seed", type=cli_types.nonnegative_int, default=0,
+                   help="seed of the synthetic videos and random prompts")
+    p.add_argument("--threads", type=cli_types.positive_int, default=DEFAULT_THREADS,
                    help="torch CPU threads during the study (default: %(default)s, steady on a shared CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace the study's files in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
