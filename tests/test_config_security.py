@@ -32,7 +32,7 @@ DEFAULT_MODEL = REPO / "svac" / "default_model"
 HUB_ID = "svac-tests/hostile"
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 MARKER_NAME = "PWNED"
-ENV_VAR = "SVAC_TEST_PAYLOAD_LAYERS"
+ENV_VAR = "SVAC_TEST_PAYLOAD_ENV"
 
 
 def legacy_sam2(sam2: dict) -> dict:
@@ -70,7 +70,8 @@ def _target(config: dict, tmp: pathlib.Path) -> str:
 
 
 def _interpolation(config: dict, tmp: pathlib.Path) -> str:
-    config["sam2"]["overrides"].append(f"++model.memory_attention.num_layers=${{oc.env:{ENV_VAR}}}")
+    # unchecked, Hydra resolves it: the model is built with a value read from the environment
+    config["sam2"]["overrides"].append(f"++model.image_encoder.neck.fpn_interp_model=${{oc.env:{ENV_VAR}}}")
     return r"sam2\.overrides\[\d+\].*oc\.env"
 
 
@@ -98,7 +99,7 @@ PAYLOADS = {"target": _target, "interpolation": _interpolation, "unknown_key": _
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
-    monkeypatch.setenv(ENV_VAR, "1")
+    monkeypatch.setenv(ENV_VAR, "nearest")
 
 
 def _poisoned(config: dict, payload: str, tmp: pathlib.Path) -> tuple[dict, str]:
@@ -260,7 +261,7 @@ def test_old_format_lines_that_disagree_are_refused():
     ({"trunk": {"_target_": "builtins.open"}}, r"sam2\.trunk\._target_"),
     ({"trunk": {"embed_dim": {"_target_": "builtins.open"}}}, r"sam2\.trunk\.embed_dim"),
     ({"trunk": {"embed_dim": "${oc.env:HOME}"}}, r"sam2\.trunk\.embed_dim"),
-    ({"image_size": "128"}, r"sam2\.image_size"),
+    ({"trunk": {"embed_dim": True}}, r"sam2\.trunk\.embed_dim"),
     ({"config_name": "../../evil.yaml"}, r"sam2\.config_name"),
     ({"config_name": "configs/sam2.1_training/sam2.1_hiera_b+_MOSE_finetune.yaml"}, r"sam2\.config_name"),
     ({"mask_decoder": {"payload": 1}}, r"sam2\.mask_decoder\.payload"),
