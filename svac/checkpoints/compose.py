@@ -115,7 +115,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     from svac.checkpoints.llm_families import native_text_kwargs
     from svac.checkpoints.loader import meta_grounding
     from svac.checkpoints.placement import CANONICAL, resolve_dtype
-    from svac.config import InferenceConfig, MLLMConfig, SVACConfig
+    from svac.config import InferenceConfig, MLLMConfig, SVACConfig, library_config_fields
     from svac.mllm.chat_template import load_chat_template
     from svac.mllm.tokenizer import token_id
     from svac.mllm.tokens import IMG_CONTEXT
@@ -149,8 +149,10 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     if template is None:
         raise ConfigError(f"no chat template known for a {text_config.model_type} LLM; pass chat_template=")
     load_chat_template(template)
-    vision = {k: v for k, v in mllm.config.vision_config.to_diff_dict().items()
-              if k not in ("model_type", "transformers_version", "architectures", "dtype")}
+    # every field of the vision config (not only those that differ from transformers' defaults): an svac
+    # config gives all sizes (svac.config.REQUIRED_VISION_KEYS)
+    own = library_config_fields(type(mllm.config.vision_config))
+    vision = {k: v for k, v in mllm.config.vision_config.to_dict().items() if k in own}
     mllm_config = MLLMConfig(vision=vision, text_model_type=text_config.model_type,
                              text=native_text_kwargs(text_config.model_type, text_config.to_dict()),
                              downsample_ratio=float(mllm.config.downsample_ratio),
