@@ -5,15 +5,22 @@ One dataclass per concern:
 * :class:`MLLMConfig`      -- the InternVL-style MLLM (vision tower, projector, LLM, tokenizer, chat template);
 * :class:`ASTCConfig`      -- frame sampling and Anchor-based Spatio-Temporal Compression (SVAC §3.3);
 * :class:`CSAConfig`       -- Clip-Specific Allocation of ``[SEG]`` tokens (SVAC §3.4);
-* :class:`SAM2Config`      -- the SAM-2 grounding model (built from the ``sam2`` package's own configs);
+* :class:`SAM2Config`      -- the SAM-2 grounding model: one of the ``sam2`` package's own configs,
+  resized by typed fields (never Hydra strings from a file);
 * :class:`InferenceConfig` -- decoding, device and dtype choices at inference;
 * :class:`BaselineConfig`  -- the classic R-VOS heads (ReferFormer, LAVT) selected by ``head``;
 * :class:`SVACConfig`      -- the whole model, made of the above.
 
 YAML files in ``configs/`` mirror these classes one to one. :func:`load_config`
 reads one (a path, or the name of a file shipped in ``configs/``), applies
-``key.sub=value`` overrides and rejects unknown keys and wrongly typed values
-with a :class:`~svac.errors.ConfigError` that names the key.
+``key.sub=value`` overrides and rejects unknown keys, wrongly typed or
+out-of-range values and missing model sections with a
+:class:`~svac.errors.ConfigError` that names the key.
+
+Nothing in a config chooses code: names are looked up in fixed tables
+(``Literal`` fields), the dicts handed to transformers' config classes take only
+those classes' fields with plain values, SAM-2 is described by typed numbers, and
+paths to Python pickles are refused.
 """
 
 from __future__ import annotations
@@ -403,7 +410,7 @@ class SAM2Config:
     shipped config's value. svac writes them into the shipped config itself
     (:mod:`svac.grounding.sam2_hydra`): nothing read from a file reaches Hydra as a string.
     Configs of the old format (``overrides:``, a list of ``++model.a.b=v`` Hydra overrides) are
-    converted on load when every line sets one of these fields (see :func:`legacy_sam2_overrides`).
+    converted on load when every line sets one of these fields, and refused otherwise (:func:`from_dict`).
 
     Attributes:
         config_name: the ``sam2`` package config built (one of :data:`SAM2_CONFIG_NAMES`),
