@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="try svac in the browser: a local Gradio app (needs the demo extra)")
     demo.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
-    demo.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
+    demo.add_argument("--port", type=cli_types.port, default=7860, help="port to serve on (default: %(default)s)")
     demo.add_argument("--share", default="false", choices=["true", "false"],
                       help="also open a public Gradio share link (needs internet access; default: %(default)s)")
     _add_model_args(demo)

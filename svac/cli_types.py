@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 
+#: Largest TCP port number.
+MAX_PORT = 65535
+
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (frames, clip lengths, counts, steps)."""
@@ -38,6 +41,14 @@ def positive_int_list(text: str) -> list[int]:
     if not parts:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return [_int_at_least(p, 1) for p in parts]
+
+
+def port(text: str) -> int:
+    """A TCP port number, 1 to 65535."""
+    value = _int_at_least(text, 1)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to {MAX_PORT}, got {text!r}")
+    return value
 
 
 def device(text: str) -> str:

@@ -84,6 +84,10 @@ def _one_line_error(capsys, *needles: str) -> str:
     (["bench", "frames", "--threads", "0"], "argument --threads"),
     (["bench", "frames", "--seed", "-1"], "argument --seed"),
     (["bench", "frames", "--device", "tpu"], "argument --device"),
+    (["demo", "--port", "70000"], "argument --port: must be a port number from 1 to 65535"),
+    (["demo", "--port", "0"], "argument --port"),
+    (["demo", "--frames", "0"], "argument --frames"),
+    (["demo", "--device", "tpu"], "argument --device"),
 ])
 def test_bad_options_are_refused_while_parsing(argv, needle, capsys, no_model_building):
     with pytest.raises(SystemExit) as info:
