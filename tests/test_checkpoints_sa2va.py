@@ -261,8 +261,9 @@ def test_released_sa2va_1b_config_maps_to_internvl_sizes_and_hiera_l_sam2(tmp_pa
     assert config.inference.dtype == "bfloat16" and config.mllm.chat_template == "qwen"
 
 
-def test_segment_is_identical_after_saving_in_svac_format(tmp_path):
-    write_sa2va_checkpoint(tmp_path / "ck", "qwen2", seed=11)
+@pytest.mark.parametrize("seed", [4, 11])  # seed 4's weights once gave last-bit differences (unaligned tensors)
+def test_segment_is_identical_after_saving_in_svac_format(tmp_path, seed):
+    write_sa2va_checkpoint(tmp_path / "ck", "qwen2", seed=seed)
     model = SVAC.from_pretrained(tmp_path / "ck")
     frames = np.zeros((2, 40, 48, 3), dtype=np.uint8)
     for i in range(2):

@@ -163,10 +163,11 @@ def native_llm_tensors(cfg: dict, vocab: int, seed: int) -> dict[str, torch.Tens
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
+    gen = torch.Generator().manual_seed(seed)  # the same tensors whatever ran before (no global RNG)
     with torch.no_grad():  # make norms and biases non-trivial so a misplaced tensor shows
         for name, param in model.named_parameters():
             if param.ndim == 1:
-                param.add_(torch.randn(param.shape) * 0.2)
+                param.add_(torch.randn(param.shape, generator=gen) * 0.2)
     return {f"language_model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -299,7 +299,11 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
 def _assign(model: nn.Module, name: str, value: torch.Tensor, *, dtype: torch.dtype, device: torch.device) -> None:
     owner, attr = _owner(model, name)
     target_dtype = dtype if value.is_floating_point() else value.dtype
-    value = value.to(device=device, dtype=target_dtype)
+    # A fresh allocation, never a view into the shard's read buffer: tensors read from a file sit at
+    # whatever byte offset the file gives them, and CPU kernels take other code paths (another
+    # summation order, last-bit differences) on memory that is not aligned as the allocator aligns it.
+    fresh = torch.empty(value.shape, dtype=target_dtype, device=device)
+    value = fresh.copy_(value)
     if attr in owner._parameters:
         old = owner._parameters[attr]
         owner._parameters[attr] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else True)
