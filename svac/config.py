@@ -9,7 +9,8 @@ One dataclass per concern:
   resized by typed fields (never Hydra strings from a file);
 * :class:`InferenceConfig` -- decoding, device and dtype choices at inference;
 * :class:`BaselineConfig`  -- the classic R-VOS heads (ReferFormer, LAVT) selected by ``head``;
-* :class:`SVACConfig`      -- the whole model, made of the above.
+* :class:`SVACConfig`      -- the whole model, made of the above, and the inference ``pipeline``
+  (``svac``, or ``sa2va``: Sa2VA's own ``predict_forward`` reproduced step for step).
 
 YAML files in ``configs/`` mirror these classes one to one. :func:`load_config`
 reads one (a path, or the name of a file shipped in ``configs/``), applies
@@ -418,8 +419,13 @@ class SAM2Config:
         image_size: S, SAM-2's square input side (pixels, a multiple of 32; released models: 1024).
         trunk, neck, memory_attention, memory_encoder, mask_decoder: see their classes.
         checkpoint: optional Meta SAM 2 ``.pt`` checkpoint (loaded with ``weights_only=True``).
-        multimask_output: whether the mask decoder predicts 3 masks and keeps the best one
-            when prompted by ``[SEG]`` (Sa2VA: ``False``).
+        multimask_output: whether the mask decoder predicts 3 masks and keeps the one with the
+            best predicted IoU when prompted by ``[SEG]``. Sa2VA: ``True`` (its SAM-2 asks for
+            multimask output whenever a frame has at most one point, and a ``[SEG]`` prompt has none).
+        keep_absent_object_logits: ``False`` (SAM 2): when the object-score logit is <= 0 the
+            object's mask logits are replaced by -1024 ("no object"). ``True`` (Sa2VA, whose copy of
+            SAM 2 disables that replacement): the decoder's logits are kept, on every frame. The
+            object pointer is gated by the score either way.
         max_cond_frames_in_attn: clip anchors kept as conditioning memories that a frame
             attends to (the temporally closest ones; -1 = all).
         encoder_batch_size: frames per SAM-2 image-encoder call (frames); bounds memory.
@@ -438,6 +444,7 @@ class SAM2Config:
     mask_decoder: SAM2MaskDecoderConfig = field(default_factory=SAM2MaskDecoderConfig)
     checkpoint: str | None = None
     multimask_output: bool = False
+    keep_absent_object_logits: bool = False
     max_cond_frames_in_attn: int = 4
     encoder_batch_size: int = 8
 
@@ -655,11 +662,22 @@ class SVACConfig:
             ``astc``, ``csa``, ``sam2``); ``referformer`` and ``lavt`` are the classic R-VOS
             baselines configured by ``baseline`` (:mod:`svac.heads`). ``inference`` applies to all.
         trained: ``False`` for randomly initialised models; the CLI warns on those.
+        pipeline: how :meth:`svac.SVAC.segment` and :meth:`svac.SVAC.chat` run the model.
+            ``svac`` -- SVAC's inference (SVAC §3): the ``astc`` / ``csa`` modes configured, every
+            frame prompted by its clip's ``[SEG]`` with SAM-2 memory from the first frame on, images
+            resized by torch (bicubic, antialiased), low-resolution masks upsampled straight to the
+            frame size. ``sa2va`` -- Sa2VA's ``predict_forward`` reproduced step for step (chosen
+            automatically for Sa2VA checkpoints; :mod:`svac.sa2va_pipeline` lists each step): the
+            first ``astc.first_k`` frames, one per image, in Sa2VA's prompt text; those frames
+            each decoded on their own with the ``[SEG]`` prompt as SAM-2 conditioning frames, the
+            others tracked by memory without a prompt; PIL bicubic resizing; masks upsampled
+            256 -> 1024 -> frame size. Requires ``astc.mode=first_k`` and ``csa.mode=single``.
 
     Raises:
         ConfigError: naming the key, when ``head`` is ``svac`` and the MLLM sizes are
-            incomplete, or when a ``baseline.<head>`` section (that of ``head``, or any other
-            that is not empty) is not a valid head config.
+            incomplete, when a ``baseline.<head>`` section (that of ``head``, or any other
+            that is not empty) is not a valid head config, or when ``pipeline=sa2va`` is
+            combined with ASTC or per-clip ``[SEG]`` modes.
     """
 
     name: str = "svac"
@@ -671,8 +689,13 @@ class SVACConfig:
     sam2: SAM2Config = field(default_factory=SAM2Config)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    pipeline: Literal["svac", "sa2va"] = "svac"
 
     def __post_init__(self) -> None:
+        if self.pipeline == "sa2va" and (self.astc.mode != "first_k" or self.csa.mode != "single"):
+            raise ConfigError(f"pipeline=sa2va reproduces Sa2VA, which reads the first astc.first_k frames with one "
+                              f"[SEG] (astc.mode=first_k, csa.mode=single); got astc.mode={self.astc.mode}, "
+                              f"csa.mode={self.csa.mode}. Set pipeline=svac to run ASTC / CSA")
         if self.head == "svac":
             self.mllm.check_complete()
         from svac.heads.head_configs import check_baseline_section

@@ -11,6 +11,10 @@ The stages, each timed:
 4. **SAM-2** -- stream every frame of the video through the image encoder once (in chunks),
    track the K objects with SAM-2's memory, each frame prompted by its clip's ``[SEG]``, and
    upsample the masks to the original frame size (:mod:`svac.grounding.tracking`).
+
+With ``config.pipeline == "sa2va"`` the same stages reproduce Sa2VA's ``predict_forward``
+instead (prompt text, preprocessing, which frames ``[SEG]`` prompts, upsampling; see
+:mod:`svac.sa2va_pipeline`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from svac.mllm.prompt_text import as_prompt, encode_prompt, prompt_from_ids
 from svac.mllm.internvl import preprocess_images
 from svac.outputs import SegmentationResult, Timings
 from svac.progress import Progress, progress_iter
+from svac.prompting import load_sa2va_prompts
 from svac.video.reader import VideoSource, open_video
 
 if TYPE_CHECKING:
@@ -115,8 +120,13 @@ def prepare_video(model: "SVAC", video, *, num_frames: int | None = None, clip_l
     frames = source.read(plan.frame_indices)
     images = build_mllm_images(frames, plan)
     decode_seconds = time.perf_counter() - t0
-    pixel_values = preprocess_images(images, model.config.mllm, device=model.device, dtype=model.dtype)
-    video_text = model.prompts.video_text(plan, model.tokens_per_image)
+    sa2va = model.config.pipeline == "sa2va"
+    pixel_values = preprocess_images(images, model.config.mllm, device=model.device, dtype=model.dtype,
+                                     resample="pil" if sa2va else "torch")
+    if sa2va:
+        video_text = load_sa2va_prompts().video_text(plan.num_images, model.tokens_per_image)
+    else:
+        video_text = model.prompts.video_text(plan, model.tokens_per_image)
     return PreparedVideo(source=source, plan=plan, pixel_values=pixel_values, video_text=video_text,
                          decode_seconds=decode_seconds)
 
@@ -235,7 +245,8 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
         progress: a progress bar over frames (stage ``SAM-2``): bool or callback (:mod:`svac.progress`).
     """
     from svac.grounding.sam2_model import preprocess_frames
-    from svac.grounding.tracking import track
+    from svac.grounding.tracking import track, track_sa2va
+    from svac.sa2va_pipeline import MEMORY_DTYPE, SAM2_STATS_DTYPE, upsample_logits
 
     t_start = time.perf_counter()
     num_obj = prompts.shape[1]
@@ -249,24 +260,33 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
     clip_of_frame = torch.as_tensor(plan.clip_of_frame(), device=prompts.device)
     prompts = prompts.to(dtype)
     encoder_seconds = 0.0
+    sa2va = model.config.pipeline == "sa2va"
+    frame_options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if sa2va else {}
 
     def encoded_frames() -> Iterator:
         nonlocal encoder_seconds
         for start, chunk in source.iter_chunks(model.config.sam2.encoder_batch_size):
-            images = preprocess_frames(chunk, sam.image_size, device=device, dtype=dtype)
+            images = preprocess_frames(chunk, sam.image_size, device=device, dtype=dtype, **frame_options)
             with _timer(device) as elapsed:
                 feats = sam.encode_frames(images)
             encoder_seconds += elapsed()
             yield from ((start + i, f) for i, f in enumerate(feats))
 
-    stream = track(sam, encoded_frames(), lambda t: prompts[clip_of_frame[t]],
-                   conditioning_frames=plan.anchor_frames(), num_frames=n)
+    if sa2va:  # Sa2VA: the MLLM's frames prompted on their own, the others tracked by memory
+        stream = track_sa2va(sam, encoded_frames(), prompts[0], prompted_frames=plan.frame_indices.tolist(),
+                             num_frames=n, memory_dtype=MEMORY_DTYPE)
+    else:
+        stream = track(sam, encoded_frames(), lambda t: prompts[clip_of_frame[t]],
+                       conditioning_frames=plan.anchor_frames(), num_frames=n)
     threshold = model.config.inference.mask_threshold
     pending: list = []
 
     def flush() -> None:  # upsample a chunk of frames in one call
         logits = torch.cat([o.mask_logits for o in pending], dim=1).float()  # (K, n_chunk, h', w')
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        if sa2va:  # 256 -> 1024 -> frame size
+            logits = upsample_logits(logits, sam.image_size, (h, w))
+        else:
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         frames = [o.frame for o in pending]
         masks[:, frames[0]:frames[-1] + 1] = (logits > threshold).cpu().numpy()
         scores = torch.cat([o.object_score_logits for o in pending], dim=1).float().sigmoid()
@@ -290,6 +310,7 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
     With ``config.inference.answer_mode == "template"`` the answer is the first CSA answer of
     ``prompts/segmentation.yaml`` (one ``[SEG]`` per clip, or one in single mode) and is read
     in one forward pass; with ``"generate"`` it is generated and the ``[SEG]`` count policy applies.
+    In the ``sa2va`` pipeline the question and template answer are Sa2VA's (``prompts/sa2va.yaml``).
 
     Args:
         model: the SVAC model.
@@ -312,9 +333,15 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
     t0 = time.perf_counter()
     with torch.inference_mode():
         prepared = prepare_video(model, video, num_frames=num_frames, clip_len=clip_len)
-        question = model.prompts.question(prepared.video_text, expression.strip())
+        seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
+        if model.config.pipeline == "sa2va":
+            sa2va_prompts = load_sa2va_prompts()
+            question = sa2va_prompts.ask(prepared.video_text, expression.strip())
+            answer = sa2va_prompts.answer.format(seg=seg)
+        else:
+            question = model.prompts.question(prepared.video_text, expression.strip())
+            answer = model.prompts.answer(seg, expression.strip())
         if model.config.inference.answer_mode == "template":
-            answer = model.prompts.answer(seg_tokens(prepared.plan.num_clips, model.config.csa), expression.strip())
             mllm_answer = answer_with_template(model, prepared, [Turn(question, answer)])
         else:
             mllm_answer = answer_by_generation(model, prepared, [Turn(question)])

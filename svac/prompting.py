@@ -12,6 +12,7 @@ from svac.mllm.prompt_text import PromptLike, PromptText, fill
 from svac.mllm.tokens import IMG_CONTEXT
 
 SEGMENTATION_FILE = "segmentation.yaml"
+SA2VA_FILE = "sa2va.yaml"
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,38 @@ def load_segmentation_prompts() -> SegmentationPrompts:
     return SegmentationPrompts(image=data["image"], clip_separator=data["clip_separator"],
                                questions=tuple(data["questions"]), answers=tuple(data["answers"]),
                                chat_first_turn=data["chat_first_turn"])
+
+
+@dataclass(frozen=True)
+class Sa2VAPrompts:
+    """Sa2VA's own prompt text (``prompts/sa2va.yaml``), read by the ``sa2va`` pipeline.
+
+    Attributes:
+        image: text of one MLLM frame, ``{tokens}`` standing for its ``<IMG_CONTEXT>`` tokens.
+        image_separator: text between two frames (Sa2VA: a newline; none after the last frame).
+        question: the referring question (``{video}``, ``{expression}``).
+        question_for_question: the question used when the expression contains ``?``.
+        answer: the template answer (``{seg}``).
+    """
+
+    image: str
+    image_separator: str
+    question: str
+    question_for_question: str
+    answer: str
+
+    def video_text(self, num_images: int, tokens_per_image: int) -> str:
+        """The frames' text: ``num_images`` image blocks of ``tokens_per_image`` tokens joined by the separator."""
+        return self.image_separator.join([self.image.format(tokens=IMG_CONTEXT * tokens_per_image)] * num_images)
+
+    def ask(self, video: str, expression: str) -> str:
+        """Sa2VA's referring question for ``expression`` about the frames' text ``video``."""
+        template = self.question_for_question if "?" in expression else self.question
+        return template.format(video=video, expression=expression)
+
+
+def load_sa2va_prompts() -> Sa2VAPrompts:
+    """Read ``prompts/sa2va.yaml``."""
+    data = yaml.safe_load(resources.files("svac.prompts").joinpath(SA2VA_FILE).read_text(encoding="utf-8"))
+    return Sa2VAPrompts(image=data["image"], image_separator=data["image_separator"], question=data["question"],
+                        question_for_question=data["question_for_question"], answer=data["answer"])

@@ -10,8 +10,10 @@ Sa2VA's ``Sa2VAChatModel`` extends) stores
   a 0.5 pixel shuffle;
 * ``language_model.*`` -- a causal LM (``model.*`` + ``lm_head``);
 
-and Sa2VA adds ``grounding_encoder.sam2_model.*`` (Meta SAM 2 module names) and
-``text_hidden_fcs.{0,2}.*``. This module maps them onto transformers'
+and Sa2VA adds ``grounding_encoder.sam2_model.*`` (Meta SAM 2 module names, except that the
+memory fuser's layer scale ``memory_encoder.fuser.layers.{i}.gamma`` is stored as ``.g_weight``:
+Sa2VA's ``CXBlock`` names it so and its ``tools/convert_to_hf.py`` renames ``.gamma`` ->
+``.g_weight``) and ``text_hidden_fcs.{0,2}.*``. This module maps them onto transformers'
 ``InternVLForConditionalGeneration`` (``model.vision_tower``, ``model.multi_modal_projector``,
 ``model.language_model``, ``lm_head``), the ``sam2`` package's ``SAM2Base`` and svac's
 projector. The correspondence follows the module definitions of both sides (InternViT's
@@ -75,6 +77,8 @@ _VIT_EMBEDDINGS = {
     "embeddings.patch_embedding.bias": "embeddings.patch_embeddings.projection.bias",
 }
 _VIT_LAYER = re.compile(r"encoder\.layers\.(\d+)\.(.+)")
+#: Sa2VA's name of the memory fuser's layer scale (``CXBlock.g_weight``; SAM 2's ``CXBlock.gamma``).
+_SA2VA_FUSER_SCALE = re.compile(r"memory_encoder\.fuser\.layers\.(\d+)\.g_weight")
 
 
 def internvit_vision_kwargs(vision: Mapping[str, Any], *, force_image_size: int | None = None) -> dict[str, Any]:
@@ -183,6 +187,16 @@ def native_llm_conversion(name: str, *, tied: bool) -> Conversion | None:
     return None
 
 
+def grounding_name(name: str) -> str:
+    """The ``sam2`` package's name of a Sa2VA SAM 2 tensor ``name`` (without ``grounding_encoder.sam2_model.``).
+
+    ``memory_encoder.fuser.layers.{i}.g_weight`` -> ``...gamma``; every other name is SAM 2's own
+    (a checkpoint already using ``gamma`` passes unchanged).
+    """
+    match = _SA2VA_FUSER_SCALE.fullmatch(name)
+    return f"memory_encoder.fuser.layers.{match.group(1)}.gamma" if match else name
+
+
 def _thirds(rows: int) -> list[int]:
     if rows % 3:
         raise ValueError(f"a fused qkv tensor needs a multiple of 3 rows, got {rows}")
@@ -224,7 +238,7 @@ def internvl_plan(names, layout: CheckpointLayout) -> LoadPlan:
             if layout.grounding_ignored_reason is not None:
                 plan.ignored[name] = layout.grounding_ignored_reason
                 continue
-            conv = rename(name, f"{GROUNDING}.{name[len(SRC_GROUNDING):]}")
+            conv = rename(name, f"{GROUNDING}.{grounding_name(name[len(SRC_GROUNDING):])}")
         elif layout.with_grounding and name.startswith(SRC_FCS):
             conv = rename(name, f"{FCS}.{name[len(SRC_FCS):]}")
         if conv is None:

@@ -14,21 +14,26 @@ tokenizer (with ``added_tokens.json``). The config fields svac reads:
 ``ps_version``              must be ``v2`` (transformers' pixel shuffle)
 ``select_layer``            must be -1 (last ViT layer)
 ``force_image_size``        must equal ``vision_config.image_size`` when set
-``torch_dtype``             default load dtype (``inference.dtype``)
+``torch_dtype`` / ``dtype``  default load dtype (``inference.dtype``); transformers >= 4.56
+                            writes ``dtype``
 ``svac_sam2`` (optional)    svac-specific: a :class:`~svac.config.SAM2Config` mapping giving the
                             SAM 2 sizes (typed fields); absent in released Sa2VA folders, which are hiera-L
                             SAM 2.0 (:data:`SA2VA_SAM2_CONFIG` with Sa2VA's decoder options).
-                            svac's tiny synthetic test checkpoints use it to shrink SAM 2.
+                            svac's tiny test checkpoints use it to shrink SAM 2.
 ==========================  ============================================================
 
-Sa2VA answers with one ``[SEG]`` that prompts SAM 2 on every frame, so a Sa2VA checkpoint
-loads with ``csa.mode = "single"`` and Sa2VA's MLLM input (``astc.mode = "first_k"``, the
-first 5 frames); switch to ASTC frames and per-clip ``[SEG]`` with config overrides
-(``astc.mode=astc``, ``csa.mode=per_clip``) to fine-tune it into SVAC.
+A Sa2VA checkpoint loads in Sa2VA's pipeline (``pipeline="sa2va"``, see
+:mod:`svac.sa2va_pipeline`): Sa2VA's MLLM input (``astc.mode="first_k"``, the first 5 frames),
+one ``[SEG]`` (``csa.mode="single"``), a generated answer (``inference.answer_mode="generate"``),
+and Sa2VA's SAM 2 behaviour whatever ``svac_sam2`` says about sizes: multimask output for the
+``[SEG]`` prompt, mask logits kept when the object score is <= 0, every conditioning frame
+attended to. To fine-tune one into SVAC, switch with config overrides
+(``pipeline=svac``, ``astc.mode=astc``, ``csa.mode=per_clip``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -104,8 +109,10 @@ def template_name(raw: str | None, *, model_name: str) -> str:
 
 
 def sam2_config(data: Mapping[str, Any], *, where: str) -> SAM2Config:
-    """The SAM 2 config of a Sa2VA folder: the ``svac_sam2`` field if present, else Sa2VA's hiera-L SAM 2.0
-    (its mask-decoder options, and every conditioning frame attended to, as Sa2VA's SAM 2 does).
+    """The SAM 2 config of a Sa2VA folder: the sizes of the ``svac_sam2`` field if present, else Sa2VA's
+    hiera-L SAM 2.0 (with its mask-decoder options); in both cases with Sa2VA's SAM 2 behaviour
+    (``projects/sa2va/hf/models/sam2.py``): multimask output for the ``[SEG]`` prompt, mask logits
+    kept when the object score is <= 0, every conditioning frame attended to.
 
     Raises:
         ConfigError: naming ``svac_sam2.<key>``, when ``svac_sam2`` is not a valid
@@ -114,20 +121,22 @@ def sam2_config(data: Mapping[str, Any], *, where: str) -> SAM2Config:
     """
     raw = data.get(SAM2_FIELD)
     if raw is None:
-        return SAM2Config(config_name=SA2VA_SAM2_CONFIG, mask_decoder=SA2VA_MASK_DECODER,
-                          max_cond_frames_in_attn=SA2VA_MAX_COND_FRAMES)
-    try:
-        return from_dict(SAM2Config, raw, where=SAM2_FIELD)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}/config.json: invalid {SAM2_FIELD}: {exc}") from exc
+        sizes = SAM2Config(config_name=SA2VA_SAM2_CONFIG, mask_decoder=SA2VA_MASK_DECODER)
+    else:
+        try:
+            sizes = from_dict(SAM2Config, raw, where=SAM2_FIELD)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}/config.json: invalid {SAM2_FIELD}: {exc}") from exc
+    return dataclasses.replace(sizes, multimask_output=True, keep_absent_object_logits=True,
+                               max_cond_frames_in_attn=SA2VA_MAX_COND_FRAMES)
 
 
 def internvl_chat_config(data: Mapping[str, Any], folder: Path, *, kind: str) -> tuple[SVACConfig, LLMFamily]:
     """The svac config (and LLM family) of a Sa2VA (``kind="sa2va"``) or bare InternVL-chat folder.
 
-    A Sa2VA checkpoint is a trained model in Sa2VA's mode (``csa.mode="single"``,
-    ``astc.mode="first_k"``); a bare InternVL checkpoint gives only the MLLM of an untrained
-    SVAC (SVAC's default ASTC / per-clip modes).
+    A Sa2VA checkpoint is a trained model in Sa2VA's pipeline (``pipeline="sa2va"``,
+    ``csa.mode="single"``, ``astc.mode="first_k"``, generated answers); a bare InternVL checkpoint
+    gives only the MLLM of an untrained SVAC (SVAC's default pipeline and ASTC / per-clip modes).
 
     Raises:
         CheckpointError: when a field cannot be mapped exactly (unsupported LLM, template,
@@ -148,15 +157,17 @@ def internvl_chat_config(data: Mapping[str, Any], folder: Path, *, kind: str) ->
     vision = internvit_vision_kwargs(data["vision_config"], force_image_size=data.get("force_image_size"))
     family = llm_family(data["llm_config"], model_name=name)
     template = template_name(data.get("template"), model_name=name)
-    stored = str(data.get("torch_dtype") or data["llm_config"].get("torch_dtype") or "float32")
+    stored = str(data.get("torch_dtype") or data.get("dtype") or data["llm_config"].get("torch_dtype")
+                 or data["llm_config"].get("dtype") or "float32")
     dtype = stored if stored in ("float32", "bfloat16", "float16") else "float32"
     mllm = MLLMConfig(vision=vision, text_model_type=family.model_type, text=family.text,
                       downsample_ratio=float(data.get("downsample_ratio", 0.5)), projector_hidden_act="gelu",
                       chat_template=template, tokenizer=str(folder))
     if kind == "sa2va":
-        config = SVACConfig(name=name, trained=True, mllm=mllm,
+        config = SVACConfig(name=name, trained=True, mllm=mllm, pipeline="sa2va",
                             astc=ASTCConfig(mode="first_k", first_k=SA2VA_FIRST_K), csa=CSAConfig(mode="single"),
-                            sam2=sam2_config(data, where=str(folder)), inference=InferenceConfig(dtype=dtype))
+                            sam2=sam2_config(data, where=str(folder)),
+                            inference=InferenceConfig(dtype=dtype, answer_mode="generate"))
     else:
         config = SVACConfig(name=name, trained=False, mllm=mllm, inference=InferenceConfig(dtype=dtype))
     return config, family

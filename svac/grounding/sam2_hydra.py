@@ -29,7 +29,8 @@ def sam2_model_node(cfg: SAM2Config, model_class: type):
     Returns:
         The shipped config's ``model`` node with ``_target_`` naming ``model_class``, the typed
         sizes of ``cfg`` written at :data:`~svac.config.SAM2_HYDRA_PATHS`, and svac's options
-        ``text_multimask_output`` and ``max_cond_frames_in_attn``; interpolations resolved.
+        ``text_multimask_output``, ``keep_absent_object_logits`` and ``max_cond_frames_in_attn``;
+        interpolations resolved.
 
     Raises:
         ConfigError: when a typed value is not plain numeric data, or the sizes (given or kept
@@ -50,6 +51,7 @@ def sam2_model_node(cfg: SAM2Config, model_class: type):
                 OmegaConf.update(model, path, value, merge=False, force_add=True)
         model["_target_"] = f"{model_class.__module__}.{model_class.__qualname__}"
         model["text_multimask_output"] = bool(cfg.multimask_output)
+        model["keep_absent_object_logits"] = bool(cfg.keep_absent_object_logits)
         model["max_cond_frames_in_attn"] = int(cfg.max_cond_frames_in_attn)
     OmegaConf.resolve(hydra_cfg)
     check_sam2_sizes({key: OmegaConf.select(model, paths[0]) for key, paths in SAM2_HYDRA_PATHS.items()})

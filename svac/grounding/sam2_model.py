@@ -16,6 +16,7 @@ this subclass, so released SAM 2 / 2.1 checkpoints load into it unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,14 +68,19 @@ class LanguagePromptedSAM2(SAM2Base):
 
     Args:
         text_multimask_output: whether the decoder predicts 3 masks (keeping the one with the
-            best predicted IoU) when prompted by a ``[SEG]`` embedding; Sa2VA uses ``False``.
+            best predicted IoU) when prompted by a ``[SEG]`` embedding; Sa2VA's SAM 2 does.
+        keep_absent_object_logits: keep the decoder's mask logits when the object-score logit
+            is <= 0, on every frame (Sa2VA's copy of SAM 2 comments out SAM 2's replacement by
+            ``NO_OBJ_SCORE``); ``False`` is SAM 2's behaviour.
         **kwargs: every argument of ``sam2.modeling.sam2_base.SAM2Base`` (image encoder,
             memory attention and memory encoder modules, and options).
     """
 
-    def __init__(self, *args, text_multimask_output: bool = False, **kwargs) -> None:
+    def __init__(self, *args, text_multimask_output: bool = False, keep_absent_object_logits: bool = False,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.text_multimask_output = text_multimask_output
+        self.keep_absent_object_logits = keep_absent_object_logits
 
     # ------------------------------------------------------------------ prompts
 
@@ -110,22 +116,29 @@ class LanguagePromptedSAM2(SAM2Base):
                            multimask_output=False):
         """SAM heads with the ``[SEG]`` prompt appended to the sparse prompt tokens.
 
-        Without a ``[SEG]`` prompt in ``point_inputs`` this is ``SAM2Base._forward_sam_heads``.
-        With one, the outputs have the same meaning and shapes as there (for K objects):
-        low-res multimask logits ``(K, M, 4h, 4w)``, high-res logits ``(K, M, S, S)``, IoU
-        predictions ``(K, M)``, best low-/high-res logits ``(K, 1, ., .)``, object pointer
-        ``(K, C)`` and object-score logits ``(K, 1)``; S = ``image_size`` pixels.
+        Without a ``[SEG]`` prompt in ``point_inputs`` this is ``SAM2Base._forward_sam_heads``
+        (unless ``keep_absent_object_logits``, when a frame without prompt -- tracked by memory --
+        is decoded here too, from SAM 2's padding point, so that its logits are kept as well).
+        The outputs have the same meaning and shapes as there (for K objects): low-res multimask
+        logits ``(K, M, 4h, 4w)``, high-res logits ``(K, M, S, S)``, IoU predictions ``(K, M)``,
+        best low-/high-res logits ``(K, 1, ., .)``, object pointer ``(K, C)`` and object-score
+        logits ``(K, 1)``; S = ``image_size`` pixels.
         """
         text = None if point_inputs is None else point_inputs.get(TEXT_PROMPT_KEY)
-        if text is None:
+        if (text is None and not self.keep_absent_object_logits) or mask_inputs is not None:
+            if text is not None:
+                raise ValueError("[SEG] prompts cannot be combined with mask inputs")
             return super()._forward_sam_heads(backbone_features, point_inputs, mask_inputs, high_res_features,
                                               multimask_output)
-        if mask_inputs is not None:
-            raise ValueError("[SEG] prompts cannot be combined with mask inputs")
         num_obj = backbone_features.shape[0]
-        sparse, dense = self.sam_prompt_encoder(
-            points=(point_inputs["point_coords"], point_inputs["point_labels"]), boxes=None, masks=None)
-        sparse = torch.cat([sparse, text.to(sparse.dtype)], dim=1)
+        if point_inputs is None:  # SAM 2's padding point, as SAM2Base._forward_sam_heads makes it
+            coords = backbone_features.new_zeros(num_obj, 1, 2, dtype=torch.float32)
+            labels = -torch.ones(num_obj, 1, dtype=torch.int32, device=backbone_features.device)
+        else:
+            coords, labels = point_inputs["point_coords"], point_inputs["point_labels"]
+        sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        if text is not None:
+            sparse = torch.cat([sparse, text.to(sparse.dtype)], dim=1)
         multimasks, ious, output_tokens, obj_logits = self.sam_mask_decoder(
             image_embeddings=backbone_features,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
@@ -136,7 +149,7 @@ class LanguagePromptedSAM2(SAM2Base):
             high_res_features=high_res_features,
         )
         present = obj_logits > 0
-        if self.pred_obj_scores:
+        if self.pred_obj_scores and not self.keep_absent_object_logits:
             # an object predicted absent gets the "no object" logit everywhere, as in SAM-2
             multimasks = torch.where(present[:, None, None], multimasks, NO_OBJ_SCORE)
         multimasks = multimasks.float()
@@ -210,24 +223,33 @@ class LanguagePromptedSAM2(SAM2Base):
 
 
 def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "cpu",
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                      dtype: torch.dtype = torch.float32, resample: Literal["torch", "pil"] = "torch",
+                      stats_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """SAM-2 input of RGB frames: bicubic resize to S x S, scale to [0, 1], ImageNet-normalise.
 
     Args:
         frames: ``uint8 (n, H, W, 3)`` numpy array (original video frames).
         image_size: S, the model's input side (pixels).
+        resample: ``torch`` -- antialiased bicubic on [0, 1] floats (svac's pipeline); ``pil`` --
+            PIL's bicubic filter on the ``uint8`` frames (Sa2VA's ``DirectResize``).
+        stats_dtype: dtype the ImageNet mean and std are rounded to before normalising in float32
+            (Sa2VA: ``bfloat16``, :data:`svac.sa2va_pipeline.SAM2_STATS_DTYPE`).
 
     Returns:
         ``float (n, 3, S, S)`` on ``device`` in ``dtype``.
     """
     from svac.config import IMAGENET_MEAN, IMAGENET_STD
 
+    if resample == "pil":
+        from svac.sa2va_pipeline import resize_bicubic_pil
+
+        frames = resize_bicubic_pil(frames, image_size)
     x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False,
                           antialias=True).clamp_(0.0, 1.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)
 
 

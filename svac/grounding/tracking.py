@@ -1,6 +1,6 @@
 """Frame-by-frame SAM-2 tracking prompted by ``[SEG]`` embeddings, with SAM-2's memory (SVAC §3.4).
 
-:func:`track` drives ``SAM2Base.track_step`` over a stream of encoded frames:
+:func:`track` (SVAC's schedule) drives ``SAM2Base.track_step`` over a stream of encoded frames:
 
 * the first frame is SAM-2's initial conditioning frame (no memory yet);
 * every later frame is conditioned on SAM-2's memory bank -- the conditioning
@@ -16,6 +16,9 @@ inference does (the train/inference consistency Sa2VA-i calls for). With
 ``isolate_prompts=True`` the memory carries no gradient back to the prompts
 that produced it (the memory encoder itself still trains), so a frame's loss
 reaches only the ``[SEG]`` of its own clip (CSA's per-clip supervision, SVAC §3.4).
+
+:func:`track_sa2va` is Sa2VA's schedule (``pipeline="sa2va"``): the MLLM's frames each decoded
+on their own with ``[SEG]``, the later frames tracked by memory without a prompt.
 """
 
 from __future__ import annotations
@@ -136,3 +139,60 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
         previous = frame
         yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
 
+
+
+def track_sa2va(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]], prompts: torch.Tensor, *,
+                prompted_frames: Iterable[int], num_frames: int,
+                memory_dtype: torch.dtype | None = None) -> Iterator[FrameOutput]:
+    """Sa2VA's SAM-2 schedule (``pipeline="sa2va"``): the MLLM's frames prompted on their own, the rest tracked.
+
+    As Sa2VA's ``language_embd_inference`` then ``propagate_in_video``: each frame of
+    ``prompted_frames`` (the frames the MLLM read, 0..k-1) is an initial conditioning frame --
+    decoded with the ``[SEG]`` prompt and no memory read -- whose memory becomes a
+    conditioning memory; every other frame is decoded from SAM-2's memory (the conditioning
+    memories, the most recent frames and the object pointers) without a prompt. Every frame's
+    prediction is encoded into memory; memory features are kept in ``memory_dtype``.
+
+    Args:
+        model: the SAM-2 model (Sa2VA's: ``keep_absent_object_logits`` and multimask output).
+        frames: ``(frame_index, features)`` in increasing frame order, shared by the K objects.
+        prompts: ``float (K, C)`` projected ``[SEG]`` prompts, one per object.
+        prompted_frames: the frames prompted by ``[SEG]``; they must come before every other frame.
+        num_frames: frames of the video (SAM-2's ``num_frames``).
+        memory_dtype: dtype memory features are stored in (Sa2VA: ``bfloat16``,
+            :data:`svac.sa2va_pipeline.MEMORY_DTYPE`); ``None`` keeps the model's.
+
+    Yields:
+        One :class:`FrameOutput` per input frame, in order.
+
+    Raises:
+        ValueError: when frame indices do not increase, or a prompted frame comes after a tracked one.
+    """
+    prompted = set(prompted_frames)
+    bank = MemoryBank(horizon=memory_horizon(model))
+    k = prompts.shape[0]
+    point_inputs = model.text_point_inputs(prompts)
+    previous, tracking = None, False
+    for frame, feats in frames:
+        if previous is not None and frame <= previous:
+            raise ValueError(f"frames must come in increasing order, got {frame} after {previous}")
+        conditioning = frame in prompted
+        if conditioning and tracking:
+            raise ValueError(f"prompted frame {frame} comes after a tracked frame: Sa2VA prompts the first frames")
+        tracking = tracking or not conditioning
+        out = model.track_step(
+            frame_idx=frame,
+            is_init_cond_frame=conditioning,
+            current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
+            current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
+            feat_sizes=feats.feat_sizes,
+            point_inputs=point_inputs if conditioning else None,
+            mask_inputs=None,
+            output_dict=bank.output_dict,
+            num_frames=num_frames,
+        )
+        if memory_dtype is not None:
+            out["maskmem_features"] = out["maskmem_features"].to(memory_dtype)
+        bank.add(frame, out, conditioning=conditioning)
+        previous = frame
+        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])

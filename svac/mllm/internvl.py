@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,12 +68,15 @@ def build_internvl(cfg: MLLMConfig, *, vocab_size: int, image_token_id: int,
 
 
 def preprocess_images(images: np.ndarray, cfg: MLLMConfig, *, device: torch.device | str = "cpu",
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                      dtype: torch.dtype = torch.float32, resample: Literal["torch", "pil"] = "torch") -> torch.Tensor:
     """MLLM pixel values of RGB images: bicubic resize to S x S, scale to [0, 1], normalise.
 
     Args:
         images: ``uint8 (N, H, W, 3)`` RGB images (anchors, composites or frames).
         cfg: gives S (``vision.image_size``) and the normalisation statistics.
+        resample: ``torch`` -- antialiased bicubic on [0, 1] floats (svac's pipeline); ``pil`` --
+            PIL's bicubic filter on the ``uint8`` images, as Sa2VA's transform does
+            (:func:`svac.sa2va_pipeline.resize_bicubic_pil`).
 
     Returns:
         ``float (N, 3, S, S)`` on ``device`` in ``dtype``.
@@ -82,6 +87,10 @@ def preprocess_images(images: np.ndarray, cfg: MLLMConfig, *, device: torch.devi
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 images (N, H, W, 3), got {images.dtype} {images.shape}")
     size = vision_image_size(cfg)
+    if resample == "pil":
+        from svac.sa2va_pipeline import resize_bicubic_pil
+
+        images = resize_bicubic_pil(images, size)
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp_(0.0, 1.0)
