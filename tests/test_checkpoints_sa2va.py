@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from test_checkpoints_synthetic import (LLM_CONFIGS, VIT_6B, VIT_300M, write_sa2va_checkpoint)
 
 from svac.checkpoints.loader import load_checkpoint
-from svac.errors import CheckpointError
+from svac.errors import CheckpointError, ConfigError
 from svac.model import SVAC
 
 FAMILIES = ["qwen2", "qwen3", "llama", "phi3", "internlm2"]
@@ -226,14 +226,20 @@ def test_sa2va_loads_in_single_seg_mode_with_the_checkpoint_template(tmp_path):
     write_sa2va_checkpoint(tmp_path / "Sa2VA-4B-like", "qwen2", template="phi3_chat")
     model = SVAC.from_pretrained(tmp_path / "Sa2VA-4B-like")
     cfg = model.config
+    assert cfg.pipeline == "sa2va" and cfg.inference.answer_mode == "generate"
     assert cfg.csa.mode == "single" and cfg.astc.mode == "first_k" and cfg.astc.first_k == 5
+    assert cfg.sam2.multimask_output and cfg.sam2.keep_absent_object_logits  # Sa2VA's SAM 2, whatever svac_sam2 says
     assert cfg.mllm.chat_template == "phi3" and model.chat_template.name == "phi3"
     assert cfg.trained is True and cfg.name == "Sa2VA-4B-like"
     assert cfg.sam2.config_name == "configs/sam2/sam2_hiera_l.yaml"
     assert "[SEG]" in model.tokenizer.get_vocab() and model.seg_token_id == model.tokenizer.convert_tokens_to_ids("[SEG]")
-    # users switch to SVAC's ASTC frames and per-clip [SEG] for fine-tuning
-    tuned = SVAC.from_pretrained(tmp_path / "Sa2VA-4B-like", overrides=["csa.mode=per_clip", "astc.mode=astc"])
+    # users switch to SVAC's pipeline, ASTC frames and per-clip [SEG] for fine-tuning
+    tuned = SVAC.from_pretrained(tmp_path / "Sa2VA-4B-like",
+                                 overrides=["pipeline=svac", "csa.mode=per_clip", "astc.mode=astc"])
     assert tuned.config.csa.mode == "per_clip" and tuned.config.astc.mode == "astc"
+    # ... and must say so: Sa2VA's pipeline with ASTC / CSA modes is refused, naming the keys
+    with pytest.raises(ConfigError, match="pipeline=sa2va.*astc.mode=astc.*pipeline=svac"):
+        SVAC.from_pretrained(tmp_path / "Sa2VA-4B-like", overrides=["csa.mode=per_clip", "astc.mode=astc"])
 
 
 def test_released_sa2va_1b_config_maps_to_internvl_sizes_and_hiera_l_sam2(tmp_path):
@@ -264,7 +270,8 @@ def test_released_sa2va_1b_config_maps_to_internvl_sizes_and_hiera_l_sam2(tmp_pa
 @pytest.mark.parametrize("seed", [4, 11])  # seed 4's weights once gave last-bit differences (unaligned tensors)
 def test_segment_is_identical_after_saving_in_svac_format(tmp_path, seed):
     write_sa2va_checkpoint(tmp_path / "ck", "qwen2", seed=seed)
-    model = SVAC.from_pretrained(tmp_path / "ck")
+    # a random LLM generates no [SEG]: read Sa2VA's template answer ("Sure, [SEG].") instead
+    model = SVAC.from_pretrained(tmp_path / "ck", overrides=["inference.answer_mode=template"])
     frames = np.zeros((2, 40, 48, 3), dtype=np.uint8)
     for i in range(2):
         frames[i, 8:24, 6 + 6 * i:22 + 6 * i] = (220, 60, 40)
@@ -275,7 +282,7 @@ def test_segment_is_identical_after_saving_in_svac_format(tmp_path, seed):
     with torch.inference_mode():
         after = again.segment(frames, "the red block")
     assert again.config == model.config
-    assert after.text == before.text and after.csa_mode == "single"
+    assert after.text == before.text == "Sure, [SEG]." and after.csa_mode == "single"
     assert np.array_equal(after.masks, before.masks) and np.array_equal(after.scores, before.scores)
     assert before.masks.shape == (1, 2, 40, 48)
     s1, s2 = model.state_dict(), again.state_dict()

@@ -73,7 +73,10 @@ Harness patches (everything the harness changes in, or around, the reference's b
    venv. No shim of the reference's code was needed.
 7. **Weights.** Random, not trained: every floating parameter is redrawn from a seeded normal
    (:func:`randomize`) and rounded to bfloat16, so that every module -- the memory fuser's
-   ``g_weight`` layer scales included -- changes the output.
+   ``g_weight`` layer scales included -- changes the output; the single-mask token's
+   hypernetwork is drawn 30x larger (:data:`SCALED`) so that multimask output matters. Each
+   variant's seed was picked among the first few so that the object scores do not all have the
+   same sign across the fixture and the best of the 3 masks is not always the first.
 8. **Saving.** ``model.safetensors`` is written from the whole state dict with safetensors'
    ``save_file``, a tied ``lm_head`` included: ``save_pretrained`` drops tied tensors, and the
    reference's ``from_pretrained`` under the legacy pin then re-initialises ``lm_head`` at random
@@ -133,6 +136,12 @@ PIXEL_SAMPLES = 1024
 #: The low-resolution (256 x 256) mask logits are stored at every LOW_RES_STRIDE-th row and column: one
 #: value per cell of SAM-2's 64 x 64 feature map, which the mask decoder upsamples 4x (keeps the fixture small).
 LOW_RES_STRIDE = 4
+
+#: Parameters drawn at a larger scale (harness patch 7): the hypernetwork of SAM-2's single-mask token
+#: (mask token 0), so that its mask is stable (stability score >= 0.98) and a decoder run without
+#: multimask output would keep it instead of falling back to the best of the 3 masks -- without
+#: this, single- and multi-mask runs agree and the fixture could not tell them apart.
+SCALED = {"grounding_encoder.sam2_model.sam_mask_decoder.output_hypernetworks_mlps.0.layers.2.weight": 30.0}
 
 #: The shrunk SAM-2 (harness patch 1). Hidden width C = 32 (hiera-L: 256), memory width 16 (64).
 SAM2_SIZES = {
@@ -334,7 +343,8 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
     """Harness patch 7: redraw every floating parameter from a seeded normal, then round it to bfloat16.
 
     Norm weights ~ 1 + 0.1 N(0, 1); other vectors ~ 0.1 N(0, 1); matrices and kernels ~
-    N(0, 1) / sqrt(fan_in). Parameters are visited in name order, so the draw is reproducible.
+    N(0, 1) / sqrt(fan_in), times :data:`SCALED` where listed. Parameters are visited in name
+    order, so the draw is reproducible.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -349,7 +359,7 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
             else:
                 fan_in = max(1, p.numel() // p.shape[0])
                 value = noise / fan_in ** 0.5
-            p.copy_(value.to(torch.bfloat16).to(p.dtype))
+            p.copy_((value * SCALED.get(name, 1.0)).to(torch.bfloat16).to(p.dtype))
 
 
 def build_release(ref, variant: dict, folder: Path, seed: int):
