@@ -179,16 +179,28 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
     The hidden state of a generated ``[SEG]`` is the last layer's state at the step where the
     token is the input, as in teacher-forced training. Should the answer end on ``[SEG]``
     (decoding budget exhausted), one teacher-forced pass over the whole sequence supplies it.
+
+    Generation stops at the chat template's stop tokens, and at its stop strings that the
+    tokenizer does not hold as one token (Sa2VA-4B: the ``phi3`` layout's ``<|end|>`` with a
+    Qwen2.5 tokenizer), as Sa2VA's stop-word criterion does; in the ``sa2va`` pipeline also at
+    the tokenizer's end-of-sequence token, which Sa2VA passes as ``eos_token_id``.
     """
     ids, _ = encode_turns(model, turns, system=system)
     input_ids = torch.tensor([ids], device=model.device)
-    stop_ids = [i for i in model.tokenizer.convert_tokens_to_ids(list(model.chat_template.stop))
+    stops = list(model.chat_template.stop)
+    stop_ids = [i for i in model.tokenizer.convert_tokens_to_ids(stops)
                 if i is not None and i != model.tokenizer.unk_token_id]
+    stop_strings = [s for s, i in zip(stops, model.tokenizer.convert_tokens_to_ids(stops))
+                    if i is None or i == model.tokenizer.unk_token_id]
+    eos = model.tokenizer.eos_token_id
+    if model.config.pipeline == "sa2va" and eos is not None and eos not in stop_ids:
+        stop_ids.append(eos)
+    by_string = {"stop_strings": stop_strings, "tokenizer": model.tokenizer} if stop_strings else {}
     with LLMRecorder(model.mllm) as rec:
         sequences = model.mllm.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pixel_values=prepared.pixel_values,
             max_new_tokens=model.config.inference.max_new_tokens, do_sample=False, num_beams=1,
-            eos_token_id=stop_ids, pad_token_id=model.tokenizer.pad_token_id)
+            eos_token_id=stop_ids, pad_token_id=model.tokenizer.pad_token_id, **by_string)
     generated = sequences[0, input_ids.shape[1]:]
     if generated.numel() and int(generated[-1]) in stop_ids:
         generated = generated[:-1]

@@ -124,7 +124,7 @@ class SVAC(nn.Module):
         safetensors shard by shard into an empty model, strictly (any missing, unexpected or
         mis-shaped tensor raises an error listing them). A Sa2VA checkpoint
         (``ByteDance/Sa2VA-1B`` ...) is mapped onto transformers' InternVL and the ``sam2``
-        package and loads in Sa2VA's single-``[SEG]`` mode.
+        package and loads in Sa2VA's pipeline (``pipeline="sa2va"``, :mod:`svac.sa2va_pipeline`).
 
         Args:
             source: a checkpoint folder or a Hugging Face Hub id.

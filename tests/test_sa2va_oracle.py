@@ -80,3 +80,49 @@ def test_cli_segments_a_release_folder_like_the_reference(tmp_path, frames):
     for path, want in zip(written, expected):
         got = np.asarray(Image.open(path)) > 0
         assert (got & want).sum() / (got | want).sum() >= MIN_IOU, path
+
+
+def test_sa2va_question_is_refvos_prompt_with_or_without_question_mark():
+    from svac.prompting import load_sa2va_prompts
+
+    prompts = load_sa2va_prompts()
+    video = prompts.video_text(2, 3)
+    assert video == "<img>" + "<IMG_CONTEXT>" * 3 + "</img>\n<img>" + "<IMG_CONTEXT>" * 3 + "</img>"
+    # refVOS.py: "<image>\nPlease segment {}." / "<image>\n {} Please respond with a segmentation mask."
+    assert prompts.ask(video, "the swan") == video + "\nPlease segment the swan."
+    assert prompts.ask(video, "which bird swims?") == video + "\n which bird swims? Please respond with a segmentation mask."
+    assert prompts.answer.format(seg="[SEG]") == "Sure, [SEG]."
+
+
+def test_generation_stops_at_a_stop_word_the_tokenizer_has_no_token_for(frames, monkeypatch):
+    """Sa2VA-4B: the phi3 template's ``<|end|>`` is text for its Qwen2.5 tokenizer; Sa2VA stops on it."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from svac.checkpoints.loader import load_checkpoint
+    from svac.inference import answer_by_generation, encode_turns, prepare_video
+    from svac.mllm.chat_template import Turn
+    from svac.prompting import load_sa2va_prompts
+
+    model = load_checkpoint(FIXTURES / "sa2va_4b", torch_dtype=torch.float32).model
+    assert model.config.pipeline == "sa2va" and model.config.inference.max_new_tokens == 2048
+    tok = model.tokenizer
+    assert tok.convert_tokens_to_ids("<|end|>") is None  # not a token: only a stop string can end the answer
+    forced = tok("Sure, [SEG].<|end|>[SEG] and [SEG]", add_special_tokens=False).input_ids + [tok.eos_token_id]
+
+    def force(input_ids, scores):  # the random LLM says the forced text, then keeps going past <|end|>
+        step = min(input_ids.shape[1] - prompt_len, len(forced) - 1)
+        out = torch.full_like(scores, float("-inf"))
+        out[:, forced[step]] = 0.0
+        return out
+
+    generate = model.mllm.generate
+    monkeypatch.setattr(model.mllm, "generate",
+                        lambda **kw: generate(logits_processor=LogitsProcessorList([force]), **kw))
+    with torch.inference_mode():
+        prepared = prepare_video(model, frames)
+        question = load_sa2va_prompts().ask(prepared.video_text, EXPRESSION)
+        prompt_len = len(encode_turns(model, [Turn(question)])[0])
+        answer = answer_by_generation(model, prepared, [Turn(question)])
+    assert answer.text == "Sure, [SEG]."
+    assert answer.seg_hidden.shape[0] == 1  # the [SEG]s after <|end|> were never generated

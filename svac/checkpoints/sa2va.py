@@ -24,7 +24,8 @@ tokenizer (with ``added_tokens.json``). The config fields svac reads:
 
 A Sa2VA checkpoint loads in Sa2VA's pipeline (``pipeline="sa2va"``, see
 :mod:`svac.sa2va_pipeline`): Sa2VA's MLLM input (``astc.mode="first_k"``, the first 5 frames),
-one ``[SEG]`` (``csa.mode="single"``), a generated answer (``inference.answer_mode="generate"``),
+one ``[SEG]`` (``csa.mode="single"``), a generated answer (``inference.answer_mode="generate"``, up
+to 2048 new tokens),
 and Sa2VA's SAM 2 behaviour whatever ``svac_sam2`` says about sizes: multimask output for the
 ``[SEG]`` prompt, mask logits kept when the object score is <= 0, every conditioning frame
 attended to. To fine-tune one into SVAC, switch with config overrides
@@ -58,6 +59,8 @@ SA2VA_MAX_COND_FRAMES = -1
 SAM2_FIELD = "svac_sam2"
 #: Frames Sa2VA gives its MLLM from a video (the first five).
 SA2VA_FIRST_K = 5
+#: Sa2VA's generation budget (``preparing_for_generation(max_new_tokens=2048)``), tokens.
+SA2VA_MAX_NEW_TOKENS = 2048
 #: Chat templates of Sa2VA / InternVL configs -> svac's templates (``prompts/chat_templates.yaml``).
 #: InternVL's own ``internvl2_5`` template has the Qwen layout (its default system prompt is not used).
 TEMPLATES = {
@@ -167,7 +170,8 @@ def internvl_chat_config(data: Mapping[str, Any], folder: Path, *, kind: str) ->
         config = SVACConfig(name=name, trained=True, mllm=mllm, pipeline="sa2va",
                             astc=ASTCConfig(mode="first_k", first_k=SA2VA_FIRST_K), csa=CSAConfig(mode="single"),
                             sam2=sam2_config(data, where=str(folder)),
-                            inference=InferenceConfig(dtype=dtype, answer_mode="generate"))
+                            inference=InferenceConfig(dtype=dtype, answer_mode="generate",
+                                                      max_new_tokens=SA2VA_MAX_NEW_TOKENS))
     else:
         config = SVACConfig(name=name, trained=False, mllm=mllm, inference=InferenceConfig(dtype=dtype))
     return config, family

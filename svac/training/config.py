@@ -180,7 +180,8 @@ class TrainConfig:
         model: the architecture when starting from scratch.
         init_from: a saved svac model folder, Sa2VA checkpoint or hub id to start from.
         model_overrides: ``key=value`` overrides applied to the model's config (e.g. switching a
-            Sa2VA checkpoint to ASTC frames and CSA: ``csa.mode=per_clip``).
+            Sa2VA checkpoint to SVAC's pipeline, ASTC frames and CSA: ``pipeline=svac``,
+            ``astc.mode=astc``, ``csa.mode=per_clip``).
         trainable: the parts that train (see :data:`TRAINABLE_PARTS`); LoRA adapters always train.
         lora, loss, data, optim: see their classes.
         output_dir: where checkpoints and the final model go.
