@@ -85,6 +85,15 @@ def memory_horizon(model: LanguagePromptedSAM2) -> int:
     return model.num_maskmem * stride + model.max_obj_ptrs_in_encoder
 
 
+def _step(model: LanguagePromptedSAM2, frame: int, feats: FrameFeatures, k: int, bank: MemoryBank, num_frames: int,
+          **options) -> dict:
+    """``model.track_step`` on one frame for k objects, reading and writing ``bank`` (``options``: its other arguments)."""
+    return model.track_step(frame_idx=frame, current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
+                            current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
+                            feat_sizes=feats.feat_sizes, mask_inputs=None, output_dict=bank.output_dict,
+                            num_frames=num_frames, **options)
+
+
 def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]],
           prompt_of_frame: Callable[[int], torch.Tensor], *, conditioning_frames: Iterable[int] = (),
           num_frames: int, use_memory: bool = True, isolate_prompts: bool = False) -> Iterator[FrameOutput]:
@@ -121,19 +130,9 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
         if feats.batch not in (1, k):
             raise ValueError(f"frame {frame}: features for {feats.batch} objects but {k} prompts")
         is_first = previous is None or not use_memory
-        out = model.track_step(
-            frame_idx=frame,
-            is_init_cond_frame=is_first,
-            current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
-            current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
-            feat_sizes=feats.feat_sizes,
-            point_inputs=model.text_point_inputs(prompts),
-            mask_inputs=None,
-            output_dict=bank.output_dict,
-            num_frames=num_frames,
-            run_mem_encoder=use_memory,
-            isolate_prompt_gradients=isolate_prompts,
-        )
+        out = _step(model, frame, feats, k, bank, num_frames, is_init_cond_frame=is_first,
+                    point_inputs=model.text_point_inputs(prompts), run_mem_encoder=use_memory,
+                    isolate_prompt_gradients=isolate_prompts)
         if use_memory:
             bank.add(frame, out, conditioning=is_first or frame in cond)
         previous = frame
@@ -180,17 +179,8 @@ def track_sa2va(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFe
         if conditioning and tracking:
             raise ValueError(f"prompted frame {frame} comes after a tracked frame: Sa2VA prompts the first frames")
         tracking = tracking or not conditioning
-        out = model.track_step(
-            frame_idx=frame,
-            is_init_cond_frame=conditioning,
-            current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
-            current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
-            feat_sizes=feats.feat_sizes,
-            point_inputs=point_inputs if conditioning else None,
-            mask_inputs=None,
-            output_dict=bank.output_dict,
-            num_frames=num_frames,
-        )
+        out = _step(model, frame, feats, k, bank, num_frames, is_init_cond_frame=conditioning,
+                    point_inputs=point_inputs if conditioning else None)
         if memory_dtype is not None:
             out["maskmem_features"] = out["maskmem_features"].to(memory_dtype)
         bank.add(frame, out, conditioning=conditioning)
