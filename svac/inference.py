@@ -349,7 +349,7 @@ def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = N
         if model.config.pipeline == "sa2va":
             sa2va_prompts = load_sa2va_prompts()
             question = sa2va_prompts.ask(prepared.video_text, expression.strip())
-            answer = sa2va_prompts.answer.format(seg=seg)
+            answer = sa2va_prompts.reply(seg)
         else:
             question = model.prompts.question(prepared.video_text, expression.strip())
             answer = model.prompts.answer(seg, expression.strip())

@@ -93,10 +93,14 @@ class Sa2VAPrompts:
         """The frames' text: ``num_images`` image blocks of ``tokens_per_image`` tokens joined by the separator."""
         return self.image_separator.join([self.image.format(tokens=IMG_CONTEXT * tokens_per_image)] * num_images)
 
-    def ask(self, video: str, expression: str) -> str:
-        """Sa2VA's referring question for ``expression`` about the frames' text ``video``."""
+    def ask(self, video: PromptLike, expression: str) -> PromptText:
+        """Sa2VA's referring question for ``expression`` (user text) about the frames' text ``video``."""
         template = self.question_for_question if "?" in expression else self.question
-        return template.format(video=video, expression=expression)
+        return fill(template, video=video, expression=PromptText.user(expression))
+
+    def reply(self, seg: str) -> PromptText:
+        """Sa2VA's template answer holding the ``[SEG]`` tokens ``seg``."""
+        return fill(self.answer, seg=seg)
 
 
 def load_sa2va_prompts() -> Sa2VAPrompts:

@@ -89,9 +89,11 @@ def test_sa2va_question_is_refvos_prompt_with_or_without_question_mark():
     video = prompts.video_text(2, 3)
     assert video == "<img>" + "<IMG_CONTEXT>" * 3 + "</img>\n<img>" + "<IMG_CONTEXT>" * 3 + "</img>"
     # refVOS.py: "<image>\nPlease segment {}." / "<image>\n {} Please respond with a segmentation mask."
-    assert prompts.ask(video, "the swan") == video + "\nPlease segment the swan."
-    assert prompts.ask(video, "which bird swims?") == video + "\n which bird swims? Please respond with a segmentation mask."
-    assert prompts.answer.format(seg="[SEG]") == "Sure, [SEG]."
+    assert str(prompts.ask(video, "the swan")) == video + "\nPlease segment the swan."
+    question = prompts.ask(video, "which [SEG] bird swims?")
+    assert str(question) == video + "\n which [SEG] bird swims? Please respond with a segmentation mask."
+    assert question.user_spans() == [(len(video) + 2, len(video) + 2 + len("which [SEG] bird swims?"))]  # user text
+    assert str(prompts.reply("[SEG]")) == "Sure, [SEG]."
 
 
 def test_generation_stops_at_a_stop_word_the_tokenizer_has_no_token_for(frames, monkeypatch):
