@@ -234,8 +234,11 @@ def svac_sam2_field() -> dict:
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
     ]
+    # Sizes and the mask-decoder options of Sa2VA's SAM-2 build only, plus every conditioning frame
+    # attended to as svac has always set for released folders. Sa2VA's behaviour (multimask output,
+    # logits kept for absent objects) is not written here: svac must derive it from the release itself.
     return {"config_name": "configs/sam2/sam2_hiera_l.yaml", "overrides": [o.replace(" ", "") for o in overrides],
-            "max_cond_frames_in_attn": -1, "multimask_output": True}
+            "max_cond_frames_in_attn": -1}
 
 
 # --------------------------------------------------------------------------- reference import and patches
