@@ -203,42 +203,28 @@ ADDED_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>"
 def svac_sam2_field() -> dict:
     """svac's ``svac_sam2`` config.json field for :data:`SAM2_SIZES` (releases omit it: they are hiera-L).
 
-    svac reads it to build the same shrunk SAM-2 from the ``sam2`` package's hiera-L config.
+    svac reads it (typed :class:`svac.config.SAM2Config` fields) to build the same shrunk SAM-2 from
+    the ``sam2`` package's hiera-L config. It holds sizes and the mask-decoder options of Sa2VA's
+    SAM-2 build only, plus every conditioning frame attended to as svac has always set for released
+    folders; Sa2VA's behaviour (multimask output, logits kept for absent objects) is not written
+    here: svac must derive it from the release itself.
     """
     s = SAM2_SIZES
     c, m = s["d_model"], s["mem_dim"]
-    overrides = [
-        f"++model.image_encoder.trunk.embed_dim={s['trunk_embed_dim']}",
-        f"++model.image_encoder.trunk.num_heads={s['trunk_num_heads']}",
-        f"++model.image_encoder.trunk.stages={s['trunk_stages']}",
-        f"++model.image_encoder.trunk.global_att_blocks={s['trunk_global_att_blocks']}",
-        f"++model.image_encoder.trunk.window_spec={s['trunk_window_spec']}",
-        f"++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size={s['trunk_window_pos_embed_bkg_spatial_size']}",
-        f"++model.image_encoder.neck.d_model={c}",
-        f"++model.image_encoder.neck.backbone_channel_list={s['backbone_channel_list']}",
-        f"++model.image_encoder.neck.position_encoding.num_pos_feats={c}",
-        f"++model.memory_attention.d_model={c}",
-        f"++model.memory_attention.num_layers={s['memory_attention_layers']}",
-        f"++model.memory_attention.layer.d_model={c}",
-        f"++model.memory_attention.layer.dim_feedforward={s['memory_attention_ffn']}",
-        f"++model.memory_attention.layer.self_attention.embedding_dim={c}",
-        f"++model.memory_attention.layer.cross_attention.embedding_dim={c}",
-        f"++model.memory_attention.layer.cross_attention.kv_in_dim={m}",
-        f"++model.memory_encoder.out_dim={m}",
-        f"++model.memory_encoder.in_dim={c}",
-        f"++model.memory_encoder.position_encoding.num_pos_feats={m}",
-        f"++model.memory_encoder.mask_downsampler.embed_dim={c}",
-        f"++model.memory_encoder.fuser.layer.dim={c}",
-        f"++model.memory_encoder.fuser.num_layers={s['fuser_layers']}",
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-        "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-    ]
-    # Sizes and the mask-decoder options of Sa2VA's SAM-2 build only, plus every conditioning frame
-    # attended to as svac has always set for released folders. Sa2VA's behaviour (multimask output,
-    # logits kept for absent objects) is not written here: svac must derive it from the release itself.
-    return {"config_name": "configs/sam2/sam2_hiera_l.yaml", "overrides": [o.replace(" ", "") for o in overrides],
-            "max_cond_frames_in_attn": -1}
+    return {
+        "config_name": "configs/sam2/sam2_hiera_l.yaml",
+        "trunk": {"embed_dim": s["trunk_embed_dim"], "num_heads": s["trunk_num_heads"], "stages": s["trunk_stages"],
+                  "global_att_blocks": s["trunk_global_att_blocks"], "window_spec": s["trunk_window_spec"],
+                  "window_pos_embed_bkg_spatial_size": s["trunk_window_pos_embed_bkg_spatial_size"]},
+        "neck": {"d_model": c, "backbone_channel_list": s["backbone_channel_list"], "num_pos_feats": c},
+        "memory_attention": {"d_model": c, "num_layers": s["memory_attention_layers"],
+                             "dim_feedforward": s["memory_attention_ffn"], "kv_in_dim": m},
+        "memory_encoder": {"out_dim": m, "in_dim": c, "num_pos_feats": m, "mask_downsampler_embed_dim": c,
+                           "fuser_dim": c, "fuser_num_layers": s["fuser_layers"]},
+        "mask_decoder": {"dynamic_multimask_via_stability": True, "dynamic_multimask_stability_delta": 0.05,
+                         "dynamic_multimask_stability_thresh": 0.98},
+        "max_cond_frames_in_attn": -1,
+    }
 
 
 # --------------------------------------------------------------------------- reference import and patches
