@@ -87,17 +87,23 @@ Harness patches (everything the harness changes in, or around, the reference's b
 
 Variants (:data:`VARIANTS`) and what they stand for:
 
-* ``qwen2_internvl2_5`` -- Sa2VA-1B / Sa2VA-4B: InternViT-300M style tower (LayerNorm, qkv bias),
-  Qwen2 LLM with tied embeddings, ``qwen_chat`` template;
-* ``qwen2_internvl3`` -- Sa2VA-InternVL3-2B/8B/14B: the same code path (InternVL3's tower and a
-  Qwen2.5 LLM), untied embeddings and Qwen2.5's rope/window fields in ``llm_config``;
-* ``internlm2`` -- Sa2VA-8B / Sa2VA-26B: InternLM2 LLM (the reference's ``modeling_internlm2``,
-  fused grouped ``wqkv``) and an InternViT-6B style tower (RMSNorm, q/k norm, no qkv bias),
-  ``internlm2_chat`` template. The releases ship InternLM2's sentencepiece tokenizer (remote
-  code); the fixture uses a byte-level fast tokenizer that adds ``<s>`` like it, since the LLM
-  key layout is what is covered;
-* ``phi3`` -- the reference's ``Phi3ForCausalLM`` key layout (fused ``qkv_proj`` and
-  ``gate_up_proj``), ``phi3_chat`` template.
+* ``sa2va_1b`` -- Sa2VA-1B: InternViT-300M style tower (LayerNorm, qkv bias), Qwen2 LLM with tied
+  embeddings (``lm_head`` stored), ``qwen_chat`` template;
+* ``sa2va_4b`` -- Sa2VA-4B: the same layout with the ``phi3_chat`` template its config names, read
+  by a Qwen tokenizer that has no ``<|user|>`` / ``<|end|>`` tokens (they are plain text);
+* ``sa2va_26b`` -- Sa2VA-8B / Sa2VA-26B: InternLM2 LLM (the reference's ``modeling_internlm2``,
+  fused grouped ``wqkv``, dynamic rope scaling) and an InternViT-6B style tower (RMSNorm, q/k
+  norm, no qkv bias), ``internlm2_chat`` template. The releases ship InternLM2's sentencepiece
+  tokenizer (remote code, which svac never runs); the fixture uses a byte-level fast tokenizer
+  that adds ``<s>`` as ``encode`` does there, since the LLM key layout is what is covered;
+* ``sa2va_internvl3`` -- Sa2VA-InternVL3-2B/8B/14B: the same code path with a Qwen2.5 LLM (untied
+  embeddings), saved by the "latest" transformers (``dtype`` instead of ``torch_dtype`` in
+  ``config.json``).
+
+Not built: a Phi-3 LLM key layout (``Phi3ForCausalLM``, fused ``qkv_proj`` / ``gate_up_proj``).
+At the pinned commit the reference's ``Sa2VAChatConfig`` refuses it ("Unsupported architecture:
+Phi3ForCausalLM"; its Phi-3 branch was removed in "codebase v2"), and no Sa2VA release has a
+Phi-3 LLM (Sa2VA-4B is a Qwen2.5-3B with the ``phi3_chat`` template, covered by ``sa2va_4b``).
 """
 
 from __future__ import annotations
