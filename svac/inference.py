@@ -20,7 +20,7 @@ instead (prompt text, preprocessing, which frames ``[SEG]`` prompts, upsampling;
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -305,12 +305,13 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
         presence[:, frames[0]:frames[-1] + 1] = scores.cpu().numpy()
         pending.clear()
 
-    for out in progress_iter(stream, progress, total=n, desc="SAM-2", unit="frame"):
-        pending.append(out)
-        if len(pending) == model.config.sam2.encoder_batch_size:
+    with _sam2_precision(device, model.dtype):
+        for out in progress_iter(stream, progress, total=n, desc="SAM-2", unit="frame"):
+            pending.append(out)
+            if len(pending) == model.config.sam2.encoder_batch_size:
+                flush()
+        if pending:
             flush()
-    if pending:
-        flush()
     total = time.perf_counter() - t_start
     return GroundingOutput(masks, presence.mean(axis=1), encoder_seconds, total - encoder_seconds)
 
@@ -377,6 +378,17 @@ def finish(model: "SVAC", prepared: PreparedVideo, answer: MLLMAnswer, *,
         fps=source.fps, mode=plan.mode, csa_mode=model.config.csa.mode,
         num_visual_tokens=prepared.num_visual_tokens, seg_policy_applied=allocation.policy_applied,
         model_name=model.config.name, timings=timings)
+
+
+def _sam2_precision(device: torch.device, dtype: torch.dtype):
+    """The context SAM-2 runs in: autocast to the model's ``dtype`` when it is not float32.
+
+    SAM-2's weights stay float32 (:attr:`svac.model.SVAC.float32_modules`) and lower precision
+    comes from autocast, as in the ``sam2`` package's own video predictor.
+    """
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @contextmanager

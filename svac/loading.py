@@ -118,5 +118,7 @@ def load_model(spec: str | None = None, *, device: str | None = None,
     if not config.trained:
         warnings.warn(f"model {config.name!r} ({source}) has random weights: it is UNTRAINED and its answers and "
                       "masks are meaningless", UntrainedModelWarning, stacklevel=2)
+    from svac.checkpoints.placement import cast_weights
+
     dtype = getattr(torch, config.inference.dtype)
-    return model.to(device=resolve_device(device or config.inference.device), dtype=dtype).eval()
+    return cast_weights(model.to(device=resolve_device(device or config.inference.device)), dtype).eval()

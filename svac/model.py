@@ -61,6 +61,12 @@ class SVAC(nn.Module):
             lacks ``[SEG]``).
     """
 
+    #: Parts whose weights stay float32 whatever the model's dtype: the ``sam2`` package's modules
+    #: compute some tensors in float32 on purpose (point coordinates, positional encodings,
+    #: layer norms) and take lower precision from autocast, as in its own video predictor, so
+    #: SAM-2 runs under autocast at the model's dtype instead (:func:`svac.inference.ground`).
+    float32_modules: tuple[str, ...] = ("grounding",)
+
     def __init__(self, config: SVACConfig, *, mllm: "InternVLForConditionalGeneration",
                  tokenizer: "PreTrainedTokenizerBase", grounding: "LanguagePromptedSAM2",
                  text_hidden_fcs: nn.Module) -> None:

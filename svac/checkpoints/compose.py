@@ -25,6 +25,7 @@ import torch
 
 from svac.checkpoints.loader import LoadedModel, finish_loading
 from svac.checkpoints.materialize import Conversion, LoadPlan, LoadReport
+from svac.checkpoints.placement import cast_weights
 from svac.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     config, grounding = meta_grounding(config, sam2_checkpoint)
     fcs = _fresh_fcs(text_config.hidden_size, grounding.hidden_dim, seed, build_text_hidden_fcs)
     model = SVAC(config, mllm=mllm, tokenizer=tok, grounding=grounding, text_hidden_fcs=fcs)
-    model = model.to(device=device, dtype=dtype).eval()
+    model = cast_weights(model.to(device=device), dtype).eval()
     report = LoadReport(source=str(folder), kind="internvl", files=(), num_tensors=len(mllm.state_dict()),
                         ignored={}, dtype=CANONICAL[dtype], devices=(str(device),))
     return LoadedModel(model=model, report=report, folder=folder)

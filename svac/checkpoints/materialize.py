@@ -191,7 +191,8 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
         weights: the validated checkpoint (:func:`svac.checkpoints.shards.read_weights`).
         plan: the checkpoint -> model mapping.
         kind: the checkpoint format, for the report.
-        dtype: dtype given to floating tensors (integer and boolean tensors keep theirs).
+        dtype: dtype given to floating tensors (integer and boolean tensors keep theirs), except
+            those of the model's float32 parts (:func:`svac.checkpoints.placement.float32_prefixes`).
         device_for: device of each model tensor (:func:`device_resolver`).
         provided: module prefixes (``"grounding"`` ...) whose tensors are already real (built
             from another source) and must not come from this checkpoint; they are cast to
@@ -206,8 +207,11 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
             every target filled twice and every shape that does not match; while reading,
             when a shard cannot be read or a redundant tied copy differs from its tensor.
     """
+    from svac.checkpoints.placement import float32_prefixes
+
     aliases = tied_aliases(model)
     prefixes = tuple(p + "." for p in provided)
+    keep_float32 = float32_prefixes(model)
     expected = {name: tuple(t.shape) for name, t in model.state_dict(keep_vars=True).items()
                 if name not in aliases and not name.startswith(prefixes)}
     producers: dict[str, str] = {}
@@ -270,14 +274,16 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
                 values = conv.convert(handle.get_tensor(conv.source))
                 for target, value in zip(conv.targets, values):
                     device = device_for(target)
-                    _assign(model, target, value, dtype=dtype, device=device)
+                    target_dtype = torch.float32 if target.startswith(keep_float32) else dtype
+                    _assign(model, target, value, dtype=target_dtype, device=device)
                     devices.add(str(device))
                     loaded += 1
                 del values
     for name, tensor in model.state_dict(keep_vars=True).items():
         if name.startswith(prefixes) and name not in aliases:
             device = device_for(name)
-            _assign(model, name, tensor.detach(), dtype=dtype, device=device)
+            target_dtype = torch.float32 if name.startswith(keep_float32) else dtype
+            _assign(model, name, tensor.detach(), dtype=target_dtype, device=device)
             devices.add(str(device))
     retie(model, aliases)
     _place_leftovers(model, device_for)

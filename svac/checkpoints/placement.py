@@ -24,6 +24,33 @@ AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 NO_SPLIT_EXTRA = ("LanguagePromptedSAM2",)
 
 
+def float32_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Name prefixes (``"grounding."``) of the parts of ``model`` whose weights stay float32.
+
+    A model lists them in its ``float32_modules`` attribute (:attr:`svac.model.SVAC.float32_modules`:
+    SAM-2); every other floating tensor takes the requested dtype.
+    """
+    return tuple(f"{name}." for name in getattr(model, "float32_modules", ()))
+
+
+def cast_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast ``model``'s floating parameters and buffers to ``dtype`` in place, except its float32 parts.
+
+    Args:
+        model: any module; parts named by its ``float32_modules`` are cast to float32 instead.
+        dtype: ``torch.float32``, ``torch.bfloat16`` or ``torch.float16``.
+
+    Returns:
+        ``model``.
+    """
+    keep = getattr(model, "float32_modules", ())
+    for name, child in model.named_children():
+        child.to(dtype=torch.float32 if name in keep else dtype)
+    for name, param in list(model.named_parameters(recurse=False)):
+        param.data = param.data.to(dtype) if param.is_floating_point() else param.data
+    return model
+
+
 def resolve_dtype(value: torch.dtype | str | None, default: str) -> torch.dtype:
     """The floating dtype to load weights in.
 

@@ -82,6 +82,6 @@ def replace_grounding(model: "SVAC", checkpoint: str | Path, *, config: SAM2Conf
         raise CheckpointError(f"{path.name}: SAM 2 prompts have {grounding.hidden_dim} channels but text_hidden_fcs "
                               f"outputs {width}")
     reference = next(model.grounding.parameters())
-    model.grounding = grounding.to(device=reference.device, dtype=reference.dtype).train(model.grounding.training)
+    model.grounding = grounding.to(device=reference.device).train(model.grounding.training)  # SAM-2 stays float32
     model.config = dataclasses.replace(model.config, sam2=config)
     return model
