@@ -308,10 +308,15 @@ def test_tied_lm_head_is_tied_when_absent_and_checked_when_present(tmp_path):
 def test_torch_dtype_is_honoured(tmp_path):
     tensors = write_sa2va_checkpoint(tmp_path / "ck", "qwen2")
     model = SVAC.from_pretrained(tmp_path / "ck", torch_dtype="bfloat16")
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    # the MLLM and projector take the dtype; SAM-2's weights stay float32 (SVAC.float32_modules)
+    assert {p.dtype for n, p in model.named_parameters() if not n.startswith("grounding.")} == {torch.bfloat16}
+    assert {p.dtype for p in model.grounding.parameters()} == {torch.float32}
     assert model.config.inference.dtype == "bfloat16" and model.dtype == torch.bfloat16
-    assert torch.equal(model.state_dict()["mllm.model.multi_modal_projector.linear_1.weight"],
+    state = model.state_dict()
+    assert torch.equal(state["mllm.model.multi_modal_projector.linear_1.weight"],
                        tensors["mlp1.1.weight"].to(torch.bfloat16))
+    name = next(k for k in tensors if k.startswith("grounding_encoder.sam2_model.sam_mask_decoder."))
+    assert torch.equal(state[name.replace("grounding_encoder.sam2_model.", "grounding.")], tensors[name])
 
 
 # --------------------------------------------------------------------------- broken folders
