@@ -15,7 +15,7 @@ from svac.checkpoints.compose import compose_from_pretrained
 from svac.checkpoints.hub import resolve_checkpoint
 from svac.checkpoints.loader import load_checkpoint
 from svac.checkpoints.quantization import QuantizationUnavailableError
-from svac.checkpoints.sam2_meta import replace_grounding, sam2_config_for
+from svac.checkpoints.sam2_meta import meta_sam2_config, replace_grounding, sam2_config_for
 from svac.config import SAM2Config, from_dict
 from svac.errors import CheckpointError, ConfigError
 from svac.grounding.sam2_model import build_sam2_model
@@ -102,6 +102,21 @@ def test_meta_file_names_map_to_sam2_package_configs():
     assert sam2_config_for("sam2.1_hiera_tiny.pt").checkpoint == "sam2.1_hiera_tiny.pt"
     with pytest.raises(CheckpointError, match="not a Meta SAM 2 file name"):
         sam2_config_for("my_sam.pt")
+
+
+def test_a_meta_file_keeps_every_sam2_option_of_the_model(tmp_path):
+    # the architecture comes from the file name; multimask output, kept logits (Sa2VA's), memory and
+    # batch options stay the model's
+    path = tmp_path / "sam2_hiera_large.pt"
+    path.write_bytes(b"")
+    mine = SAM2Config(image_size=64, multimask_output=True, keep_absent_object_logits=True,
+                      max_cond_frames_in_attn=-1, encoder_batch_size=3)
+    new = meta_sam2_config(path, options_of=mine)
+    assert (new.config_name, new.checkpoint, new.image_size) == ("configs/sam2/sam2_hiera_l.yaml", str(path), None)
+    assert (new.multimask_output, new.keep_absent_object_logits, new.max_cond_frames_in_attn,
+            new.encoder_batch_size) == (True, True, -1, 3)
+    with pytest.raises(CheckpointError, match="not found"):
+        meta_sam2_config(tmp_path / "sam2.1_hiera_tiny.pt", options_of=mine)
 
 
 def test_replace_grounding_loads_a_meta_file_strictly(tiny_config, meta_sam2_file, tmp_path):

@@ -78,7 +78,7 @@ def test_rle_json_decodes_back_exactly(seed):
         assert np.array_equal(decode_rle(json.loads(json.dumps(rle))), mask)
     with pytest.raises(ValueError, match="bool"):
         encode_rle(np.zeros((3, 3), np.uint8))
-    with pytest.raises(SVACError, match="needs 'size' and 'counts'"):
+    with pytest.raises(SVACError, match="not a COCO RLE"):
         decode_rle({"counts": "abc"})
 
 

@@ -84,7 +84,7 @@ def _compose_chat(folder: Path, document, sam2_checkpoint, *, torch_dtype, devic
                   tokenizer) -> LoadedModel:
     from svac.checkpoints.building import build_skeleton, load_tokenizer
     from svac.checkpoints.keymaps import DECODER, FCS, GROUNDING, LM_HEAD, CheckpointLayout, internvl_plan
-    from svac.checkpoints.loader import meta_grounding
+    from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.sa2va import embedding_rows, internvl_chat_config
     from svac.checkpoints.shards import read_weights
     from svac.mllm.chat_template import load_chat_template
@@ -114,7 +114,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
 
     from svac.checkpoints.building import load_tokenizer
     from svac.checkpoints.llm_families import native_text_kwargs
-    from svac.checkpoints.loader import meta_grounding
+    from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.placement import CANONICAL, resolve_dtype
     from svac.config import InferenceConfig, MLLMConfig, SVACConfig, library_config_fields
     from svac.mllm.chat_template import load_chat_template

@@ -104,6 +104,7 @@ def load_checkpoint(source: str | Path, *, torch_dtype: torch.dtype | str | None
     from svac.checkpoints.keymaps import GROUNDING, CheckpointLayout, internvl_plan
     from svac.checkpoints.quantization import quantization_config as make_quantization
     from svac.checkpoints.sa2va import embedding_rows
+    from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.shards import read_weights
     from svac.checkpoints.svac_format import svac_plan
 
@@ -189,36 +190,3 @@ def _config_of(folder: Path, overrides: Sequence[str]):
         return config, family
     raise CheckpointError(f"{folder} is an InternVL checkpoint without SAM 2 or a [SEG] projector; build an SVAC "
                           "from it with svac.checkpoints.compose_from_pretrained(internvl, sam2_checkpoint)")
-
-
-def meta_grounding(config: "SVACConfig", sam2_checkpoint):
-    """A SAM 2 grounding model loaded from a Meta checkpoint, and ``config`` with its ``sam2`` section.
-
-    Args:
-        config: the model config; its non-architecture SAM 2 options are kept for a path.
-        sam2_checkpoint: a Meta ``.pt`` path (config from its file name, see
-            :func:`svac.checkpoints.sam2_meta.sam2_config_for`) or a :class:`~svac.config.SAM2Config`
-            whose ``checkpoint`` is set.
-
-    Returns:
-        ``(new config, LanguagePromptedSAM2)`` with the weights loaded strictly (``weights_only``).
-
-    Raises:
-        CheckpointError: for a missing file, a non-Meta file name, or keys/shapes that do not match.
-    """
-    from svac.checkpoints.sam2_meta import sam2_config_for
-    from svac.config import SAM2Config
-    from svac.grounding.sam2_model import build_sam2_model
-
-    if isinstance(sam2_checkpoint, SAM2Config):
-        if sam2_checkpoint.checkpoint is None:
-            raise CheckpointError("the SAM2Config given as sam2_checkpoint has no checkpoint file")
-        return dataclasses.replace(config, sam2=sam2_checkpoint), build_sam2_model(sam2_checkpoint)
-    path = Path(sam2_checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"SAM 2 checkpoint not found: {path}")
-    old = config.sam2
-    sam2 = dataclasses.replace(sam2_config_for(path), multimask_output=old.multimask_output,
-                               max_cond_frames_in_attn=old.max_cond_frames_in_attn,
-                               encoder_batch_size=old.encoder_batch_size)
-    return dataclasses.replace(config, sam2=sam2), build_sam2_model(sam2)

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from svac.atomic_folder import staged_file, staged_folder
+from svac.data.readers.masks import decode_rle  # noqa: F401 -- the one COCO RLE decoder; results are read back with it
 from svac.errors import OutputExistsError, SVACError
 from svac.metrics.output import write_text_atomic
 
@@ -140,6 +141,8 @@ def read_binary_png(path: str | Path) -> np.ndarray:
 def encode_rle(mask: np.ndarray) -> dict:
     """COCO RLE of one mask: ``{"size": [H, W], "counts": str}`` (``pycocotools.mask.encode``, column-major).
 
+    :func:`svac.data.readers.masks.decode_rle` (importable from here too) decodes it back.
+
     Args:
         mask: ``bool (H, W)``.
 
@@ -154,22 +157,6 @@ def encode_rle(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """Decode a COCO RLE written by :func:`encode_rle` back to ``bool (H, W)``.
-
-    Raises:
-        SVACError: when ``rle`` lacks ``size`` / ``counts`` or cannot be decoded.
-    """
-    from pycocotools import mask as mask_utils
-
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise SVACError(f"not a COCO RLE (needs 'size' and 'counts'): {str(rle)[:80]}")
-    counts = rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]
-    try:
-        return mask_utils.decode({"size": list(rle["size"]), "counts": counts}).astype(bool)
-    except Exception as exc:  # pycocotools raises bare exceptions on bad counts
-        raise SVACError(f"cannot decode RLE of size {rle['size']}: {exc}") from exc
 
 
 def write_json_atomic(path: str | Path, payload, *, overwrite: bool = True) -> Path:

@@ -27,16 +27,12 @@ if TYPE_CHECKING:
 #: Special tokens of svac's expression tokenizers, in id order (ids 0, 1, 2, 3).
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
-#: Bytes of the byte-level alphabet (every UTF-8 byte is one symbol).
-BYTE_ALPHABET_SIZE = 256
-
 
 def _wrap(tokenizer_object) -> "PreTrainedTokenizerFast":
     """Add the ``<s> $A </s>`` post-processor and wrap as a transformers fast tokenizer."""
-    from tokenizers import decoders, processors
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer_object.decoder = decoders.ByteLevel()
     tokenizer_object.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}",
         special_tokens=[(BOS, tokenizer_object.token_to_id(BOS)), (EOS, tokenizer_object.token_to_id(EOS))])
@@ -47,19 +43,15 @@ def _wrap(tokenizer_object) -> "PreTrainedTokenizerFast":
 def build_expression_byte_tokenizer() -> "PreTrainedTokenizerFast":
     """svac's offline byte-level expression tokenizer: 4 special tokens then the 256 byte symbols.
 
-    Deterministic (no training, no files); 260 ids. Expressions are encoded as ``<s> bytes </s>``.
+    Deterministic (no training, no files; :func:`svac.byte_tokenizer.byte_level_bpe`); 260 ids.
+    Expressions are encoded as ``<s> bytes </s>``.
 
     Returns:
         A ``PreTrainedTokenizerFast`` with ``pad_token_id == 0``.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from svac.byte_tokenizer import byte_level_bpe
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    vocab.update({ch: len(SPECIAL_TOKENS) + i for i, ch in enumerate(alphabet)})
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    return _wrap(tok)
+    return _wrap(byte_level_bpe(leading_tokens=SPECIAL_TOKENS, unk_token=UNK))
 
 
 def train_expression_tokenizer(texts: Sequence[str], vocab_size: int) -> "PreTrainedTokenizerFast":
@@ -72,17 +64,12 @@ def train_expression_tokenizer(texts: Sequence[str], vocab_size: int) -> "PreTra
     Raises:
         ConfigError: when ``vocab_size`` cannot hold the specials and the byte alphabet.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from svac.byte_tokenizer import BYTE_ALPHABET_SIZE, byte_level_bpe
 
     minimum = len(SPECIAL_TOKENS) + BYTE_ALPHABET_SIZE
     if vocab_size < minimum:
         raise ConfigError(f"bpe_vocab_size must be >= {minimum} (special tokens + byte alphabet), got {vocab_size}")
-    tok = Tokenizer(models.BPE(unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False, special_tokens=list(SPECIAL_TOKENS))
-    tok.train_from_iterator(sorted(texts), trainer=trainer)
-    return _wrap(tok)
+    return _wrap(byte_level_bpe(texts=texts, vocab_size=vocab_size, leading_tokens=SPECIAL_TOKENS, unk_token=UNK))
 
 
 def load_expression_tokenizer(source: str, *, local_files_only: bool = True) -> "PreTrainedTokenizerBase":

@@ -4,7 +4,7 @@ Real models use their own tokenizer (loaded from the checkpoint folder with
 ``AutoTokenizer``, never with remote code). Tiny test/demo models, which have no
 checkpoint to take a tokenizer from, use :func:`build_byte_tokenizer`: a
 byte-level BPE with no merges (every UTF-8 byte is a token), built offline and
-deterministically with the ``tokenizers`` library.
+deterministically (:mod:`svac.byte_tokenizer`).
 """
 
 from __future__ import annotations
@@ -18,24 +18,17 @@ from svac.mllm.tokens import IMAGE_TOKENS, SEG_TOKEN, SVAC_SPECIAL_TOKENS
 def build_byte_tokenizer(template: ChatTemplate) -> PreTrainedTokenizerFast:
     """A byte-level tokenizer knowing ``template``'s special tokens and InternVL's image tokens.
 
-    The vocabulary is the 256 byte symbols, then the template's special tokens, then
-    ``<img>``, ``</img>``, ``<IMG_CONTEXT>`` (in that order, so ids are reproducible).
-    svac's own tokens are added afterwards by :func:`add_svac_tokens`.
+    The vocabulary is the 256 byte symbols (:func:`svac.byte_tokenizer.byte_level_bpe`, no
+    merges), then the template's special tokens, then ``<img>``, ``</img>``, ``<IMG_CONTEXT>``
+    (in that order, so ids are reproducible). svac's own tokens are added afterwards by
+    :func:`add_svac_tokens`.
 
     Returns:
         A ``PreTrainedTokenizerFast`` whose ``eos_token`` is the template's end-of-answer token.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from svac.byte_tokenizer import byte_level_bpe
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tok.decoder = decoders.ByteLevel()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=template.end_of_answer,
-                                   pad_token=template.end_of_answer)
-    fast.add_special_tokens({"additional_special_tokens": list(template.special_tokens) + list(IMAGE_TOKENS)})
-    return fast
+    return _with_template_tokens(byte_level_bpe(), template)
 
 
 def train_bpe_tokenizer(template: ChatTemplate, texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -43,7 +36,8 @@ def train_bpe_tokenizer(template: ChatTemplate, texts: list[str], vocab_size: in
 
     For small models trained from scratch on a narrow domain (the synthetic benchmark): frequent
     words become single tokens, which the LLM learns much faster than byte sequences. Any text
-    still tokenises (unseen words fall back to bytes).
+    still tokenises (unseen words fall back to bytes). Special tokens follow as in
+    :func:`build_byte_tokenizer`.
 
     Args:
         template: chat template whose special tokens the tokenizer keeps whole.
@@ -53,16 +47,13 @@ def train_bpe_tokenizer(template: ChatTemplate, texts: list[str], vocab_size: in
     Raises:
         ValueError: when ``vocab_size < 256``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from svac.byte_tokenizer import byte_level_bpe
 
-    if vocab_size < 256:
-        raise ValueError(f"a byte-level BPE needs vocab_size >= 256, got {vocab_size}")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False, special_tokens=[])
-    tok.train_from_iterator(sorted(texts), trainer=trainer)
+    return _with_template_tokens(byte_level_bpe(texts=texts, vocab_size=vocab_size), template)
+
+
+def _with_template_tokens(tok, template: ChatTemplate) -> PreTrainedTokenizerFast:
+    """Wrap a ``tokenizers.Tokenizer`` for the MLLM: the template's special tokens, then the image tokens."""
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=template.end_of_answer,
                                    pad_token=template.end_of_answer)
     fast.add_special_tokens({"additional_special_tokens": list(template.special_tokens) + list(IMAGE_TOKENS)})

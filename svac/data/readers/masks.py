@@ -141,7 +141,7 @@ def read_binary_mask(path: Path) -> np.ndarray:
         return _decode(image, path) != 0
 
 
-def rle_size(rle: Any, *, source: Path, label: str) -> HW:
+def rle_size(rle: Any, *, source: Path | str, label: str) -> HW:
     """Check the structure of a COCO RLE dict (no decoding) and return its (height, width).
 
     Args:
@@ -170,10 +170,15 @@ def rle_size(rle: Any, *, source: Path, label: str) -> HW:
     return int(size[0]), int(size[1])
 
 
-def decode_rle(rle: Any, *, source: Path, label: str) -> np.ndarray:
+def decode_rle(rle: Any, *, source: Path | str = "RLE", label: str = "mask") -> np.ndarray:
     """Decode one COCO RLE (compressed or uncompressed) to bool ``(H, W)``.
 
-    A list of RLE dicts (several parts of one object) is decoded to their union.
+    A list of RLE dicts (several parts of one object) is decoded to their union. Reads what
+    ``pycocotools.mask.encode`` writes (and :func:`svac.evaluation.predictions.encode_rle`).
+
+    Args:
+        rle: ``{"size": [H, W], "counts": str | bytes | list[int]}``, or a list of them.
+        source, label: the file and the place in it, named in error messages.
 
     Raises:
         InvalidAnnotation: (``malformed entry``) not an RLE, or pycocotools rejects it.
