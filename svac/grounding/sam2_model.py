@@ -1,10 +1,10 @@
 """SAM-2 whose mask decoder is prompted by ``[SEG]`` embeddings (SVAC §3.4; Sa2VA §3.2).
 
 :class:`LanguagePromptedSAM2` subclasses the ``sam2`` package's ``SAM2Base``
-(nothing is copied from it): the projected ``[SEG]`` hidden state is appended
-to the sparse prompt tokens that the SAM prompt encoder makes from an empty
-(padding) point prompt, so the mask decoder's two-way transformer attends to
-it like to a click. Everything else -- image encoder, memory attention,
+(nothing is copied from it): a forward hook on its prompt encoder appends the
+projected ``[SEG]`` hidden state to the sparse prompt tokens that the SAM prompt
+encoder makes from an empty (padding) point prompt, so the mask decoder's
+two-way transformer attends to it like to a click. Everything else -- image encoder, memory attention,
 memory encoder, object pointers -- is SAM-2's own code, driven frame by frame
 by :mod:`svac.grounding.tracking`.
 
@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
+from sam2.modeling.sam2_base import SAM2Base
 
 from svac.config import SAM2Config
 from svac.errors import CheckpointError
@@ -63,15 +63,41 @@ class FrameFeatures:
                              feat_sizes=list(parts[0].feat_sizes))
 
 
+@dataclass
+class _HeadsCall:
+    """What one ``_forward_sam_heads`` call hands its prompt-encoder and mask-decoder hooks.
+
+    Attributes:
+        seg_tokens: ``(K, 1, C)`` ``[SEG]`` prompts appended to the sparse prompt embeddings, or ``None``.
+        keep_logits: whether the decoder's raw mask logits are kept (``keep_absent_object_logits``).
+        raw_logits: the decoder's mask logits ``(K, M, 4h, 4w)`` before SAM-2's "no object" replacement.
+    """
+
+    seg_tokens: torch.Tensor | None
+    keep_logits: bool
+    raw_logits: torch.Tensor | None = None
+
+
 class LanguagePromptedSAM2(SAM2Base):
     """SAM-2 with ``[SEG]`` embeddings as extra sparse prompt tokens of the mask decoder.
+
+    ``SAM2Base._forward_sam_heads`` runs unchanged; two forward hooks do svac's part:
+
+    * on ``sam_prompt_encoder``: the ``[SEG]`` prompts of the call are appended to the sparse
+      prompt embeddings it makes (after SAM-2's padding point), so the mask decoder's two-way
+      transformer attends to them like to a click;
+    * on ``sam_mask_decoder`` (``keep_absent_object_logits`` only): the raw mask logits are kept,
+      so that an object predicted absent keeps them instead of SAM-2's "no object" logit.
+
+    The ``sam2`` members this relies on are pinned by ``tests/test_sam2_contract.py``.
 
     Args:
         text_multimask_output: whether the decoder predicts 3 masks (keeping the one with the
             best predicted IoU) when prompted by a ``[SEG]`` embedding; Sa2VA's SAM 2 does.
         keep_absent_object_logits: keep the decoder's mask logits when the object-score logit
             is <= 0, on every frame (Sa2VA's copy of SAM 2 comments out SAM 2's replacement by
-            ``NO_OBJ_SCORE``); ``False`` is SAM 2's behaviour.
+            ``NO_OBJ_SCORE``); ``False`` is SAM 2's behaviour. The object pointer is gated by the
+            score either way.
         **kwargs: every argument of ``sam2.modeling.sam2_base.SAM2Base`` (image encoder,
             memory attention and memory encoder modules, and options).
     """
@@ -81,6 +107,9 @@ class LanguagePromptedSAM2(SAM2Base):
         super().__init__(*args, **kwargs)
         self.text_multimask_output = text_multimask_output
         self.keep_absent_object_logits = keep_absent_object_logits
+        self._heads_call: _HeadsCall | None = None
+        self.sam_prompt_encoder.register_forward_hook(self._append_seg_tokens)
+        self.sam_mask_decoder.register_forward_hook(self._record_raw_logits)
 
     # ------------------------------------------------------------------ prompts
 
@@ -114,63 +143,61 @@ class LanguagePromptedSAM2(SAM2Base):
 
     def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, high_res_features=None,
                            multimask_output=False):
-        """SAM heads with the ``[SEG]`` prompt appended to the sparse prompt tokens.
+        """``SAM2Base._forward_sam_heads`` with the ``[SEG]`` prompt of ``point_inputs`` appended to the
+        sparse prompt tokens and, with ``keep_absent_object_logits``, the decoder's logits kept.
 
-        Without a ``[SEG]`` prompt in ``point_inputs`` this is ``SAM2Base._forward_sam_heads``
-        (unless ``keep_absent_object_logits``, when a frame without prompt -- tracked by memory --
-        is decoded here too, from SAM 2's padding point, so that its logits are kept as well).
         The outputs have the same meaning and shapes as there (for K objects): low-res multimask
         logits ``(K, M, 4h, 4w)``, high-res logits ``(K, M, S, S)``, IoU predictions ``(K, M)``,
         best low-/high-res logits ``(K, 1, ., .)``, object pointer ``(K, C)`` and object-score
         logits ``(K, 1)``; S = ``image_size`` pixels.
+
+        Raises:
+            ValueError: when a ``[SEG]`` prompt comes with mask inputs.
         """
-        text = None if point_inputs is None else point_inputs.get(TEXT_PROMPT_KEY)
-        if (text is None and not self.keep_absent_object_logits) or mask_inputs is not None:
-            if text is not None:
-                raise ValueError("[SEG] prompts cannot be combined with mask inputs")
-            return super()._forward_sam_heads(backbone_features, point_inputs, mask_inputs, high_res_features,
-                                              multimask_output)
-        num_obj = backbone_features.shape[0]
-        if point_inputs is None:  # SAM 2's padding point, as SAM2Base._forward_sam_heads makes it
-            coords = backbone_features.new_zeros(num_obj, 1, 2, dtype=torch.float32)
-            labels = -torch.ones(num_obj, 1, dtype=torch.int32, device=backbone_features.device)
-        else:
-            coords, labels = point_inputs["point_coords"], point_inputs["point_labels"]
-        sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        if text is not None:
-            sparse = torch.cat([sparse, text.to(sparse.dtype)], dim=1)
-        multimasks, ious, output_tokens, obj_logits = self.sam_mask_decoder(
-            image_embeddings=backbone_features,
-            image_pe=self.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
-            repeat_image=False,
-            high_res_features=high_res_features,
-        )
-        present = obj_logits > 0
-        if self.pred_obj_scores and not self.keep_absent_object_logits:
-            # an object predicted absent gets the "no object" logit everywhere, as in SAM-2
-            multimasks = torch.where(present[:, None, None], multimasks, NO_OBJ_SCORE)
-        multimasks = multimasks.float()
-        high_multimasks = F.interpolate(multimasks, size=(self.image_size, self.image_size), mode="bilinear",
-                                        align_corners=False)
-        token = output_tokens[:, 0]
+        seg = None if point_inputs is None else point_inputs.get(TEXT_PROMPT_KEY)
+        if seg is not None and mask_inputs is not None:
+            raise ValueError("[SEG] prompts cannot be combined with mask inputs")
+        call = _HeadsCall(seg_tokens=seg, keep_logits=self.keep_absent_object_logits and mask_inputs is None)
+        self._heads_call = call
+        try:
+            outputs = super()._forward_sam_heads(backbone_features, point_inputs, mask_inputs, high_res_features,
+                                                 multimask_output)
+        finally:
+            self._heads_call = None
+        if call.keep_logits and self.pred_obj_scores and bool((outputs[-1] <= 0).any()):
+            outputs = self._with_raw_logits(outputs, call.raw_logits, multimask_output)
+        return outputs
+
+    def _append_seg_tokens(self, module, inputs, output):
+        """Forward hook of ``sam_prompt_encoder``: append the call's ``[SEG]`` tokens to the sparse embeddings."""
+        call = self._heads_call
+        if call is None or call.seg_tokens is None:
+            return output
+        sparse, dense = output
+        return torch.cat([sparse, call.seg_tokens.to(sparse.dtype)], dim=1), dense
+
+    def _record_raw_logits(self, module, inputs, output):
+        """Forward hook of ``sam_mask_decoder``: keep its mask logits when the call keeps them."""
+        call = self._heads_call
+        if call is not None and call.keep_logits:
+            call.raw_logits = output[0]
+        return output
+
+    def _with_raw_logits(self, outputs: tuple, raw_logits: torch.Tensor, multimask_output: bool) -> tuple:
+        """``outputs`` of ``_forward_sam_heads`` with every mask taken from the decoder's raw logits
+        (SAM-2 replaced those of absent objects by ``NO_OBJ_SCORE``); the best mask is the same
+        IoU argmax SAM-2 takes; IoUs, object pointer and object scores stay SAM-2's."""
+        _, _, ious, _, _, obj_ptr, obj_logits = outputs
+        low_multi = raw_logits.float()
+        high_multi = F.interpolate(low_multi, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False)
         if multimask_output:
+            rows = torch.arange(low_multi.shape[0], device=low_multi.device)
             best = ious.argmax(dim=-1)
-            rows = torch.arange(num_obj, device=best.device)
-            low, high = multimasks[rows, best][:, None], high_multimasks[rows, best][:, None]
-            if output_tokens.shape[1] > 1:
-                token = output_tokens[rows, best]
+            low, high = low_multi[rows, best][:, None], high_multi[rows, best][:, None]
         else:
-            low, high = multimasks, high_multimasks
-        obj_ptr = self.obj_ptr_proj(token)
-        if self.pred_obj_scores:
-            weight = obj_logits.sigmoid() if self.soft_no_obj_ptr else present.float()
-            if self.fixed_no_obj_ptr:
-                obj_ptr = weight * obj_ptr
-            obj_ptr = obj_ptr + (1 - weight) * self.no_obj_ptr
-        return multimasks, high_multimasks, ious, low, high, obj_ptr, obj_logits
+            low, high = low_multi, high_multi
+        return low_multi, high_multi, ious, low, high, obj_ptr, obj_logits
 
     def track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
                    point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse=False, run_mem_encoder=True,
