@@ -8,19 +8,20 @@ One dataclass per concern:
 * :class:`SAM2Config`      -- the SAM-2 grounding model: one of the ``sam2`` package's own configs,
   resized by typed fields (never Hydra strings from a file);
 * :class:`InferenceConfig` -- decoding, device and dtype choices at inference;
-* :class:`BaselineConfig`  -- the classic R-VOS heads (ReferFormer, LAVT) selected by ``head``;
+* :class:`BaselineConfig`  -- the classic R-VOS heads selected by ``head``, with their typed
+  sections :class:`~svac.baseline_config.ReferFormerConfig` and :class:`~svac.baseline_config.LAVTConfig`;
 * :class:`SVACConfig`      -- the whole model, made of the above, and the inference ``pipeline``
   (``svac``, or ``sa2va``: Sa2VA's own ``predict_forward`` reproduced step for step).
 
 YAML files in ``configs/`` mirror these classes one to one. :func:`load_config`
 reads one (a path, or the name of a file shipped in ``configs/``), applies
-``key.sub=value`` overrides and rejects unknown keys, wrongly typed or
-out-of-range values and missing model sections with a
-:class:`~svac.errors.ConfigError` that names the key.
+``key.sub=value`` overrides, and :func:`from_dict` -- the one loader of the whole
+tree -- rejects unknown keys, wrongly typed or out-of-range values and missing model
+sections with a :class:`~svac.errors.ConfigError` that names the key.
 
-Nothing in a config chooses code: names are looked up in fixed tables
-(``Literal`` fields), the dicts handed to transformers' config classes take only
-those classes' fields with plain values, SAM-2 is described by typed numbers, and
+Nothing in a config chooses code (:mod:`svac.config_values`): names are looked up in
+fixed tables (``Literal`` fields), the dicts handed to transformers' config classes take
+only those classes' fields with plain values, SAM-2 is described by typed numbers, and
 paths to Python pickles are refused.
 """
 
@@ -38,6 +39,8 @@ from typing import Any, Literal
 
 import yaml
 
+from svac.baseline_config import LAVTConfig, ReferFormerConfig
+from svac.config_values import check_device, check_library_kwargs, check_path, library_config_fields
 from svac.errors import ConfigError
 
 #: ImageNet statistics used by InternViT and SAM-2 preprocessing (RGB, in [0, 1] units).
@@ -53,12 +56,6 @@ TEXT_MODEL_TYPES: tuple[str, ...] = typing.get_args(TextModelType)
 TEXT_EXTRA_KEYS = ("rope_theta", "rope_scaling")
 #: Keys of ``mllm.text`` set by svac from the tokenizer.
 TOKENIZER_TEXT_KEYS = ("vocab_size", "pad_token_id")
-#: The only ``mllm.vision`` / ``mllm.text`` keys whose value may be a mapping (of numbers, strings and lists).
-MAPPING_KEYS = ("rope_parameters", "rope_scaling")
-#: ``mllm.vision`` / ``mllm.text`` sizes that must be integers >= 1 (or lists of them) when given.
-POSITIVE_KEYS = ("image_size", "patch_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                 "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
-                 "original_max_position_embeddings", "head_dim", "num_channels")
 #: Sizes a config of head ``svac`` must give: svac never falls back to transformers' full-size defaults.
 REQUIRED_VISION_KEYS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                         "intermediate_size")
@@ -76,7 +73,7 @@ class MLLMConfig:
     The sub-model sizes are handed to transformers' own typed configs (``InternVLVisionConfig``
     and the LLM's config class). Only keys those classes define are accepted (plus
     :data:`TEXT_EXTRA_KEYS`), with numbers, booleans, strings or lists of them as values (a
-    mapping only for :data:`MAPPING_KEYS`); sizes must be positive.
+    mapping only for :data:`svac.config_values.MAPPING_KEYS`); sizes must be positive.
 
     Attributes:
         vision: keyword arguments of ``transformers.InternVLVisionConfig``
@@ -151,63 +148,6 @@ class MLLMConfig:
                 raise ConfigError(f"{where} is missing {', '.join(missing)}: a model config must give every size "
                                   f"(svac does not fall back to transformers' full-size defaults); see "
                                   f"configs/tiny.yaml")
-
-
-def library_config_fields(config_class: type) -> set[str]:
-    """The fields a transformers config class defines itself (not the generic ``PreTrainedConfig`` ones)."""
-    from transformers import PreTrainedConfig
-
-    generic = {f.name for f in dataclasses.fields(PreTrainedConfig)}
-    return {f.name for f in dataclasses.fields(config_class)} - generic
-
-
-def check_library_kwargs(where: str, kwargs: dict[str, Any], allowed: set[str]) -> None:
-    """Refuse keys outside ``allowed`` and values that are not plain data, naming the key.
-
-    Values may be numbers, booleans, ``None``, strings without ``${``, lists of those, and -- for
-    :data:`MAPPING_KEYS` only -- a mapping of those. Sizes in :data:`POSITIVE_KEYS` must be ints >= 1.
-    """
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys of "
-                          f"{where}: {', '.join(sorted(allowed))}")
-    for key, value in kwargs.items():
-        if isinstance(value, dict) and key in MAPPING_KEYS:
-            _check_rope_keys(f"{where}.{key}", value)
-            for sub, leaf in value.items():
-                _check_plain(f"{where}.{key}.{sub}", leaf)
-        else:
-            _check_plain(f"{where}.{key}", value)
-        if key in POSITIVE_KEYS and value is not None:
-            values = value if isinstance(value, (list, tuple)) else [value]
-            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-                raise ConfigError(f"{where}.{key} must be an integer >= 1 (or a list of them), got {value!r}")
-
-
-def _check_rope_keys(where: str, value: dict[str, Any]) -> None:
-    """Refuse keys of a rotary-embedding mapping that transformers' ``RopeParameters`` does not define
-    (``type`` is the legacy name of ``rope_type``)."""
-    from transformers.modeling_rope_utils import RopeParameters
-
-    allowed = set(typing.get_type_hints(RopeParameters)) | {"type"}
-    unknown = sorted(set(value) - allowed, key=str)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; valid keys of "
-                          f"{where}: {', '.join(sorted(allowed))}")
-
-
-def _check_plain(where: str, value: Any) -> None:
-    """Raise ConfigError unless ``value`` is a scalar or a list of scalars (strings without ``${``)."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if isinstance(item, str):
-            if "${" in item:
-                raise ConfigError(f"{where}: {item!r} holds an interpolation '${{'; config values are plain data")
-        elif item is not None and not isinstance(item, (bool, int, float)):
-            raise ConfigError(f"{where}: expected a number, a boolean, a string or a list of them, got "
-                              f"{type(item).__name__} {item!r}")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise ConfigError(f"{where}: expected a finite number, got {item!r}")
 
 
 @dataclass
@@ -550,47 +490,13 @@ class InferenceConfig:
         check_device(self.device, where="inference.device")
 
 
-#: Device names svac accepts: ``auto``, ``cpu``, ``cuda`` and ``cuda:N``.
-DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
-#: File suffixes of Python pickles, which svac never reads (unpickling runs code).
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".p")
-
-
-def check_device(name: str, *, where: str = "device") -> str:
-    """Return ``name`` if it is a device svac runs on (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
-
-    Raises:
-        ConfigError: naming ``where`` and the accepted names.
-    """
-    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
-        raise ConfigError(f"{where} must be auto, cpu, cuda or cuda:N, got {name!r}")
-    return name
-
-
-def check_path(where: str, path: str | None) -> None:
-    """Refuse a path-valued config field that names a Python pickle (``.pkl``, ``.pickle``, ``.p``).
-
-    svac reads weights from safetensors or with ``torch.load(weights_only=True)`` and never
-    unpickles; a pickle path in a config is refused when the config loads, not when it is used.
-
-    Raises:
-        ConfigError: naming ``where`` and the path.
-    """
-    if path is not None and Path(str(path)).suffix.lower() in PICKLE_SUFFIXES:
-        raise ConfigError(f"{where}: {path!r} is a Python pickle; svac never loads pickles (unpickling runs code). "
-                          "Convert it to safetensors (or a weights-only torch file) in a Python you trust")
-
-
 #: Frame height and width of the baseline heads must be multiples of this (pixels): the coarsest
 #: stride of their Swin / ResNet backbones (ReferFormer §4.1, LAVT §3).
 BASELINE_SIZE_MULTIPLE = 32
 #: Baseline heads, by the ``head`` name that selects them.
 BASELINE_HEADS = ("referformer", "lavt")
-#: Text-encoder settings svac derives from the tokenizer when it builds the encoder from scratch.
-TOKENIZER_DERIVED_KEYS = {
-    "referformer": ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"),
-    "lavt": ("text_vocab_size",),
-}
+#: Settings of a ReferFormer text encoder built from scratch that svac takes from the tokenizer.
+TOKENIZER_DERIVED_KEYS = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
 
 
 @dataclass
@@ -615,24 +521,28 @@ class BaselineConfig:
         text_tokenizer: a local tokenizer folder (BERT / RoBERTa ...). ``None``: the text
             encoder's own tokenizer when it is a pretrained checkpoint, else svac's offline
             byte-level tokenizer (:mod:`svac.heads.text`).
-        referformer: keyword arguments of :class:`svac.heads.referformer.ReferFormerConfig`.
-            When the text encoder is built from scratch (``text_encoder_init_config`` set), its
-            ``vocab_size`` and special-token ids come from the tokenizer and must not be given.
-        lavt: keyword arguments of :class:`svac.heads.lavt.LAVTConfig`. When BERT is built from
-            scratch (``text_encoder_path`` unset), ``text_vocab_size`` comes from the tokenizer
-            and must not be given.
+        referformer: the ReferFormer head (:class:`svac.baseline_config.ReferFormerConfig`), or
+            ``None`` (no section; an empty mapping in a file means the same). When the text
+            encoder is built from scratch (``text_encoder_init_config`` set), that mapping holds
+            keyword arguments of transformers' ``RobertaConfig`` / ``BertConfig`` (checked like
+            ``mllm.text``); its ``vocab_size`` and special-token ids come from the tokenizer and
+            must not be given.
+        lavt: the LAVT head (:class:`svac.baseline_config.LAVTConfig`), or ``None``. When BERT is
+            built from scratch (``text_encoder_path`` unset), ``text_vocab_size`` comes from the
+            tokenizer and must not be given.
 
     Raises:
         ConfigError: naming the key, for a size that is not a positive multiple of 32, a window
-            below 1, or a tokenizer-derived text-encoder setting given explicitly.
+            below 1, a text-encoder setting that is not a field of its transformers config class or
+            not plain data, or a tokenizer-derived text-encoder setting given explicitly.
     """
 
     input_size: tuple[int, int] = (384, 640)
     window: int = 5
     train_frames: Literal["window", "uniform"] = "window"
     text_tokenizer: str | None = None
-    referformer: dict[str, Any] = field(default_factory=dict)
-    lavt: dict[str, Any] = field(default_factory=dict)
+    referformer: ReferFormerConfig | None = None
+    lavt: LAVTConfig | None = None
 
     def __post_init__(self) -> None:
         for axis, value in zip(("height", "width"), self.input_size):
@@ -641,15 +551,16 @@ class BaselineConfig:
                                   f"{BASELINE_SIZE_MULTIPLE} pixels, got {value}")
         if self.window < 1:
             raise ConfigError(f"baseline.window must be >= 1, got {self.window}")
-        init = self.referformer.get("text_encoder_init_config")
-        if isinstance(init, dict):
-            given = sorted(k for k in TOKENIZER_DERIVED_KEYS["referformer"] if k in init)
+        init = None if self.referformer is None else self.referformer.text_encoder_init_config
+        if init is not None:
+            where = "baseline.referformer.text_encoder_init_config"
+            given = sorted(k for k in TOKENIZER_DERIVED_KEYS if k in init)
             if given:
-                raise ConfigError(f"baseline.referformer.text_encoder_init_config.{given[0]} is set from the "
-                                  "tokenizer; remove it from the config")
-        given = sorted(k for k in TOKENIZER_DERIVED_KEYS["lavt"] if k in self.lavt)
-        if self.lavt.get("text_encoder_path") is None and given:
-            raise ConfigError(f"baseline.lavt.{given[0]} is set from the tokenizer; remove it from the config")
+                raise ConfigError(f"{where}.{given[0]} is set from the tokenizer; remove it from the config")
+            check_library_kwargs(where, init, library_config_fields(self.referformer.text_config_class()))
+        lavt = self.lavt
+        if lavt is not None and lavt.text_encoder_path is None and lavt.text_vocab_size is not None:
+            raise ConfigError("baseline.lavt.text_vocab_size is set from the tokenizer; remove it from the config")
 
 
 @dataclass
@@ -675,9 +586,8 @@ class SVACConfig:
 
     Raises:
         ConfigError: naming the key, when ``head`` is ``svac`` and the MLLM sizes are
-            incomplete, when a ``baseline.<head>`` section (that of ``head``, or any other
-            that is not empty) is not a valid head config, or when ``pipeline=sa2va`` is
-            combined with ASTC or per-clip ``[SEG]`` modes.
+            incomplete, when ``head`` is a baseline whose ``baseline.<head>`` section is missing,
+            or when ``pipeline=sa2va`` is combined with ASTC or per-clip ``[SEG]`` modes.
     """
 
     name: str = "svac"
@@ -698,11 +608,10 @@ class SVACConfig:
                               f"csa.mode={self.csa.mode}. Set pipeline=svac to run ASTC / CSA")
         if self.head == "svac":
             self.mllm.check_complete()
-        from svac.heads.head_configs import check_baseline_section
-
-        for head in BASELINE_HEADS:  # validates baseline.<head>; raises ConfigError naming the key
-            if head == self.head or getattr(self.baseline, head):
-                check_baseline_section(self.baseline, head)
+        elif getattr(self.baseline, self.head) is None:
+            raise ConfigError(f"the model config has no baseline.{self.head} section: head {self.head!r} is built "
+                              f"from it (svac never falls back to a library's full-size defaults); see "
+                              f"configs/{_TINY_CONFIGS[self.head]}")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain YAML/JSON-compatible data (tuples become lists)."""
@@ -715,40 +624,39 @@ class SVACConfig:
 def from_dict(cls: type, data: dict[str, Any], *, where: str = "") -> Any:
     """Build dataclass ``cls`` from plain data, checking every key and value type.
 
+    This is the one loader of the config tree: every section, the baseline heads' included, is
+    built here from its field annotations (nested dataclasses recursively), then checks its own
+    values (``__post_init__``). An error a section raises without naming where it sits in the
+    tree is prefixed with ``where`` (``baseline.lavt: LAVTConfig.variant must be ...``).
+
     Args:
         cls: a dataclass type (nested dataclass fields are built recursively).
         data: mapping of field names to values, as read from YAML or JSON.
         where: dotted prefix used in error messages.
 
     Raises:
-        ConfigError: on an unknown key, a value whose type does not match the field, a
-            section the model's ``head`` needs but the data lacks, or an old-format
-            ``sam2.overrides`` line that cannot be converted.
+        ConfigError: on an unknown key, a value whose type does not match the field, a value
+            the section refuses, a section the model's ``head`` needs but the data lacks, or an
+            old-format ``sam2.overrides`` line that cannot be converted.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     check = _DOCUMENT_CHECKS.get(cls)
     if check is not None:
         data = check(data, where)
-    return cls(**typed_kwargs(cls, data, where=where))
-
-
-def typed_kwargs(cls: type, data: dict[str, Any], *, where: str = "") -> dict[str, Any]:
-    """``data`` as keyword arguments of dataclass ``cls``: unknown keys refused, every value checked
-    against the field's type annotation (nested dataclasses built with :func:`from_dict`).
-
-    Raises:
-        ConfigError: naming the key, on an unknown key or a value of the wrong type.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names, key=str)
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(_join(where, str(k)) for k in unknown)}; "
                           f"valid keys of {where or cls.__name__}: {', '.join(sorted(names))}")
-    return {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+    kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if not where or where in str(exc):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _model_sections(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -967,10 +875,19 @@ SAM2_HYDRA_PATHS: dict[str, tuple[str, ...]] = {
     "mask_decoder.dynamic_multimask_stability_thresh": (
         "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh",),
 }
+
+
+def _empty_sections(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """An empty ``baseline.referformer`` / ``baseline.lavt`` mapping is no section (``None``), as
+    configs and checkpoints written before the sections were typed store an unused one."""
+    return {k: (None if k in BASELINE_HEADS and v == {} else v) for k, v in data.items()}
+
+
 #: Checks (and conversions) of a raw mapping before :func:`from_dict` builds these classes from it.
 _DOCUMENT_CHECKS: dict[type, typing.Callable[[dict[str, Any], str], dict[str, Any]]] = {
     SVACConfig: _model_sections,
     SAM2Config: _legacy_sam2,
+    BaselineConfig: _empty_sections,
 }
 
 

@@ -298,7 +298,7 @@ def test_library_keyword_dicts_take_only_the_library_class_fields_as_plain_data(
 
 def test_referformer_weight_names_come_from_the_backbones_own_enum(tmp_path):
     from svac.heads.referformer.backbone import build_backbone
-    from svac.heads.referformer.config import ReferFormerConfig
+    from svac.baseline_config import ReferFormerConfig
 
     # a torchvision weight name of another model, and a name that is not a weight at all
     for name in ("ResNet50_Weights.IMAGENET1K_V1", "resnet50.IMAGENET1K_V1", "Swin_T_Weights.__class__"):

@@ -73,7 +73,7 @@ def test_svac_config_keeps_but_validates_an_unused_baseline_section(tiny_config)
     assert tiny_config.head == "svac"
     cfg = load_config("tiny.yaml", ["baseline.lavt.variant=video", "baseline.lavt.patch_size=[1,4,4]",
                                     "baseline.lavt.window_size=[2,4,4]"])
-    assert cfg.head == "svac" and cfg.baseline.lavt["variant"] == "video"
+    assert cfg.head == "svac" and cfg.baseline.lavt.variant == "video"
     with pytest.raises(ConfigError, match="LAVTConfig.variant"):
         load_config("tiny.yaml", ["baseline.lavt.variant=audio"])
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from svac.config import from_dict
 from svac.errors import CheckpointError, ConfigError
 from svac.heads.lavt import LAVT, LAVTConfig, LAVTInputError, LAVTLoss, LAVTPrediction
 
@@ -171,10 +173,11 @@ def test_config_validation_and_paper_shapes():
     swin3d_t = (96, (2, 2, 6, 2), (3, 6, 12, 24), (8, 7, 7))  # torchvision swin3d_t
     assert (video.embed_dim, video.depths, video.num_heads, video.window_size) == swin3d_t
     assert video.patch_size == (1, 4, 4)
-    assert LAVTConfig.from_dict({"variant": "video", "pwam3d_kernels": [[3, 1, 1], [1, 3, 3]], "patch_size": [1, 4, 4],
-                                 "window_size": [2, 7, 7]}).pwam3d_kernels == ((3, 1, 1), (1, 3, 3))
+    # a mapping (a YAML section) goes through the config tree's one loader: lists become tuples, unknown keys refused
+    assert from_dict(LAVTConfig, {"variant": "video", "pwam3d_kernels": [[3, 1, 1], [1, 3, 3]], "patch_size": [1, 4, 4],
+                                  "window_size": [2, 7, 7]}).pwam3d_kernels == ((3, 1, 1), (1, 3, 3))
     with pytest.raises(ConfigError, match="unknown"):
-        LAVTConfig.from_dict({"varient": "image"})
+        from_dict(LAVTConfig, {"varient": "image"})
     with pytest.raises(ConfigError, match="temporal patch"):
         LAVTConfig.tiny("video", patch_size=(2, 4, 4))
     with pytest.raises(ConfigError, match="window_size"):
@@ -183,7 +186,7 @@ def test_config_validation_and_paper_shapes():
         LAVTConfig.tiny("image", num_heads=(3, 1, 1, 1))
     with pytest.raises(ConfigError, match="odd"):
         LAVTConfig.tiny("video", pwam3d_kernels=((2, 3, 3),))
-    assert LAVTConfig.from_dict(image.to_dict()) == image
+    assert from_dict(LAVTConfig, dataclasses.asdict(image)) == image
 
 
 def test_image_backbone_loads_torchvision_state_dict(tmp_path):

@@ -206,7 +206,7 @@ def test_text_encoder_loads_a_local_checkpoint_frozen(tmp_path: Path) -> None:
     from transformers import RobertaConfig, RobertaModel
 
     from svac.errors import CheckpointError
-    from svac.heads.referformer.config import TINY_TEXT_CONFIG
+    from svac.baseline_config import TINY_TEXT_CONFIG
     from svac.heads.referformer.text_encoder import FrozenTextEncoder
 
     torch.manual_seed(2)

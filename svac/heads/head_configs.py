@@ -1,10 +1,10 @@
-"""From ``SVACConfig.baseline`` to the typed configs of the baseline heads.
+"""What svac fills into a baseline head's config before it builds the head.
 
-``baseline.referformer`` holds keyword arguments of
-:class:`svac.heads.referformer.ReferFormerConfig` and ``baseline.lavt`` those of
-:class:`svac.heads.lavt.LAVTConfig`. :func:`head_config` builds the head's
-config, validating every key (errors name ``baseline.<head>.<key>``), and fills
-in what svac derives itself:
+The config tree holds the heads' typed configs (``baseline.referformer``:
+:class:`~svac.baseline_config.ReferFormerConfig`, ``baseline.lavt``:
+:class:`~svac.baseline_config.LAVTConfig`), checked when the config loads
+(:func:`svac.config.from_dict`). :func:`head_config` takes the head's section as it is and
+fills in what svac derives itself:
 
 * the text encoder's vocabulary size and special-token ids, from the tokenizer,
   when the encoder is built from scratch (never given in the YAML);
@@ -15,16 +15,17 @@ in what svac derives itself:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Mapping
 
+from svac.baseline_config import LAVTConfig, ReferFormerConfig
+from svac.config_values import check_library_kwargs, library_config_fields
 from svac.errors import ConfigError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from svac.config import BaselineConfig, SVACConfig
-    from svac.heads.lavt import LAVTConfig
-    from svac.heads.referformer import ReferFormerConfig
+    from svac.config import SVACConfig
 
 #: ``LAVTConfig`` fields that give the shape of a BERT built from scratch, by ``BertConfig`` name.
 LAVT_TEXT_FIELDS = {
@@ -35,6 +36,8 @@ LAVT_TEXT_FIELDS = {
     "vocab_size": "text_vocab_size",
     "max_position_embeddings": "text_max_positions",
 }
+#: Where a stored text-encoder config comes from, named in error messages.
+STORED_TEXT_CONFIG = "the checkpoint's text_encoder.json"
 
 
 def text_encoder_from_scratch(config: "SVACConfig") -> bool:
@@ -45,24 +48,27 @@ def text_encoder_from_scratch(config: "SVACConfig") -> bool:
     Raises:
         ConfigError: when ``config.head`` is not a baseline head.
     """
-    if config.head == "referformer":
-        return config.baseline.referformer.get("text_encoder_init_config") is not None
-    if config.head == "lavt":
-        return config.baseline.lavt.get("text_encoder_path") is None
-    raise ConfigError(f"head {config.head!r} is not a baseline head (referformer, lavt)")
+    section = _section(config)
+    if isinstance(section, ReferFormerConfig):
+        return section.text_encoder_init_config is not None
+    return section.text_encoder_path is None
 
 
 def pretrained_text_encoder(config: "SVACConfig") -> tuple[str, bool]:
-    """``(name or folder, local_files_only)`` of the pretrained text encoder of a baseline config."""
-    if config.head == "referformer":
-        section = config.baseline.referformer
-        return str(section.get("text_encoder", "FacebookAI/roberta-base")), bool(section.get("local_files_only", True))
-    return str(config.baseline.lavt["text_encoder_path"]), True
+    """``(name or folder, local_files_only)`` of the pretrained text encoder of a baseline config.
+
+    Raises:
+        ConfigError: when ``config.head`` is not a baseline head.
+    """
+    section = _section(config)
+    if isinstance(section, ReferFormerConfig):
+        return section.text_encoder, section.local_files_only
+    return str(section.text_encoder_path), True
 
 
 def head_config(config: "SVACConfig", *, tokenizer: "PreTrainedTokenizerBase | None" = None,
-                text_encoder: Mapping[str, Any] | None = None) -> "ReferFormerConfig | LAVTConfig":
-    """The typed head config of ``config.baseline.<config.head>``.
+                text_encoder: Mapping[str, Any] | None = None) -> ReferFormerConfig | LAVTConfig:
+    """The config the head of ``config.head`` is built from: ``config.baseline.<head>`` completed.
 
     Args:
         config: a config whose ``head`` is ``referformer`` or ``lavt``.
@@ -73,99 +79,54 @@ def head_config(config: "SVACConfig", *, tokenizer: "PreTrainedTokenizerBase | N
             are not loaded (a checkpoint's own tensors are loaded afterwards).
 
     Raises:
-        ConfigError: on an unknown key or an invalid value, the message naming ``baseline.<head>``.
+        ConfigError: when ``config.head`` is not a baseline head, or the stored text-encoder
+            config holds values that are not plain data or not sizes >= 1 (naming the file).
     """
-    if config.head == "referformer":
-        return _referformer(config.baseline.referformer, tokenizer, text_encoder)
-    if config.head == "lavt":
-        return _lavt(config.baseline.lavt, tokenizer, text_encoder)
-    raise ConfigError(f"head {config.head!r} is not a baseline head (referformer, lavt)")
-
-
-def check_baseline_section(baseline: "BaselineConfig", head: str) -> None:
-    """Validate ``baseline.<head>`` (keys, value types and ranges) without building anything.
-
-    Raises:
-        ConfigError: naming ``baseline.<head>.<key>``.
-    """
-    if head == "referformer":
-        _referformer(baseline.referformer, None, None)
-    elif head == "lavt":
-        _lavt(baseline.lavt, None, None)
+    section = _section(config)
+    if isinstance(section, ReferFormerConfig):
+        changes = _referformer_text(section, tokenizer, text_encoder)
     else:
-        raise ConfigError(f"head {head!r} is not a baseline head (referformer, lavt)")
-
-
-def _referformer(section: Mapping[str, Any], tokenizer, text_encoder) -> "ReferFormerConfig":
-    from svac.heads.referformer.config import ReferFormerConfig
-
-    kwargs = _checked_kwargs(ReferFormerConfig, section, "baseline.referformer")
-    family = kwargs.get("text_encoder_family", "roberta")
-    if text_encoder is not None:
-        kwargs["text_encoder_init_config"] = _text_config_kwargs(family, text_encoder, stored=True)
-        kwargs["backbone_weights"] = None
-    elif kwargs.get("text_encoder_init_config") is not None:
-        init = _text_config_kwargs(family, kwargs["text_encoder_init_config"], stored=False)
-        if tokenizer is not None:
-            init.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-            for name in ("bos_token_id", "eos_token_id"):
-                if getattr(tokenizer, name, None) is not None:
-                    init[name] = getattr(tokenizer, name)
-        kwargs["text_encoder_init_config"] = init
+        changes = _lavt_text(section, tokenizer, text_encoder)
     try:
-        return ReferFormerConfig(**kwargs)
+        return dataclasses.replace(section, **changes)
     except ConfigError as exc:
-        raise ConfigError(f"baseline.referformer: {exc}") from exc
+        raise ConfigError(f"baseline.{config.head}: {exc}") from exc
 
 
-def _text_config_kwargs(family: str, data: Mapping[str, Any], *, stored: bool) -> dict[str, Any]:
-    """Keyword arguments of the text encoder's transformers config (``RobertaConfig`` / ``BertConfig``).
-
-    A config given in the YAML (``text_encoder_init_config``) may hold only that class's own fields; a
-    config stored in a checkpoint (``text_encoder.json``, the class's ``to_dict()``) keeps only them
-    (the rest is bookkeeping: ``architectures``, ``id2label`` ...). Values must be plain data.
-
-    Raises:
-        ConfigError: naming ``baseline.referformer.text_encoder_init_config.<key>``.
-    """
-    from transformers import BertConfig, RobertaConfig
-
-    from svac.config import check_library_kwargs, library_config_fields
-
-    allowed = library_config_fields({"roberta": RobertaConfig, "bert": BertConfig}[family])
-    where = "baseline.referformer.text_encoder_init_config"
-    if stored:
-        where = "the checkpoint's text_encoder.json"
-        data = {k: v for k, v in data.items() if k in allowed}
-    init = dict(data)
-    check_library_kwargs(where, init, allowed)
-    return init
+def _section(config: "SVACConfig") -> ReferFormerConfig | LAVTConfig:
+    if config.head == "referformer" and config.baseline.referformer is not None:
+        return config.baseline.referformer
+    if config.head == "lavt" and config.baseline.lavt is not None:
+        return config.baseline.lavt
+    raise ConfigError(f"head {config.head!r} is not a baseline head with a baseline.{config.head} section "
+                      "(referformer, lavt)")
 
 
-def _lavt(section: Mapping[str, Any], tokenizer, text_encoder) -> "LAVTConfig":
-    from svac.heads.lavt.config import LAVTConfig
-
-    kwargs = _checked_kwargs(LAVTConfig, section, "baseline.lavt")
+def _referformer_text(section: ReferFormerConfig, tokenizer, text_encoder) -> dict[str, Any]:
+    """The fields of a ReferFormer config svac fills in (see :func:`head_config`)."""
     if text_encoder is not None:
-        kwargs["text_encoder_path"] = None
-        kwargs["backbone_weights"] = None
+        allowed = library_config_fields(section.text_config_class())
+        stored = {k: v for k, v in text_encoder.items() if k in allowed}  # the rest is bookkeeping (id2label ...)
+        check_library_kwargs(STORED_TEXT_CONFIG, stored, allowed)
+        return {"text_encoder_init_config": stored, "backbone_weights": None}
+    if section.text_encoder_init_config is None or tokenizer is None:
+        return {}
+    init = dict(section.text_encoder_init_config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    for name in ("bos_token_id", "eos_token_id"):
+        if getattr(tokenizer, name, None) is not None:
+            init[name] = getattr(tokenizer, name)
+    return {"text_encoder_init_config": init}
+
+
+def _lavt_text(section: LAVTConfig, tokenizer, text_encoder) -> dict[str, Any]:
+    """The fields of a LAVT config svac fills in (see :func:`head_config`)."""
+    if text_encoder is not None:
         stored = {field: text_encoder.get(key) for key, field in LAVT_TEXT_FIELDS.items()}
         bad = sorted(k for k, v in stored.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1)
         if bad:
-            raise ConfigError(f"the checkpoint's text_encoder.json: {', '.join(bad)} must be integers >= 1, got "
+            raise ConfigError(f"{STORED_TEXT_CONFIG}: {', '.join(bad)} must be integers >= 1, got "
                               f"{', '.join(repr(stored[k]) for k in bad)}")
-        kwargs.update(stored)
-    elif tokenizer is not None and kwargs.get("text_encoder_path") is None:
-        kwargs["text_vocab_size"] = len(tokenizer)
-    try:
-        return LAVTConfig(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"baseline.lavt: {exc}") from exc
-
-
-def _checked_kwargs(cls: type, section: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``section`` as keyword arguments of dataclass ``cls``: unknown keys refused and every value checked
-    against the field's type (lists become tuples), each error naming ``where.<key>``."""
-    from svac.config import typed_kwargs
-
-    return typed_kwargs(cls, dict(section), where=where)
+        return {"text_encoder_path": None, "backbone_weights": None, **stored}
+    if tokenizer is not None and section.text_encoder_path is None:
+        return {"text_vocab_size": len(tokenizer)}
+    return {}

@@ -3,7 +3,7 @@
 Public API::
 
     from svac.heads.lavt import LAVT, LAVTConfig, LAVTLoss
-    cfg = LAVTConfig.tiny("video")          # or LAVTConfig.paper("image"), LAVTConfig.from_dict(...)
+    cfg = LAVTConfig.tiny("video")          # or LAVTConfig.paper("image"); svac.baseline_config
     model = LAVT(cfg)
     out = model(frames, input_ids, attention_mask)      # LAVTOutput, logits (B, T, 2, H/4, W/4)
     losses = LAVTLoss(cfg)(out, masks)                  # {"loss": ..., "loss_dice": ...}
@@ -18,7 +18,7 @@ Building blocks (separately importable): :class:`PWAM` (Eqs. 1-7),
 from __future__ import annotations
 
 from svac.heads.lavt.attention import pixel_word_attention
-from svac.heads.lavt.config import LAVTConfig
+from svac.baseline_config import LAVTConfig
 from svac.heads.lavt.decoder import MaskDecoder
 from svac.heads.lavt.errors import LAVTInputError
 from svac.heads.lavt.loss import LAVTLoss, two_class_dice_loss

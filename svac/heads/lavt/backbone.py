@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from svac.errors import CheckpointError
-from svac.heads.lavt.config import LAVTConfig
+from svac.baseline_config import LAVTConfig
 
 _FEATURES_PREFIX = "features."
 _PATCH_EMBED_PREFIX = "patch_embed."

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from svac.errors import ConfigError
-from svac.heads.lavt.config import NUM_CLASSES, NUM_STAGES
+from svac.baseline_config import NUM_CLASSES, NUM_STAGES
 from svac.heads.lavt.errors import LAVTInputError
 
 _KERNEL = 3

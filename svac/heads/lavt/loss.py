@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from svac.heads.lavt.config import NUM_CLASSES, LAVTConfig
+from svac.baseline_config import NUM_CLASSES, LAVTConfig
 from svac.heads.lavt.errors import LAVTInputError
 from svac.heads.lavt.outputs import LAVTOutput
 

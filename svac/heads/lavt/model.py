@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from svac.heads.lavt.backbone import build_stages
-from svac.heads.lavt.config import NUM_CLASSES, NUM_STAGES, LAVTConfig
+from svac.baseline_config import NUM_CLASSES, NUM_STAGES, LAVTConfig
 from svac.heads.lavt.decoder import MaskDecoder
 from svac.heads.lavt.errors import LAVTInputError
 from svac.heads.lavt.outputs import LAVTOutput, LAVTPrediction

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from svac.errors import CheckpointError
-from svac.heads.lavt.config import LAVTConfig
+from svac.errors import CheckpointError, ConfigError
+from svac.baseline_config import LAVTConfig
 from svac.heads.lavt.errors import LAVTInputError
 
 
@@ -34,6 +34,7 @@ class TextEncoder(nn.Module):
     Raises:
         svac.errors.CheckpointError: ``text_encoder_path`` is not a readable
             local BERT checkpoint folder.
+        svac.errors.ConfigError: neither ``text_encoder_path`` nor ``text_vocab_size`` is set.
     """
 
     def __init__(self, cfg: LAVTConfig):
@@ -49,6 +50,9 @@ class TextEncoder(nn.Module):
             except (OSError, ValueError) as exc:
                 raise CheckpointError(f"cannot load a BERT checkpoint from {path}: {exc}") from exc
         else:
+            if cfg.text_vocab_size is None:
+                raise ConfigError("LAVTConfig.text_vocab_size is None: a BERT built from scratch needs the vocabulary "
+                                  "size of its tokenizer (svac fills it in when it builds the head from a config)")
             bert_config = BertConfig(
                 vocab_size=cfg.text_vocab_size,
                 hidden_size=cfg.text_hidden_size,

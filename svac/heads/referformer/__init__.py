@@ -18,7 +18,7 @@ Written from the papers; no code of the authors' repositories is used.
 
 from __future__ import annotations
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 from .criterion import ReferFormerCriterion, ReferFormerTarget
 from .losses import masks_to_boxes_normalized
 from .matcher import HungarianSequenceMatcher, SequenceMatch

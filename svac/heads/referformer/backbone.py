@@ -26,7 +26,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from svac.errors import CheckpointError, ConfigError
 
-from .config import MAX_BACKBONE_STRIDE, ReferFormerConfig
+from svac.baseline_config import MAX_BACKBONE_STRIDE, ReferFormerConfig
 
 #: Indices of the four stage outputs inside torchvision Swin ``features``.
 SWIN_STAGE_INDICES = (1, 3, 5, 7)

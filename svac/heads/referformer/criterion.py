@@ -33,7 +33,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal
 
 from svac.errors import AnnotationError, ConfigError
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 from .losses import dice_loss, mask_focal_loss, masks_to_boxes_normalized, multi_granularity_mask_losses
 from .matcher import HungarianSequenceMatcher
 from .outputs import ReferFormerLayerOutput, ReferFormerOutput

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 
 #: Feature levels seen by the deformable transformer: strides 8, 16, 32 and an extra 64.
 NUM_TRANSFORMER_LEVELS = 4

@@ -22,7 +22,7 @@ from torch import nn
 
 from svac.errors import ConfigError
 
-from .config import GROUP_NORM_GROUPS, ReferFormerConfig
+from svac.baseline_config import GROUP_NORM_GROUPS, ReferFormerConfig
 from .fusion import PixelWordAttention
 from .position import sine_position_encoding
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from svac.errors import ConfigError
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 
 #: Normalisation of the FFT pair (unitary, so the identity filter is an exact round trip).
 FFT_NORM = "ortho"

@@ -25,7 +25,7 @@ from torch import nn
 
 from svac.errors import ConfigError
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 from .deformable import MLP
 
 #: Relative coordinate channels appended to the mask features (x, y).

@@ -31,7 +31,7 @@ from torchvision.ops import box_convert, generalized_box_iou
 
 from svac.errors import ConfigError
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 from .losses import DICE_SMOOTH
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from svac.errors import ConfigError
 
 from .backbone import build_backbone
-from .config import GROUP_NORM_GROUPS, ReferFormerConfig
+from svac.baseline_config import GROUP_NORM_GROUPS, ReferFormerConfig
 from .deformable import DeformableTransformer
 from .fpn import CrossModalFPN
 from .fusion import build_fusion

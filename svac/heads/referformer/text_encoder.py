@@ -21,7 +21,7 @@ from torch import nn
 
 from svac.errors import CheckpointError, ConfigError
 
-from .config import ReferFormerConfig
+from svac.baseline_config import ReferFormerConfig
 
 
 @dataclass
@@ -90,12 +90,10 @@ class FrozenTextEncoder(nn.Module):
 
 def _build_text_model(cfg: ReferFormerConfig) -> nn.Module:
     """Load (or build randomly, when ``text_encoder_init_config`` is set) the transformers encoder."""
-    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+    from transformers import BertModel, RobertaModel
 
-    config_class, model_class = {
-        "roberta": (RobertaConfig, RobertaModel),
-        "bert": (BertConfig, BertModel),
-    }[cfg.text_encoder_family]
+    config_class = cfg.text_config_class()
+    model_class = {"roberta": RobertaModel, "bert": BertModel}[cfg.text_encoder_family]
     if cfg.text_encoder_init_config is not None:
         try:
             config = config_class(**cfg.text_encoder_init_config)
