@@ -31,6 +31,19 @@ def test_tiny_baseline_yaml_loads_and_names_its_head(head):
     assert from_dict(SVACConfig, cfg.to_dict()) == cfg  # plain-data round trip (lists back to tuples)
 
 
+def test_baseline_sections_are_typed_and_configs_with_untyped_ones_still_load():
+    from svac.baseline_config import LAVTConfig, ReferFormerConfig
+
+    assert isinstance(load_config("lavt_tiny.yaml").baseline.lavt, LAVTConfig)
+    assert isinstance(load_config("referformer_tiny.yaml").baseline.referformer, ReferFormerConfig)
+    old = load_config("tiny.yaml").to_dict()
+    old["baseline"].update(referformer={}, lavt={})  # how an unused section was stored before it was typed
+    cfg = from_dict(SVACConfig, old)
+    assert cfg.baseline.referformer is None and cfg.baseline.lavt is None
+    with pytest.raises(ConfigError, match="has no baseline.lavt section"):
+        from_dict(SVACConfig, {**old, "head": "lavt"})
+
+
 def test_registry_covers_every_head_the_config_accepts():
     heads = typing.get_args(typing.get_type_hints(SVACConfig)["head"])
     assert set(heads) == set(HEADS)
