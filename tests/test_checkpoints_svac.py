@@ -36,7 +36,7 @@ def _hidden(model, ids, pixels):
 
 def _all_weight_names(folder):
     names = []
-    for shard in sorted(folder.glob("model-*.safetensors")):
+    for shard in sorted(folder.glob("model*.safetensors")):
         with safe_open(str(shard), "pt") as f:
             names += list(f.keys())
     return names
@@ -76,7 +76,7 @@ def test_refuses_to_overwrite_and_leaves_nothing_behind_on_failure(tiny_model, t
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(svac_format, "write_shards", broken)
+    monkeypatch.setattr(svac_format, "write_weights", broken)
     with pytest.raises(OSError, match="disk full"):
         tiny_model.save_pretrained(target, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no partial or backup folder left

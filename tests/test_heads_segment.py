@@ -133,6 +133,14 @@ def test_save_load_round_trip_gives_identical_segmentation(baseline, small_video
     assert longer.segment(small_video, EXPRESSION).clip_spans == [(0, 6), (6, 12)]
 
 
+def test_loaded_weights_take_torch_dtype(baseline, tmp_path):
+    folder = baseline.save_pretrained(tmp_path / "ckpt").path
+    loaded = type(baseline).from_pretrained(folder, torch_dtype="bfloat16")
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16} and loaded.config.inference.dtype == "bfloat16"
+    saved = baseline.state_dict()
+    assert all(torch.equal(v, saved[k].to(v.dtype)) for k, v in loaded.state_dict().items())
+
+
 def test_loading_is_strict_and_checks_the_head(baseline, tmp_path):
     from svac.heads import head_class
 
@@ -140,7 +148,7 @@ def test_loading_is_strict_and_checks_the_head(baseline, tmp_path):
     baseline.save_pretrained(folder)
     head = baseline.config.head
     key = "baseline.referformer.hidden_dim=64" if head == "referformer" else "baseline.lavt.decoder_dim=32"
-    with pytest.raises(CheckpointError, match="mismatched shapes"):
+    with pytest.raises(CheckpointError, match="shape mismatch"):
         _load(str(folder), overrides=[key])
     other = head_class("lavt" if head == "referformer" else "referformer")
     with pytest.raises(CheckpointError, match=f"holds a '{head}' model"):

@@ -116,7 +116,8 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     from svac.checkpoints.llm_families import native_text_kwargs
     from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.placement import CANONICAL, resolve_dtype
-    from svac.config import InferenceConfig, MLLMConfig, SVACConfig, library_config_fields
+    from svac.config import InferenceConfig, MLLMConfig, SVACConfig
+    from svac.config_values import library_config_fields
     from svac.mllm.chat_template import load_chat_template
     from svac.mllm.tokenizer import token_id
     from svac.mllm.tokens import IMG_CONTEXT

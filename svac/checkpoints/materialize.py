@@ -1,14 +1,16 @@
 """Filling an empty model skeleton from checkpoint shards, strictly, one shard at a time.
 
 The model is first built with its parameters on the ``meta`` device (no memory, no
-random initialisation; :func:`empty_model`). A :class:`LoadPlan` says which checkpoint
-tensor fills which parameter, possibly through a conversion (a fused ``qkv`` matrix
-split into ``q``/``k``/``v`` ...). :func:`load_weights` first checks the plan against
-the shard headers -- every parameter filled exactly once, no checkpoint tensor left
-over, every shape right -- and raises one :class:`~svac.errors.CheckpointError` listing
-all problems before reading any data. It then reads the shards one by one, converts,
-casts floating tensors to the requested dtype and puts each tensor straight on its
-target device, so at most one shard is held in host memory besides the model.
+random initialisation; accelerate's ``init_empty_weights``, :func:`empty_model`). A
+:class:`LoadPlan` says which checkpoint tensor fills which parameter, possibly through a
+conversion (a fused ``qkv`` matrix split into ``q``/``k``/``v`` ...). :func:`load_weights`
+first checks the plan against the shard headers -- every parameter filled exactly once, no
+checkpoint tensor left over, every shape right -- and raises one
+:class:`~svac.errors.CheckpointError` listing all problems before reading any data. It then
+reads the shards one by one, converts, casts floating tensors to the requested dtype (SAM-2's
+stay float32) and puts each tensor, in fresh storage, straight on its target device with
+accelerate's ``set_module_tensor_to_device``, so at most one shard is held in host memory
+besides the model; tied weights are tied again with accelerate's ``retie_parameters``.
 """
 
 from __future__ import annotations
@@ -139,26 +141,18 @@ def empty_model(build: Callable[[], nn.Module]) -> nn.Module:
 def tied_aliases(model: nn.Module) -> dict[str, str]:
     """Parameter names that share one tensor with an earlier name: ``{alias: canonical}``.
 
-    The canonical name is the first in ``model.named_parameters()`` order; only it is saved
-    and loaded, and the aliases are tied to it afterwards (:func:`retie`).
+    The groups are accelerate's ``find_tied_parameters``; the canonical name is the one
+    ``model.named_parameters()`` keeps (the first). Only it is saved and loaded; the aliases are
+    tied to it again after loading (accelerate's ``retie_parameters``).
     """
-    first: dict[int, str] = {}
+    from accelerate.utils import find_tied_parameters
+
+    kept = dict(model.named_parameters())
     aliases: dict[str, str] = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        key = id(param)
-        if key in first:
-            aliases[name] = first[key]
-        else:
-            first[key] = name
+    for group in find_tied_parameters(model):
+        canonical = next(name for name in group if name in kept)
+        aliases.update({name: canonical for name in group if name != canonical})
     return aliases
-
-
-def retie(model: nn.Module, aliases: Mapping[str, str]) -> None:
-    """Make every alias parameter the very tensor of its canonical parameter again."""
-    for alias, canonical in aliases.items():
-        owner, attr = _owner(model, alias)
-        source_owner, source_attr = _owner(model, canonical)
-        setattr(owner, attr, getattr(source_owner, source_attr))
 
 
 def device_resolver(device_map: Mapping[str, str | torch.device]) -> Callable[[str], torch.device]:
@@ -207,8 +201,11 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
             every target filled twice and every shape that does not match; while reading,
             when a shard cannot be read or a redundant tied copy differs from its tensor.
     """
+    from accelerate.utils import find_tied_parameters, retie_parameters
+
     from svac.checkpoints.placement import float32_prefixes
 
+    tied = find_tied_parameters(model)
     aliases = tied_aliases(model)
     prefixes = tuple(p + "." for p in provided)
     keep_float32 = float32_prefixes(model)
@@ -285,7 +282,7 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
             target_dtype = torch.float32 if name.startswith(keep_float32) else dtype
             _assign(model, name, tensor.detach(), dtype=target_dtype, device=device)
             devices.add(str(device))
-    retie(model, aliases)
+    retie_parameters(model, tied)
     _place_leftovers(model, device_for)
     for conv in plan.conversions:
         if conv.equal_to is not None:
@@ -297,45 +294,35 @@ def load_weights(model: nn.Module, weights: CheckpointWeights, plan: LoadPlan, *
                       ignored=dict(plan.ignored), dtype=str(dtype).removeprefix("torch."), devices=tuple(sorted(devices)))
 
 
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    path, _, attr = name.rpartition(".")
-    return (model.get_submodule(path) if path else model), attr
-
-
 def _assign(model: nn.Module, name: str, value: torch.Tensor, *, dtype: torch.dtype, device: torch.device) -> None:
-    owner, attr = _owner(model, name)
+    """Put ``value`` into parameter or buffer ``name`` (accelerate's ``set_module_tensor_to_device``), in fresh storage.
+
+    A fresh allocation, never a view into the shard's read buffer: tensors read from a file sit at
+    whatever byte offset the file gives them, and CPU kernels take other code paths (another
+    summation order, last-bit differences) on memory that is not aligned as the allocator aligns it.
+    Floating tensors take ``dtype``; others keep theirs.
+    """
+    from accelerate.utils import set_module_tensor_to_device
+
     target_dtype = dtype if value.is_floating_point() else value.dtype
-    # A fresh allocation, never a view into the shard's read buffer: tensors read from a file sit at
-    # whatever byte offset the file gives them, and CPU kernels take other code paths (another
-    # summation order, last-bit differences) on memory that is not aligned as the allocator aligns it.
-    fresh = torch.empty(value.shape, dtype=target_dtype, device=device)
-    value = fresh.copy_(value)
-    if attr in owner._parameters:
-        old = owner._parameters[attr]
-        owner._parameters[attr] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else True)
-    elif attr in owner._buffers:
-        owner._buffers[attr] = value
-    else:
-        raise CheckpointError(f"internal error: {name} is neither a parameter nor a buffer")
+    fresh = torch.empty(value.shape, dtype=target_dtype, device=device).copy_(value)
+    set_module_tensor_to_device(model, name, device, value=fresh, dtype=target_dtype)
 
 
 def _place_leftovers(model: nn.Module, device_for: Callable[[str], torch.device]) -> None:
     """Move buffers that are not in the state dict (computed at build time) to their module's device."""
+    from accelerate.utils import set_module_tensor_to_device
+
     saved = set(model.state_dict(keep_vars=True))
     for name, buf in list(model.named_buffers()):
-        if name in saved or buf.is_meta:
-            continue
-        device = device_for(name)
-        if buf.device != device:
-            owner, attr = _owner(model, name)
-            owner._buffers[attr] = buf.to(device)
+        if name not in saved and not buf.is_meta and buf.device != device_for(name):
+            set_module_tensor_to_device(model, name, device_for(name))
 
 
 def _verify_copy(model: nn.Module, weights: CheckpointWeights, conv: Conversion) -> None:
     with open_shard(weights.folder, weights.tensors[conv.source].file) as handle:
         stored = handle.get_tensor(conv.source)
-    owner, attr = _owner(model, conv.equal_to)
-    current = getattr(owner, attr)
+    current = model.get_parameter(conv.equal_to)
     if not torch.equal(stored.to(current.device, current.dtype), current.detach()):
         raise CheckpointError(f"{conv.source} is stored separately but the config ties it to {conv.equal_to}, and "
                               "the two differ: the checkpoint's config and weights disagree")

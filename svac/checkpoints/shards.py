@@ -3,9 +3,10 @@
 A checkpoint's weights are one ``model.safetensors`` file, or several
 ``model-0000X-of-0000N.safetensors`` shards listed by ``model.safetensors.index.json``
 (``{"metadata": {...}, "weight_map": {tensor name: shard file}}``, the Hugging Face
-layout). :func:`read_weights` checks the whole layout -- every shard present, every
-header readable and covering its file, the index agreeing with the headers -- before
-any tensor data is read, and reports each problem as a
+layout, written by ``huggingface_hub.save_torch_state_dict``: :func:`write_weights`).
+:func:`read_weights` checks the whole layout -- every shard present, every header
+readable and covering its file, the index agreeing with the headers -- before any
+tensor data is read, and reports each problem as a
 :class:`~svac.errors.CheckpointError` naming the file. Tensor data is then read one
 shard at a time (:func:`open_shard`), so loading never holds more than one shard's
 worth of extra memory.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 INDEX_NAME = "model.safetensors.index.json"
 #: Name of the weight file of an unsharded checkpoint.
 SINGLE_NAME = "model.safetensors"
-#: Default largest shard written by :func:`write_shards` (bytes): 2 GiB.
+#: Default largest shard written by :func:`write_weights` (bytes): 2 GiB.
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024 ** 3
 #: How many offending names an error message lists before summarising the rest.
 MAX_LISTED = 25
@@ -165,69 +166,29 @@ def open_shard(folder: Path, file: str):
         yield handle
 
 
-def plan_shards(sizes: Mapping[str, int], max_shard_bytes: int) -> list[list[str]]:
-    """Group tensor names into shards of at most ``max_shard_bytes`` (a larger tensor gets a shard alone).
+def write_weights(tensors: Mapping[str, "torch.Tensor"], folder: Path, *,
+                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, metadata: Mapping[str, str] | None = None) -> list[str]:
+    """Write ``tensors`` as safetensors into ``folder`` with ``huggingface_hub.save_torch_state_dict``.
 
-    Args:
-        sizes: bytes of each tensor, in the order to write them.
-        max_shard_bytes: the largest shard, bytes (must be positive).
-
-    Raises:
-        ValueError: when ``max_shard_bytes`` is not positive.
-    """
-    if max_shard_bytes <= 0:
-        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
-    shards: list[list[str]] = []
-    current: list[str] = []
-    used = 0
-    for name, size in sizes.items():
-        if current and used + size > max_shard_bytes:
-            shards.append(current)
-            current, used = [], 0
-        current.append(name)
-        used += size
-    if current or not shards:
-        shards.append(current)
-    return shards
-
-
-def shard_file_name(index: int, count: int) -> str:
-    """``model-0000X-of-0000N.safetensors`` for shard ``index`` (1-based) of ``count``."""
-    return f"model-{index:05d}-of-{count:05d}.safetensors"
-
-
-def write_shards(tensors: Mapping[str, "torch.Tensor"], folder: Path, *,
-                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, metadata: Mapping[str, str] | None = None) -> list[str]:
-    """Write ``tensors`` as sharded safetensors plus ``model.safetensors.index.json`` into ``folder``.
-
-    Tensors may live on any device; each shard is copied to the CPU only while it is
-    written, so at most one shard's worth of extra host memory is used.
+    The Hugging Face layout: one ``model.safetensors``, or -- above ``max_shard_bytes`` --
+    ``model-0000X-of-0000N.safetensors`` shards and ``model.safetensors.index.json``. Tensors may
+    live on any device; safetensors copies each to the CPU as it writes it.
 
     Args:
         tensors: name -> tensor; distinct names must not share storage (save tied weights once).
-        folder: an existing folder (the caller makes the write atomic).
-        max_shard_bytes: the largest shard, bytes.
-        metadata: string metadata stored in every shard header and in the index.
+        folder: an existing, empty folder (the caller makes the write atomic).
+        max_shard_bytes: the largest shard, bytes (a larger tensor gets a shard alone).
+        metadata: string metadata stored in the index (or in the single file's header).
 
     Returns:
-        The shard file names written, in order.
+        The weight file names written, in order.
 
     Raises:
         ValueError: when ``max_shard_bytes`` is not positive.
     """
-    from safetensors.torch import save_file
+    from huggingface_hub import save_torch_state_dict
 
-    sizes = {name: t.numel() * t.element_size() for name, t in tensors.items()}
-    groups = plan_shards(sizes, max_shard_bytes)
-    files = []
-    weight_map = {}
-    for i, names in enumerate(groups, start=1):
-        file = shard_file_name(i, len(groups))
-        chunk = {name: tensors[name].detach().to("cpu").contiguous() for name in names}
-        save_file(chunk, str(folder / file), metadata=dict(metadata or {}))
-        del chunk
-        weight_map.update({name: file for name in names})
-        files.append(file)
-    index = {"metadata": {"total_size": sum(sizes.values()), **dict(metadata or {})}, "weight_map": weight_map}
-    (folder / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return files
+    if max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+    save_torch_state_dict(dict(tensors), folder, max_shard_size=max_shard_bytes, metadata=dict(metadata or {}))
+    return sorted(p.name for p in Path(folder).glob("model*.safetensors"))

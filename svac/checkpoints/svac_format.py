@@ -3,15 +3,17 @@
 A folder holding
 
 * ``config.json`` -- ``{"format": "svac", "format_version": 1, "svac_version": ..., "config": SVACConfig.to_dict()}``;
-* ``model-0000X-of-0000N.safetensors`` + ``model.safetensors.index.json`` -- every tensor under
-  its name in :class:`svac.SVAC` (``mllm.*``, ``grounding.*``, ``text_hidden_fcs.*``); tensors
-  shared by several names (tied word embeddings) are stored once and tied again on load;
+* ``model.safetensors``, or ``model-0000X-of-0000N.safetensors`` + ``model.safetensors.index.json``
+  (``huggingface_hub.save_torch_state_dict``) -- every tensor under its name in :class:`svac.SVAC`
+  (``mllm.*``, ``grounding.*``, ``text_hidden_fcs.*``); tensors shared by several names (tied
+  word embeddings) are stored once and tied again on load;
 * the tokenizer (``tokenizer.save_pretrained``: ``tokenizer.json``, ``tokenizer_config.json`` ...);
 * optionally ``adapter/`` -- a peft LoRA adapter of the LLM (:mod:`svac.checkpoints.lora`).
 
 The folder is written into a temporary sibling and renamed into place, so a crash never
 leaves a half-written checkpoint, and an existing non-empty folder is only replaced with
-``overwrite=True``.
+``overwrite=True``. The baseline heads are saved in the same format (:func:`write_checkpoint`,
+with their text encoder's config in ``text_encoder.json``).
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from svac.atomic_folder import staged_folder
 from svac.checkpoints.materialize import LoadPlan, rename, tied_aliases
-from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES, write_shards
+from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES, write_weights
 from svac.config import SVACConfig, apply_overrides, from_dict
 from svac.errors import CheckpointError, ConfigError, OutputExistsError
 
 if TYPE_CHECKING:
+    import torch
+
     from svac.model import SVAC
 
 CONFIG_NAME = "config.json"
@@ -69,8 +73,8 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
     """Save ``model`` in svac's format (see the module docstring).
 
     Args:
-        model: the model; its weights may be on any devices (each shard is copied to the
-            CPU while written).
+        model: the model; its weights may be on any devices (each tensor is copied to the CPU as
+            it is written).
         directory: the checkpoint folder to create.
         max_shard_bytes: the largest weight shard, bytes (default 2 GiB).
         overwrite: replace an existing non-empty folder.
@@ -83,32 +87,50 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
         CheckpointError: when ``directory`` is a file, or the model is quantized (bitsandbytes
             weights cannot be stored in full precision) or has weights still on ``meta``.
     """
-    from svac.checkpoints.lora import base_state_dict, save_adapter
+    from svac.checkpoints.lora import ADAPTER_DIR, base_state_dict, save_adapter
     from svac.checkpoints.quantization import is_quantized
 
-    target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise CheckpointError(f"{target} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{target} already holds files; pass overwrite=True to replace it")
     if is_quantized(model):
         raise CheckpointError("a quantized (8-bit/4-bit) model cannot be saved by svac; load it in full precision")
     state = base_state_dict(model)
     for alias in tied_aliases(model):
         state.pop(alias, None)
+    return write_checkpoint(directory, config=model.config, state=state, tokenizer=model.tokenizer,
+                            max_shard_bytes=max_shard_bytes, overwrite=overwrite,
+                            extra=lambda staging: save_adapter(model, staging / ADAPTER_DIR))
+
+
+def write_checkpoint(directory: str | Path, *, config: SVACConfig, state: Mapping[str, "torch.Tensor"], tokenizer,
+                     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, overwrite: bool = False,
+                     extra: "Callable[[Path], bool | None] | None" = None) -> SavedCheckpoint:
+    """Write an svac-format folder for any head (SVAC or a baseline), atomically.
+
+    ``config.json`` (the format document), the weights (:func:`svac.checkpoints.shards.write_weights`,
+    metadata ``svac_format`` and ``head``) and the tokenizer are written into a staging folder
+    that replaces ``directory`` only when everything is written; ``extra(staging)`` adds what
+    the head stores besides (SVAC: the LoRA adapter; baselines: the text encoder's config) and
+    returns whether an adapter was written.
+
+    Raises:
+        OutputExistsError: when ``directory`` exists, is not empty and ``overwrite`` is false.
+        CheckpointError: when ``directory`` is a file, or a tensor is still on ``meta``.
+    """
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"{target} is a file, not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{target} already holds files; pass overwrite=True to replace it")
     on_meta = [k for k, v in state.items() if v.is_meta]
     if on_meta:
         raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
     with staged_folder(target, overwrite=overwrite, what="a checkpoint") as staging:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
-                    "config": model.config.to_dict()}
+                    "config": config.to_dict()}
         (staging / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        shards = write_shards(state, staging, max_shard_bytes=max_shard_bytes,
-                              metadata={"format": "pt", "svac_format": str(FORMAT_VERSION)})
-        model.tokenizer.save_pretrained(str(staging))
-        from svac.checkpoints.lora import ADAPTER_DIR
-
-        adapter = save_adapter(model, staging / ADAPTER_DIR)
+        shards = write_weights(state, staging, max_shard_bytes=max_shard_bytes,
+                               metadata={"svac_format": str(FORMAT_VERSION), "head": config.head})
+        tokenizer.save_pretrained(str(staging))
+        adapter = bool(extra(staging)) if extra is not None else False
     return SavedCheckpoint(path=target, shards=tuple(shards), num_tensors=len(state),
                            total_bytes=sum(v.numel() * v.element_size() for v in state.values()), adapter=adapter)
 

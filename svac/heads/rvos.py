@@ -165,7 +165,8 @@ class RVOSBaseline(nn.Module):
         """Load a model saved by :meth:`save_pretrained` from a folder or Hugging Face Hub id.
 
         The model is rebuilt from the stored config, text-encoder config and tokenizer (no other
-        file is read), then every tensor is loaded strictly.
+        file is read) with empty weights, then every tensor is loaded strictly
+        (:func:`svac.heads.rvos_checkpoint.load_state`).
 
         Args:
             source: a checkpoint folder or Hub id.
@@ -181,6 +182,8 @@ class RVOSBaseline(nn.Module):
             svac.errors.CheckpointError: a missing or incomplete checkpoint, another head's
                 checkpoint, or weights that do not match (listed).
         """
+        from svac.checkpoints.materialize import empty_model
+        from svac.checkpoints.placement import CANONICAL, resolve_dtype
         from svac.errors import CheckpointError
         from svac.heads.head_configs import head_config
         from svac.heads.rvos_checkpoint import load_state, read_baseline_checkpoint
@@ -196,12 +199,10 @@ class RVOSBaseline(nn.Module):
         except ConfigError as exc:
             raise CheckpointError(f"{folder}: {exc}") from exc
         typed = head_config(config, tokenizer=tokenizer, text_encoder=text_config)
-        with torch.random.fork_rng(devices=[]):
-            model = cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer)
-        dtype = _dtype(torch_dtype if torch_dtype is not None else config.inference.dtype)
+        model = empty_model(lambda: cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer))
+        dtype = resolve_dtype(torch_dtype, config.inference.dtype)
         load_state(model, folder, dtype=dtype, device=torch.device(device) if device is not None else torch.device("cpu"))
-        model.config = dataclasses.replace(config, inference=dataclasses.replace(
-            config.inference, dtype=str(dtype).removeprefix("torch.")))
+        model.config = dataclasses.replace(config, inference=dataclasses.replace(config.inference, dtype=CANONICAL[dtype]))
         return model.eval()
 
     def save_pretrained(self, directory, *, overwrite: bool = False,
@@ -405,17 +406,3 @@ class RVOSBaseline(nn.Module):
         The head's own criterion with the weights of its config (ReferFormer §3.4, LAVT §3.4).
         """
         return self.objective()
-
-
-def _dtype(value: torch.dtype | str) -> torch.dtype:
-    """A ``torch.dtype`` from a dtype or its name (``float32``, ``bfloat16``, ``float16``).
-
-    Raises:
-        ConfigError: for another name.
-    """
-    if isinstance(value, torch.dtype):
-        return value
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if value not in names:
-        raise ConfigError(f"unknown dtype {value!r}; expected one of {', '.join(names)}")
-    return names[value]
