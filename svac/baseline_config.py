@@ -502,10 +502,7 @@ class LAVTConfig:
         Raises:
             svac.errors.ConfigError: unknown variant or bad override.
         """
-        if variant not in LAVT_VARIANTS:
-            raise ConfigError(f"variant must be one of {LAVT_VARIANTS}; got {variant!r}")
-        return _with_overrides(cls, _IMAGE_PAPER if variant == "image" else _VIDEO_PAPER, overrides,
-                               "LAVTConfig.paper")
+        return _lavt_preset(variant, {"image": _IMAGE_PAPER, "video": _VIDEO_PAPER}, overrides, "LAVTConfig.paper")
 
     @classmethod
     def tiny(cls, variant: str = "image", **overrides: Any) -> "LAVTConfig":
@@ -514,10 +511,15 @@ class LAVTConfig:
         Raises:
             svac.errors.ConfigError: unknown variant or bad override.
         """
-        if variant not in LAVT_VARIANTS:
-            raise ConfigError(f"variant must be one of {LAVT_VARIANTS}; got {variant!r}")
-        base = {**_TINY_COMMON, **(_TINY_IMAGE if variant == "image" else _TINY_VIDEO)}
-        return _with_overrides(cls, base, overrides, "LAVTConfig.tiny")
+        presets = {"image": {**_TINY_COMMON, **_TINY_IMAGE}, "video": {**_TINY_COMMON, **_TINY_VIDEO}}
+        return _lavt_preset(variant, presets, overrides, "LAVTConfig.tiny")
+
+
+def _lavt_preset(variant: str, presets: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any],
+                 where: str) -> LAVTConfig:
+    if variant not in LAVT_VARIANTS:
+        raise ConfigError(f"variant must be one of {LAVT_VARIANTS}; got {variant!r}")
+    return _with_overrides(LAVTConfig, presets[variant], overrides, where)
 
 
 # --------------------------------------------------------------------------- shared

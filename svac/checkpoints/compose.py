@@ -114,8 +114,9 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
 
     from svac.checkpoints.building import load_tokenizer
     from svac.checkpoints.llm_families import native_text_kwargs
-    from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.placement import CANONICAL, resolve_dtype
+    from svac.checkpoints.sam2_meta import meta_grounding
+    from svac.checkpoints.svac_format import read_config_document
     from svac.config import InferenceConfig, MLLMConfig, SVACConfig
     from svac.config_values import library_config_fields
     from svac.mllm.chat_template import load_chat_template
@@ -130,7 +131,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     if not single:
         raise ConfigError("a native InternVL checkpoint is composed on one device; pass device_map=None or a device")
     device = torch.device(device_map) if device_map is not None else torch.device("cpu")
-    stored = (_read_json(folder / "config.json").get("text_config") or {}).get("dtype") or "float32"
+    stored = (read_config_document(folder).get("text_config") or {}).get("dtype") or "float32"
     dtype = resolve_dtype(torch_dtype, stored if stored in CANONICAL.values() else "float32")
     try:
         mllm = InternVLForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, trust_remote_code=False,
@@ -203,12 +204,3 @@ def _padded(conv: Conversion, rows: int) -> Conversion:
         return ((rows, *shape[1:]),)
 
     return Conversion(conv.source, conv.targets, convert, shapes)
-
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from exc

@@ -144,6 +144,15 @@ def read_config_document(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{folder} is not a checkpoint: it has no {CONFIG_NAME}")
+    return read_json_object(path)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object stored in ``path`` (a checkpoint's ``config.json``, ``text_encoder.json`` ...).
+
+    Raises:
+        CheckpointError: naming the file, when it cannot be read, is not JSON or holds no object.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

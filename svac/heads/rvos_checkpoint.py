@@ -77,7 +77,7 @@ def read_baseline_checkpoint(source: str | Path, *, overrides: Sequence[str] = (
         svac.errors.ConfigError: for an invalid override.
     """
     from svac.checkpoints.hub import resolve_checkpoint
-    from svac.checkpoints.svac_format import FORMAT_NAME, read_config_document, svac_config
+    from svac.checkpoints.svac_format import FORMAT_NAME, read_config_document, read_json_object, svac_config
 
     folder = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     document = read_config_document(folder)
@@ -85,13 +85,9 @@ def read_baseline_checkpoint(source: str | Path, *, overrides: Sequence[str] = (
         raise CheckpointError(f"{folder} is not an svac-format checkpoint (config.json has no \"format\": \"svac\")")
     config = svac_config(document, where=str(folder), overrides=overrides)
     path = folder / TEXT_ENCODER_CONFIG
-    try:
-        text_config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder} is not a complete baseline checkpoint: cannot read {path.name}: {exc}") from exc
-    if not isinstance(text_config, dict):
-        raise CheckpointError(f"{path} is not a JSON object")
-    return folder, config, text_config
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a complete baseline checkpoint: it has no {path.name}")
+    return folder, config, read_json_object(path)
 
 
 def load_state(model: torch.nn.Module, folder: Path, *, dtype: torch.dtype, device: torch.device) -> None:
