@@ -8,6 +8,23 @@ Public entry points (imported lazily, so ``import svac.checkpoints`` costs nothi
 * :func:`replace_grounding` -- swap in a Meta SAM 2 / 2.1 checkpoint;
 * :func:`add_lora`, :func:`llm_lora_config`, :func:`merge_lora` -- LoRA adapters of the LLM;
 * :func:`resolve_checkpoint`, :func:`read_checkpoint_config` -- folders, Hub ids and their configs.
+
+What is svac's here and what is the libraries': folders and Hub downloads are
+``huggingface_hub``'s (``snapshot_download``; weights written by ``save_torch_state_dict``), empty
+skeletons, tensor placement, tied weights and device maps are accelerate's
+(``init_empty_weights``, ``set_module_tensor_to_device``, ``find_tied_parameters`` /
+``retie_parameters``, ``infer_auto_device_map``, ``dispatch_model``), adapters are peft's and
+tokenizers transformers'. svac keeps what they do not give: every key and shape checked against
+the model before any data is read, the Sa2VA / InternVL-chat / InternLM2 key conversions, Meta
+SAM 2 ``.pt`` files read with ``weights_only=True``, SAM-2's weights kept float32, and loaded
+tensors in fresh aligned storage.
+
+:class:`svac.SVAC` is not a transformers ``PreTrainedModel``: measured by
+``eval/pretrained_model_probe.py``, ``from_pretrained`` builds the model under
+``torch.device("meta")``, which leaves SAM-2's RoPE tables (plain tensors its ``__init__``
+computes) without data, loads a checkpoint with missing or unexpected tensors without an error,
+and its configs keep keys their class does not define (``_target_`` ...), which svac's typed
+config refuses.
 """
 
 from __future__ import annotations
