@@ -18,7 +18,7 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam2_base import SAM2Base
 
 from svac.config import SAM2_CONFIG_NAMES, SAM2_HYDRA_PATHS
-from svac.grounding.sam2_model import LanguagePromptedSAM2, build_sam2_model
+from svac.grounding.sam2_model import LanguagePromptedSAM2
 from svac.grounding.tracking import MEMORY_KEYS, MemoryBank
 
 #: ``SAM2Base`` methods svac overrides or calls, with their parameters (``self`` left out).
