@@ -12,7 +12,11 @@ saves a tiny random SVAC, and loads it both ways. It prints, for the transformer
 2. what a checkpoint with a missing, an unexpected and a mis-shaped tensor does;
 3. the weights' dtypes with ``dtype=torch.bfloat16`` and ``_keep_in_fp32_modules_strict``;
 4. whether a transformers config accepts and saves keys its class does not define (``_target_`` ...);
-5. the cost of building SAM 2 hiera-L for real instead of with empty weights (the way around 1).
+5. the cost of building SAM 2 hiera-L for real instead of with empty weights (the way around 1);
+6. accelerate's ``load_checkpoint_in_model`` (what ``load_checkpoint_and_dispatch`` runs) on the
+   same svac checkpoint: the tensors, their alignment in memory (svac gives every loaded tensor
+   fresh storage: views into the read buffer made CPU kernels give last-bit different results),
+   and a missing tensor.
 
 Run (CPU, about a minute)::
 
@@ -190,6 +194,33 @@ def main() -> None:
         t_real = time.perf_counter() - t0
         size = sum(p.numel() * p.element_size() for p in real.parameters()) / 2 ** 30
         print(f"5. SAM 2 hiera-L: empty weights {t_empty:.2f} s; real random weights {t_real:.2f} s and {size:.2f} GiB")
+
+        from accelerate.utils import load_checkpoint_in_model
+
+        from svac.checkpoints.building import build_skeleton
+
+        def skeleton():
+            return build_skeleton(model.config, model.tokenizer, vocab_size=model.mllm.get_input_embeddings().num_embeddings)
+
+        weights = next(folder.glob("model*.safetensors"))
+        loaded = skeleton()
+        load_checkpoint_in_model(loaded, str(weights), device_map={"": "cpu"}, strict=True)
+        b = loaded.state_dict()
+        unaligned = {name: sum(p.data_ptr() % 64 != 0 for p in m.parameters()) for name, m in (("accelerate", loaded),
+                                                                                              ("svac", ours))}
+        print(f"6. accelerate load_checkpoint_in_model: same tensors: {all(torch.equal(a[k], b[k]) for k in a)}; "
+              f"parameters not 64-byte aligned: accelerate {unaligned['accelerate']}, svac {unaligned['svac']} "
+              f"(of {len(list(ours.parameters()))})")
+        state = load_file(weights)
+        del state[missing]
+        save_file(state, tmp / "missing.safetensors", metadata={"format": "pt"})
+        try:
+            partial = skeleton()
+            load_checkpoint_in_model(partial, str(tmp / "missing.safetensors"), device_map={"": "cpu"}, strict=True)
+            left = [n for n, t in [*partial.named_parameters(), *partial.named_buffers()] if t.is_meta]
+            print(f"   a missing tensor (strict=True): no error; left without data on the meta device: {left}")
+        except Exception as exc:  # noqa: BLE001
+            print(f"   a missing tensor (strict=True): {type(exc).__name__}: {str(exc)[:60]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
