@@ -24,7 +24,9 @@ tensors in fresh aligned storage.
 ``torch.device("meta")``, which leaves SAM-2's RoPE tables (plain tensors its ``__init__``
 computes) without data, loads a checkpoint with missing or unexpected tensors without an error,
 and its configs keep keys their class does not define (``_target_`` ...), which svac's typed
-config refuses.
+config refuses. accelerate's ``load_checkpoint_in_model`` (``load_checkpoint_and_dispatch``)
+maps no keys, leaves loaded tensors as views at the file's byte offsets (not aligned) and a
+missing tensor on the meta device without an error, so svac reads the shards itself.
 """
 
 from __future__ import annotations
