@@ -130,8 +130,8 @@ def main() -> None:
         t_theirs = time.perf_counter() - t0
         a, b = ours.state_dict(), theirs.state_dict()
         same = set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-        meta = sorted(f"{name}.{attr}" for name, module in theirs.named_modules() for attr, value in vars(module).items()
-                      if isinstance(value, torch.Tensor) and value.is_meta)
+        meta = sorted(f"{name}.{attr}" for name, module in theirs.named_modules()
+                      for attr, value in vars(module).items() if isinstance(value, torch.Tensor) and value.is_meta)
         print(f"1. load: svac {t_ours:.2f} s, transformers {t_theirs:.2f} s; same tensors: {same}; "
               f"problems reported: {sum(len(v) for v in info.values())}")
         print(f"   plain tensors left on the meta device: {len(meta)} ({', '.join(meta[:2])} ...)")
@@ -200,7 +200,8 @@ def main() -> None:
         from svac.checkpoints.building import build_skeleton
 
         def skeleton():
-            return build_skeleton(model.config, model.tokenizer, vocab_size=model.mllm.get_input_embeddings().num_embeddings)
+            rows = model.mllm.get_input_embeddings().num_embeddings
+            return build_skeleton(model.config, model.tokenizer, vocab_size=rows)
 
         weights = next(folder.glob("model*.safetensors"))
         loaded = skeleton()

@@ -83,8 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     counts, public = measure(args.package)
     total = sum(v for k, v in counts.items() if k != "files")
-    print(f"{args.package}: {counts['files']} files, {total} lines: code {counts['code']}, docstrings {counts['docstrings']}, "
-          f"comments {counts['comments']}, blank {counts['blank']}")
+    print(f"{args.package}: {counts['files']} files, {total} lines: code {counts['code']}, "
+          f"docstrings {counts['docstrings']}, comments {counts['comments']}, blank {counts['blank']}")
     print(f"import svac exports {len(public.get('svac', []))} names; public module-level names over "
           f"{len(public)} modules: {sum(map(len, public.values()))}")
     if args.modules:

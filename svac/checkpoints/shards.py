@@ -167,7 +167,8 @@ def open_shard(folder: Path, file: str):
 
 
 def write_weights(tensors: Mapping[str, "torch.Tensor"], folder: Path, *,
-                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, metadata: Mapping[str, str] | None = None) -> list[str]:
+                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+                  metadata: Mapping[str, str] | None = None) -> list[str]:
     """Write ``tensors`` as safetensors into ``folder`` with ``huggingface_hub.save_torch_state_dict``.
 
     The Hugging Face layout: one ``model.safetensors``, or -- above ``max_shard_bytes`` --

@@ -202,7 +202,8 @@ class RVOSBaseline(nn.Module):
         model = empty_model(lambda: cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer))
         dtype = resolve_dtype(torch_dtype, config.inference.dtype)
         load_state(model, folder, dtype=dtype, device=torch.device(device) if device is not None else torch.device("cpu"))
-        model.config = dataclasses.replace(config, inference=dataclasses.replace(config.inference, dtype=CANONICAL[dtype]))
+        inference = dataclasses.replace(config.inference, dtype=CANONICAL[dtype])
+        model.config = dataclasses.replace(config, inference=inference)
         return model.eval()
 
     def save_pretrained(self, directory, *, overwrite: bool = False,
