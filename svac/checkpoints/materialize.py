@@ -306,7 +306,7 @@ def _assign(model: nn.Module, name: str, value: torch.Tensor, *, dtype: torch.dt
 
     target_dtype = dtype if value.is_floating_point() else value.dtype
     fresh = torch.empty(value.shape, dtype=target_dtype, device=device).copy_(value)
-    set_module_tensor_to_device(model, name, device, value=fresh, dtype=target_dtype)
+    set_module_tensor_to_device(model, name, device, value=fresh, dtype=target_dtype, clear_cache=False)
 
 
 def _place_leftovers(model: nn.Module, device_for: Callable[[str], torch.device]) -> None:
@@ -316,7 +316,7 @@ def _place_leftovers(model: nn.Module, device_for: Callable[[str], torch.device]
     saved = set(model.state_dict(keep_vars=True))
     for name, buf in list(model.named_buffers()):
         if name not in saved and not buf.is_meta and buf.device != device_for(name):
-            set_module_tensor_to_device(model, name, device_for(name))
+            set_module_tensor_to_device(model, name, device_for(name), clear_cache=False)
 
 
 def _verify_copy(model: nn.Module, weights: CheckpointWeights, conv: Conversion) -> None:
