@@ -29,10 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svac", description="MLLM-based referring video object segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    seg = sub.add_parser("segment", help="segment what a query refers to in every frame of a video")
+    seg = sub.add_parser("segment", help="segment what each query refers to in every frame of a video")
     seg.add_argument("video", help="video file (mp4/avi/webm/mkv/mov) or folder of JPEG/PNG frames")
-    seg.add_argument("query", help='the referring expression, e.g. "the dog jumping over the fence"')
+    seg.add_argument("queries", nargs="*", metavar="QUERY",
+                     help='referring expressions, e.g. "the dog jumping over the fence": one object per query')
+    seg.add_argument("--query", dest="more_queries", action="append", default=[], metavar="QUERY",
+                     help="one more query (repeatable; after the positional ones)")
     seg.add_argument("--out", default="svac_output", help="output folder (default: %(default)s)")
+    seg.add_argument("--format", default="svac", choices=["svac", "davis", "coco-rle"],
+                     help="masks as masks/<object>/<frame>.png (svac), as the DAVIS results layout <video>/<frame>.png "
+                          "(davis: read by 'svac metrics davis' and the DAVIS evaluation), or as per-frame COCO RLE "
+                          "in masks.json (coco-rle) (default: %(default)s)")
     seg.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     seg.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     seg.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -82,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(sub.add_parser("eval", help="evaluate a model on a benchmark (resumable, shardable)"))
     bench = sub.add_parser("bench", help="efficiency studies").add_subparsers(dest="bench_command", required=True)
     add_bench_frames_arguments(bench.add_parser("frames", help="frame-scaling study: tokens, seconds, memory, J&F vs T"))
+    for name, what in EVAL_STUDIES.items():
+        study = bench.add_parser(name, help=what, add_help=False,
+                                 description=f"{what}. Runs eval/{name}.py of the svac checkout with the arguments "
+                                             f"given; 'svac bench {name} --help' lists them.")
+        study.add_argument("study_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     metrics = sub.add_parser("metrics", help="score predictions").add_subparsers(dest="metrics_command",
                                                                                 required=True)
@@ -90,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     davis.add_argument("--pred", required=True, help="prediction folder <seq>/<frame>.png")
     davis.add_argument("--out", required=True, help="folder for per_frame.csv, per_sequence.csv, global.json")
     davis.add_argument("--protocol", default="semi", choices=["semi", "unsupervised"])
+    davis.add_argument("--sequences", nargs="+", default=None, metavar="SEQ",
+                       help="sequences to score (default: every sequence folder of --gt)")
     davis.add_argument("--overwrite", action="store_true", help="replace existing result files")
 
     demo = sub.add_parser("demo", help="try svac in the browser: a local Gradio app (needs the demo extra)")
@@ -124,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_eval_command(args)
         if args.command == "bench":
+            if args.bench_command in EVAL_STUDIES:
+                return _eval_study(args.bench_command, args.study_args)
             from svac.evaluation.cli_args import run_bench_frames_command
 
             return run_bench_frames_command(args)
@@ -157,25 +173,66 @@ def _load(args):
 
 
 def _segment(args) -> int:
-    from svac.video.export import export_result, result_folder
-    from svac.video.reader import open_video
+    from svac.video.export import result_folder
+    from svac.video.reader import open_video, source_name
 
-    if not args.query.strip():
-        raise ValueError("the query is empty: give a referring expression such as 'the dog jumping over the fence'")
+    queries = [q.strip() for q in [*args.queries, *args.more_queries]]
+    if not queries:
+        raise ValueError("no query given: svac segment VIDEO \"QUERY\" [\"QUERY\" ...] (or --query QUERY)")
+    for i, q in enumerate(queries):
+        if not q:
+            which = "the query" if len(queries) == 1 else f"query {i + 1} of {len(queries)}"
+            raise ValueError(f"{which} is empty: give a referring expression such as 'the dog jumping over the fence'")
+    sequence = source_name(args.video) if args.format == "davis" else None
     # checked, locked and staged before any work: a bad --out fails at once, a failure leaves the old results
-    with result_folder(args.out, overwrite=args.overwrite) as out:
+    with result_folder(args.out, overwrite=args.overwrite, sequence=sequence) as out:
         source = open_video(args.video)
         model = _load(args)
-        result = model.segment(source, args.query, num_frames=args.frames, clip_len=args.clip_len,
-                               progress=not args.quiet)
-        files = export_result(result, source, out, overlay=not args.no_overlay, progress=not args.quiet)
+        if hasattr(model, "segment_stream"):  # SVAC: masks written chunk by chunk as SAM-2 computes them
+            stream = model.segment_stream(source, queries, num_frames=args.frames, clip_len=args.clip_len,
+                                          progress=not args.quiet)
+            result = stream.save(out, format=args.format, overlay=not args.no_overlay)
+            files = stream.files
+        else:  # a baseline head: whole-video masks, one query at a time
+            from svac.outputs import merge_results
+            from svac.video.export import export_result
+
+            result = merge_results([model.segment(source, q, num_frames=args.frames, clip_len=args.clip_len,
+                                                  progress=not args.quiet) for q in queries], names=queries)
+            files = export_result(result, source, out, format=args.format, overlay=not args.no_overlay,
+                                  progress=not args.quiet)
     if result.text:
         print(result.text)
-    print(f"{files.num_mask_files} masks in {files.masks_dir}, overlay {files.overlay}, summary {files.summary}")
+    missing = [o for o in result.objects if not o.found]
+    for obj in missing:
+        print(f"svac: note: the answer to query {obj.query_index + 1} ({obj.name!r}) holds no [SEG]: object {obj.id} "
+              "is empty", file=sys.stderr)
+    print(f"{result.num_objects} object(s), {files.num_mask_files} mask file(s) in {files.masks_dir} "
+          f"({files.format}), overlay {files.overlay}, summary {files.summary}")
     t = result.timings
     stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
     print(f"time: {t.total:.2f} s{stages}")
     return 0
+
+
+#: The studies that live in the checkout's eval/ folder, run by ``svac bench NAME``.
+EVAL_STUDIES = {
+    "peer": "svac's per-frame core vs SAM-2's own SAM2VideoPredictor, same weights, interleaved",
+    "memory": "peak RSS vs video length (100 ... 3000 frames), svac vs SAM2VideoPredictor",
+    "costs": "fixed costs: 1-frame svac segment vs importing torch+transformers+sam2, svac --help, overlay",
+}
+
+
+def _eval_study(name: str, study_args: list[str]) -> int:
+    """Run ``eval/<name>.py`` of the checkout svac is imported from, in a child Python process."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "eval" / f"{name}.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"svac bench {name} runs {script}, which is not there: the studies live in the eval/ "
+                                "folder of an svac source checkout (git clone, then pip install -e .)")
+    return subprocess.call([sys.executable, str(script), *study_args])
 
 
 #: Shown before each chat input.
@@ -292,7 +349,7 @@ def _metrics_davis(args) -> int:
 
     with reserve_folder(args.out):
         result = evaluate_davis_folders(args.gt, args.pred, args.out, protocol=args.protocol,
-                                        overwrite=args.overwrite)
+                                        sequences=args.sequences, overwrite=args.overwrite)
     g = result.global_scores
     print(f"J&F {g.jf_mean:.4f}  J {g.j_mean:.4f}  F {g.f_mean:.4f}  ({args.protocol}); files in {args.out}")
     return 0

@@ -1,16 +1,23 @@
-"""Inference: from a video and a question to text plus per-frame masks (SVAC §3).
+"""Inference: from a video and one or several questions to text plus per-frame masks (SVAC §3).
 
 The stages, each timed:
 
-1. **video** -- open the video, sample T frames over its whole length, decode them as one
-   batch and build the MLLM images with ASTC (:mod:`svac.astc`);
-2. **MLLM** -- read the question with the visual tokens and obtain the ``[SEG]`` hidden
-   states: from the CSA answer template in one forward pass, or by greedy generation;
-3. **CSA** -- project the states (``text_hidden_fcs``) and lay them out per clip and object,
-   checking the ``[SEG]`` count (:mod:`svac.csa`);
-4. **SAM-2** -- stream every frame of the video through the image encoder once (in chunks),
-   track the K objects with SAM-2's memory, each frame prompted by its clip's ``[SEG]``, and
-   upsample the masks to the original frame size (:mod:`svac.grounding.tracking`).
+1. **video** -- open the video, sample T frames over its whole length, take them in one forward
+   decoding pass (:meth:`~svac.video.reader.VideoSource.read_sorted`) and build the MLLM images
+   with ASTC (:mod:`svac.astc`); done once, whatever the number of queries;
+2. **MLLM** -- per query, read the question with the visual tokens and obtain the ``[SEG]``
+   hidden states: from the CSA answer template in one forward pass, or by greedy generation;
+3. **CSA** -- per query, project the states (``text_hidden_fcs``) and lay them out per clip and
+   object, checking the ``[SEG]`` count (:mod:`svac.csa`); a query whose answer holds no
+   ``[SEG]`` becomes an empty object flagged ``found=False``;
+4. **SAM-2** -- stream every frame of the video once, in order, in chunks: SAM-2's image encoder
+   runs once per frame and the objects of every query are tracked together in one SAM-2 batch,
+   each frame prompted by its clip's ``[SEG]``; the masks of a chunk are upsampled to the frame
+   size and handed out before the next chunk (:mod:`svac.grounding.engine`).
+
+:func:`segment_stream` returns after stage 3 with a :class:`~svac.streaming.SegmentationStream`
+that runs stage 4 as it is read (constant memory on long videos); :func:`segment` reads it whole
+into a :class:`~svac.outputs.SegmentationResult` with ``masks (K, N, H, W)``.
 
 With ``config.pipeline == "sa2va"`` the same stages reproduce Sa2VA's ``predict_forward``
 instead (prompt text, preprocessing, which frames ``[SEG]`` prompts, upsampling; see
@@ -20,13 +27,11 @@ instead (prompt text, preprocessing, which frames ``[SEG]`` prompts, upsampling;
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from svac.astc import ClipPlan, build_mllm_images, plan_clips
 from svac.csa import allocate, seg_tokens
@@ -34,8 +39,10 @@ from svac.mllm.capture import LLMRecorder
 from svac.mllm.chat_template import Turn
 from svac.mllm.prompt_text import as_prompt, encode_prompt, prompt_from_ids
 from svac.mllm.internvl import preprocess_images
-from svac.outputs import SegmentationResult, Timings
-from svac.progress import Progress, progress_iter
+from svac.grounding.engine import TrackingPrompts, stream_masks
+from svac.outputs import SegmentationResult, SegmentedObject, Timings
+from svac.progress import Progress
+from svac.streaming import SegmentationStream
 from svac.prompting import load_sa2va_prompts
 from svac.video.reader import VideoSource, open_video
 
@@ -117,7 +124,7 @@ def prepare_video(model: "SVAC", video, *, num_frames: int | None = None, clip_l
     t0 = time.perf_counter()
     source = open_video(video)
     plan = plan_clips(source.num_frames, model.config.astc, num_frames=num_frames, clip_len=clip_len)
-    frames = source.read(plan.frame_indices)
+    frames = source.read_sorted(plan.frame_indices)
     images = build_mllm_images(frames, plan)
     decode_seconds = time.perf_counter() - t0
     sa2va = model.config.pipeline == "sa2va"
@@ -227,13 +234,14 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
 
 @dataclass
 class GroundingOutput:
-    """SAM-2's masks of K objects over every frame of a video.
+    """SAM-2's masks of K objects over every frame of a video, held whole (:func:`ground`).
 
     Attributes:
         masks: ``bool (K, N, H, W)`` at the original frame size (pixels).
         scores: ``float32 (K,)`` object-presence probability averaged over frames.
         encoder_seconds: time in SAM-2's image encoder (seconds).
-        tracking_seconds: time in the rest of the grounding stage (seconds).
+        tracking_seconds: time in the rest of the grounding stage (decoding, preprocessing,
+            tracking, upsampling; seconds).
     """
 
     masks: np.ndarray
@@ -242,12 +250,32 @@ class GroundingOutput:
     tracking_seconds: float
 
 
+def tracking_prompts(model: "SVAC", plan: ClipPlan, prompts: torch.Tensor, *, num_objects: int | None = None,
+                     tracked: Sequence[int] | None = None) -> TrackingPrompts:
+    """The :class:`~svac.grounding.engine.TrackingPrompts` of ``prompts`` on a video planned as ``plan``.
+
+    Args:
+        model: the model (its pipeline decides the schedule).
+        plan: the video's clip plan.
+        prompts: ``float (num_clips, K_t, C)`` projected ``[SEG]`` prompts.
+        num_objects: K of the result (default K_t); ``tracked``: the result rows of the K_t
+            prompts (default ``0 .. K_t - 1``).
+    """
+    sa2va = model.config.pipeline == "sa2va"
+    k = prompts.shape[1]
+    return TrackingPrompts(
+        prompts=prompts, clip_of_frame=np.asarray(plan.clip_of_frame(), dtype=np.int64),
+        conditioning_frames=tuple(int(t) for t in (plan.frame_indices if sa2va else plan.anchor_frames())),
+        pipeline="sa2va" if sa2va else "svac", num_objects=k if num_objects is None else num_objects,
+        tracked=tuple(range(k)) if tracked is None else tuple(tracked))
+
+
 def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Tensor, *,
            progress: Progress = False) -> GroundingOutput:
-    """Segment K objects in every frame of ``source``, clip k's frames prompted by ``prompts[k]``.
+    """Segment K objects in every frame of ``source``, clip c's frames prompted by ``prompts[c]``, masks held whole.
 
-    Every frame goes through SAM-2's image encoder exactly once (in chunks of
-    ``config.sam2.encoder_batch_size`` frames, decoded as they are needed), whatever K is.
+    Every frame goes through SAM-2's image encoder exactly once, whatever K is
+    (:func:`svac.grounding.engine.stream_masks`, collected into one array).
 
     Args:
         model: the SVAC model.
@@ -256,10 +284,6 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
         prompts: ``float (num_clips, K, C)`` projected ``[SEG]`` prompts.
         progress: a progress bar over frames (stage ``SAM-2``): bool or callback (:mod:`svac.progress`).
     """
-    from svac.grounding.sam2_model import preprocess_frames
-    from svac.grounding.tracking import track, track_sa2va
-    from svac.sa2va_pipeline import MEMORY_DTYPE, SAM2_STATS_DTYPE, upsample_logits
-
     t_start = time.perf_counter()
     num_obj = prompts.shape[1]
     n, h, w = source.num_frames, source.height, source.width
@@ -267,139 +291,168 @@ def ground(model: "SVAC", source: VideoSource, plan: ClipPlan, prompts: torch.Te
     presence = np.zeros((num_obj, n), dtype=np.float32)
     if num_obj == 0:
         return GroundingOutput(masks, np.zeros(0, dtype=np.float32), 0.0, 0.0)
-    sam = model.grounding
-    device, dtype = model.device, next(sam.parameters()).dtype
-    clip_of_frame = torch.as_tensor(plan.clip_of_frame(), device=prompts.device)
-    prompts = prompts.to(dtype)
-    encoder_seconds = 0.0
-    sa2va = model.config.pipeline == "sa2va"
-    frame_options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if sa2va else {}
-
-    def encoded_frames() -> Iterator:
-        nonlocal encoder_seconds
-        for start, chunk in source.iter_chunks(model.config.sam2.encoder_batch_size):
-            images = preprocess_frames(chunk, sam.image_size, device=device, dtype=dtype, **frame_options)
-            with _timer(device) as elapsed:
-                feats = sam.encode_frames(images)
-            encoder_seconds += elapsed()
-            yield from ((start + i, f) for i, f in enumerate(feats))
-
-    if sa2va:  # Sa2VA: the MLLM's frames prompted on their own, the others tracked by memory
-        stream = track_sa2va(sam, encoded_frames(), prompts[0], prompted_frames=plan.frame_indices.tolist(),
-                             num_frames=n, memory_dtype=MEMORY_DTYPE)
-    else:
-        stream = track(sam, encoded_frames(), lambda t: prompts[clip_of_frame[t]],
-                       conditioning_frames=plan.anchor_frames(), num_frames=n)
-    threshold = model.config.inference.mask_threshold
-    pending: list = []
-
-    def flush() -> None:  # upsample a chunk of frames in one call
-        logits = torch.cat([o.mask_logits for o in pending], dim=1).float()  # (K, n_chunk, h', w')
-        if sa2va:  # 256 -> 1024 -> frame size
-            logits = upsample_logits(logits, sam.image_size, (h, w))
-        else:
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        frames = [o.frame for o in pending]
-        masks[:, frames[0]:frames[-1] + 1] = (logits > threshold).cpu().numpy()
-        scores = torch.cat([o.object_score_logits for o in pending], dim=1).float().sigmoid()
-        presence[:, frames[0]:frames[-1] + 1] = scores.cpu().numpy()
-        pending.clear()
-
-    with _sam2_precision(device, model.dtype):
-        for out in progress_iter(stream, progress, total=n, desc="SAM-2", unit="frame"):
-            pending.append(out)
-            if len(pending) == model.config.sam2.encoder_batch_size:
-                flush()
-        if pending:
-            flush()
+    timings = Timings()
+    for chunk in stream_masks(model, source, tracking_prompts(model, plan, prompts), progress=progress,
+                              timings=timings):
+        masks[:, chunk.start:chunk.stop] = chunk.masks
+        presence[:, chunk.start:chunk.stop] = chunk.presence
     total = time.perf_counter() - t_start
-    return GroundingOutput(masks, presence.mean(axis=1), encoder_seconds, total - encoder_seconds)
+    return GroundingOutput(masks, presence.mean(axis=1), timings.sam2_encoder, total - timings.sam2_encoder)
 
 
-def segment(model: "SVAC", video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
-            progress: Progress = False) -> SegmentationResult:
-    """Segment what ``expression`` refers to in every frame of ``video`` (SVAC §3).
+def check_queries(queries: "str | Sequence[str]") -> list[str]:
+    """The queries of a ``segment`` call, stripped: one string or a non-empty sequence of non-empty strings.
+
+    Raises:
+        ValueError: naming the empty query (or the empty list).
+        TypeError: when ``queries`` is neither a string nor a sequence of strings.
+    """
+    if isinstance(queries, str):
+        queries = [queries]
+    if not isinstance(queries, Sequence) or not all(isinstance(q, str) for q in queries):
+        raise TypeError(f"queries must be a string or a list of strings, got {type(queries).__name__}")
+    if not queries:
+        raise ValueError("no query given: give at least one referring expression")
+    for i, q in enumerate(queries):
+        if not q.strip():
+            which = "the query" if len(queries) == 1 else f"query {i + 1} of {len(queries)}"
+            raise ValueError(f"{which} is empty: give a referring expression such as 'the dog jumping over the fence'")
+    return [q.strip() for q in queries]
+
+
+def answer_query(model: "SVAC", prepared: PreparedVideo, expression: str) -> MLLMAnswer:
+    """The MLLM's answer to one referring expression on a prepared video (template or generated)."""
+    seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
+    if model.config.pipeline == "sa2va":
+        sa2va_prompts = load_sa2va_prompts()
+        question = sa2va_prompts.ask(prepared.video_text, expression)
+        answer = sa2va_prompts.reply(seg)
+    else:
+        question = model.prompts.question(prepared.video_text, expression)
+        answer = model.prompts.answer(seg, expression)
+    if model.config.inference.answer_mode == "template":
+        return answer_with_template(model, prepared, [Turn(question, answer)])
+    return answer_by_generation(model, prepared, [Turn(question)])
+
+
+def segment_stream(model: "SVAC", video, queries: "str | Sequence[str]", *, num_frames: int | None = None,
+                   clip_len: int | None = None, progress: Progress = False,
+                   chunk_size: int | None = None) -> SegmentationStream:
+    """Answer every query, then return a stream that segments the objects frame chunk by frame chunk (SVAC §3).
+
+    The MLLM stages run now (the video's T frames are taken once for every query); SAM-2 runs as
+    the returned :class:`~svac.streaming.SegmentationStream` is read: iterate it for
+    :class:`~svac.outputs.MaskChunk` (``masks bool (K, n, H, W)`` of n consecutive frames),
+    :meth:`~svac.streaming.SegmentationStream.save` it to a folder, or
+    :meth:`~svac.streaming.SegmentationStream.collect` it into a result. Memory does not grow
+    with the video's length.
+
+    Args:
+        model: the SVAC model.
+        video: a video path, frame folder, frame list or array (see :func:`svac.video.reader.open_video`).
+        queries: a referring expression, or a list of them: one object per query, numbered in
+            query order (object ids 1..K; a query whose answer holds several objects' ``[SEG]``
+            gives that many objects, one with none gives an empty object with ``found=False``).
+        num_frames: T, overrides ``config.astc.num_frames``.
+        clip_len: m, overrides ``config.astc.clip_len``.
+        progress: ``True`` for progress bars, or a callback receiving :class:`svac.progress.ProgressEvent`.
+        chunk_size: frames per chunk (default ``config.sam2.encoder_batch_size``).
+
+    Raises:
+        ValueError: when a query is empty (or none is given).
+        svac.errors.VideoReadError: when the video cannot be read.
+        svac.errors.SegCountError: in generate mode, on a ``[SEG]`` count mismatch with policy ``raise``.
+    """
+    queries = check_queries(queries)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        prepared = prepare_video(model, video, num_frames=num_frames, clip_len=clip_len)
+        answers = [answer_query(model, prepared, q) for q in queries]
+    return build_stream(model, prepared, answers, names=queries, started=t0, progress=progress,
+                        chunk_size=chunk_size)
+
+
+def build_stream(model: "SVAC", prepared: PreparedVideo, answers: Sequence[MLLMAnswer], *,
+                 names: Sequence[str | None], started: float, progress: Progress = False,
+                 chunk_size: int | None = None) -> SegmentationStream:
+    """Lay the answers' ``[SEG]`` states out per clip and object (CSA) and make the stream of their masks.
+
+    Query q's answer gives K_q objects named ``names[q]`` (one empty object flagged
+    ``found=False`` when K_q = 0); the objects of all queries are tracked in one SAM-2 batch.
+    """
+    plan = prepared.plan
+    objects, prompt_parts, tracked, policies = [], [], [], []
+    timings = Timings(video_decode=prepared.decode_seconds)
+    with torch.inference_mode():
+        for q, (answer, name) in enumerate(zip(answers, names)):
+            timings.mllm_vision += answer.vision_seconds
+            timings.llm_prefill += answer.prefill_seconds
+            timings.llm_decode += answer.decode_seconds
+            allocation = allocate(model.seg_prompts(answer.seg_hidden), plan.num_clips, model.config.csa)
+            if allocation.policy_applied is not None:
+                policies.append(allocation.policy_applied)
+            if allocation.num_objects == 0:
+                objects.append(SegmentedObject(id=len(objects) + 1, name=name, query_index=q, found=False))
+                continue
+            for _ in range(allocation.num_objects):
+                tracked.append(len(objects))
+                objects.append(SegmentedObject(id=len(objects) + 1, name=name, query_index=q, found=True))
+            prompt_parts.append(allocation.prompts)
+        if prompt_parts:
+            prompts = torch.cat(prompt_parts, dim=1)
+        else:
+            dim = model.grounding.hidden_dim
+            prompts = torch.zeros(plan.num_clips, 0, dim, device=model.device)
+    tracking = tracking_prompts(model, plan, prompts, num_objects=len(objects), tracked=tracked)
+    source = prepared.source
+    return SegmentationStream(
+        model=model, source=source, tracking=tracking, objects=objects, answers=[a.text for a in answers],
+        frame_indices=plan.frame_indices.copy(), clip_spans=[c.span for c in plan.clips], mode=plan.mode,
+        csa_mode=model.config.csa.mode, num_visual_tokens=prepared.num_visual_tokens,
+        seg_policy_applied=policies[0] if policies else None, model_name=model.config.name, timings=timings,
+        query_timings=[Timings(mllm_vision=a.vision_seconds, llm_prefill=a.prefill_seconds, llm_decode=a.decode_seconds)
+                       for a in answers],
+        started=started, progress=progress, chunk_size=chunk_size)
+
+
+def segment(model: "SVAC", video, queries: "str | Sequence[str]", *, num_frames: int | None = None,
+            clip_len: int | None = None, progress: Progress = False) -> SegmentationResult:
+    """Segment what each query refers to in every frame of ``video``, masks in memory (SVAC §3).
 
     With ``config.inference.answer_mode == "template"`` the answer is the first CSA answer of
     ``prompts/segmentation.yaml`` (one ``[SEG]`` per clip, or one in single mode) and is read
     in one forward pass; with ``"generate"`` it is generated and the ``[SEG]`` count policy applies.
     In the ``sa2va`` pipeline the question and template answer are Sa2VA's (``prompts/sa2va.yaml``).
+    This is :func:`segment_stream` read whole: for long videos, stream instead (the masks of
+    N frames take K x N x H x W bytes).
 
     Args:
         model: the SVAC model.
         video: a video path, frame folder, frame list or array (see :func:`svac.video.reader.open_video`).
-        expression: the referring expression (non-empty).
+        queries: a referring expression (non-empty) or a list of them (one object per query).
         num_frames: T, overrides ``config.astc.num_frames``.
         clip_len: m, overrides ``config.astc.clip_len``.
         progress: ``True`` for progress bars, or a callback receiving :class:`svac.progress.ProgressEvent`.
 
     Returns:
-        A :class:`~svac.outputs.SegmentationResult` with masks over every video frame.
+        A :class:`~svac.outputs.SegmentationResult` with ``masks bool (K, N, H, W)`` over every
+        video frame and one :class:`~svac.outputs.SegmentedObject` per object.
 
     Raises:
-        ValueError: when ``expression`` is empty.
+        ValueError: when a query is empty.
         svac.errors.VideoReadError: when the video cannot be read.
         svac.errors.SegCountError: in generate mode, on a ``[SEG]`` count mismatch with policy ``raise``.
     """
-    if not expression or not expression.strip():
-        raise ValueError("the query is empty: give a referring expression such as 'the dog jumping over the fence'")
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        prepared = prepare_video(model, video, num_frames=num_frames, clip_len=clip_len)
-        seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
-        if model.config.pipeline == "sa2va":
-            sa2va_prompts = load_sa2va_prompts()
-            question = sa2va_prompts.ask(prepared.video_text, expression.strip())
-            answer = sa2va_prompts.reply(seg)
-        else:
-            question = model.prompts.question(prepared.video_text, expression.strip())
-            answer = model.prompts.answer(seg, expression.strip())
-        if model.config.inference.answer_mode == "template":
-            mllm_answer = answer_with_template(model, prepared, [Turn(question, answer)])
-        else:
-            mllm_answer = answer_by_generation(model, prepared, [Turn(question)])
-        result = finish(model, prepared, mllm_answer, progress=progress)
-    result.timings.total = time.perf_counter() - t0
-    return result
+    return segment_stream(model, video, queries, num_frames=num_frames, clip_len=clip_len,
+                          progress=progress).collect()
 
 
 def finish(model: "SVAC", prepared: PreparedVideo, answer: MLLMAnswer, *,
            progress: Progress = False) -> SegmentationResult:
-    """Allocate the answer's ``[SEG]`` states to clips (CSA), run SAM-2, and assemble the result."""
-    allocation = allocate(model.seg_prompts(answer.seg_hidden), prepared.plan.num_clips, model.config.csa)
-    grounded = ground(model, prepared.source, prepared.plan, allocation.prompts, progress=progress)
-    timings = Timings(video_decode=prepared.decode_seconds, mllm_vision=answer.vision_seconds,
-                      llm_prefill=answer.prefill_seconds, llm_decode=answer.decode_seconds,
-                      sam2_encoder=grounded.encoder_seconds, sam2_tracking=grounded.tracking_seconds)
-    source, plan = prepared.source, prepared.plan
-    return SegmentationResult(
-        text=answer.text, masks=grounded.masks, scores=grounded.scores, frame_indices=plan.frame_indices.copy(),
-        clip_spans=[c.span for c in plan.clips], frame_names=source.frame_names, video_name=source.name,
-        fps=source.fps, mode=plan.mode, csa_mode=model.config.csa.mode,
-        num_visual_tokens=prepared.num_visual_tokens, seg_policy_applied=allocation.policy_applied,
-        model_name=model.config.name, timings=timings)
+    """Allocate one answer's ``[SEG]`` states to clips (CSA), run SAM-2, and assemble the result (chat turns).
 
-
-def _sam2_precision(device: torch.device, dtype: torch.dtype):
-    """The context SAM-2 runs in: autocast to the model's ``dtype`` when it is not float32.
-
-    SAM-2's weights stay float32 (:attr:`svac.model.SVAC.float32_modules`) and lower precision
-    comes from autocast, as in the ``sam2`` package's own video predictor.
+    The objects are unnamed (a chat answer names them in its text); call it for answers holding
+    ``[SEG]`` (a chat turn without one has no result).
     """
-    if dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@contextmanager
-def _timer(device: torch.device):
-    """Measure a block's wall time in seconds (synchronising CUDA so GPU work is counted)."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    sync()
-    start = time.perf_counter()
-    box = {}
-    yield lambda: box["elapsed"]
-    sync()
-    box["elapsed"] = time.perf_counter() - start
+    return build_stream(model, prepared, [answer], names=[None], started=time.perf_counter(),
+                        progress=progress).collect()

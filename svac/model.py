@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from svac.chat import ChatSession
     from svac.grounding.sam2_model import LanguagePromptedSAM2
     from svac.outputs import ChatResponse, SegmentationResult
+    from svac.streaming import SegmentationStream
     from svac.progress import Progress
     from svac.training.config import TrainConfig
     from svac.training.data import ExampleBuilder, TrainingBatch
@@ -264,15 +265,32 @@ class SVAC(nn.Module):
 
     # ------------------------------------------------------------------ inference
 
-    def segment(self, video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
-                progress: "Progress" = False) -> "SegmentationResult":
-        """Segment the object ``expression`` refers to in every frame of ``video``.
+    def segment(self, video, queries: "str | Sequence[str]", *, num_frames: int | None = None,
+                clip_len: int | None = None, progress: "Progress" = False) -> "SegmentationResult":
+        """Segment the object each query refers to in every frame of ``video``; masks held in memory.
 
-        See :func:`svac.inference.segment` for the arguments, result and errors.
+        ``queries`` is one referring expression or a list of them: the result holds one object per
+        query (``masks (K, N, H, W)``, objects numbered 1..K in query order), every frame encoded
+        once by SAM-2 and the K objects tracked in one batch. For long videos use
+        :meth:`segment_stream`. See :func:`svac.inference.segment` for the arguments, result and errors.
         """
         from svac.inference import segment
 
-        return segment(self, video, expression, num_frames=num_frames, clip_len=clip_len, progress=progress)
+        return segment(self, video, queries, num_frames=num_frames, clip_len=clip_len, progress=progress)
+
+    def segment_stream(self, video, queries: "str | Sequence[str]", *, num_frames: int | None = None,
+                       clip_len: int | None = None, progress: "Progress" = False,
+                       chunk_size: int | None = None) -> "SegmentationStream":
+        """Answer the queries, then stream the masks chunk by chunk (constant memory on long videos).
+
+        Returns a :class:`svac.streaming.SegmentationStream`: iterate it for
+        :class:`svac.outputs.MaskChunk` (``masks bool (K, n, H, W)``), ``.save(dir, format=...)``
+        it, or ``.collect()`` it. See :func:`svac.inference.segment_stream`.
+        """
+        from svac.inference import segment_stream
+
+        return segment_stream(self, video, queries, num_frames=num_frames, clip_len=clip_len, progress=progress,
+                              chunk_size=chunk_size)
 
     def start_chat(self, video, *, num_frames: int | None = None, clip_len: int | None = None,
                    system: str | None = None) -> "ChatSession":

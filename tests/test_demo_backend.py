@@ -18,6 +18,7 @@ from svac.demo.backend import NO_VIDEO_MESSAGE, DemoBackend, DemoRun, example_vi
 from svac.errors import VideoReadError
 from svac.mllm.tokens import SEG_TOKEN
 from svac.video.export import davis_palette
+from svac.video.overlay import mask_outline
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SYNTHETIC = EXAMPLES / "synthetic.mp4"  # 31 frames, 160x120
@@ -32,7 +33,7 @@ def test_segment_writes_the_library_files_and_a_zip_of_the_masks(backend):
     events = []
     run = backend.segment(str(SYNTHETIC), "the red square", progress=events.append)
     assert run.result.masks.shape == (1, 31, 120, 160) and run.num_frames == 31
-    assert [e.stage for e in events if e.done == 0] == ["SAM-2", "masks"]  # the overlay is written with the masks
+    assert [e.stage for e in events if e.done == 0] == ["SAM-2", "write"]  # the overlay is written with the masks
     summary = json.loads(run.files.summary.read_text())
     assert summary["video"] == "synthetic" and summary["num_frames"] == 31 and summary["text"] == run.result.text
     assert run.files.overlay.stat().st_size > 0
@@ -50,9 +51,13 @@ def test_previews_blend_each_object_in_its_palette_colour(backend):
     mask = run.result.masks[0, 9]
     assert only.image.shape == (120, 160, 3) and only.image.dtype == np.uint8
     assert np.array_equal(only.image[~mask], frame[~mask])  # untouched outside the mask
-    if mask.any():  # blended half-way towards palette colour 1 (red) inside it
-        expected = np.round(0.5 * frame[mask].astype(np.float32) + 0.5 * davis_palette()[1]).astype(np.uint8)
-        assert np.array_equal(only.image[mask], expected)
+    if mask.any():  # blended half-way towards palette colour 1 (red) inside it, outlined in black or white
+        edge = mask_outline(mask)
+        inside = mask & ~edge
+        expected = (frame[inside].astype(np.uint16) * 128 + davis_palette()[1].astype(np.uint16) * 128 + 128) >> 8
+        assert np.array_equal(only.image[inside], expected.astype(np.uint8))
+        shades = np.unique(only.image[edge].reshape(-1, 3), axis=0)
+        assert len(shades) == 1 and tuple(shades[0]) in {(0, 0, 0), (255, 255, 255)}
     assert only.caption.startswith("object 1: score") and only.caption.endswith("frame 00009")
     with pytest.raises(IndexError, match="outside"):
         backend.previews(run, 31)
@@ -82,7 +87,7 @@ def test_text_only_answer_has_no_preview(backend):
 def _with_masks(result, masks):
     import dataclasses
 
-    return dataclasses.replace(result, masks=masks, scores=np.full(len(masks), 0.5, np.float32))
+    return dataclasses.replace(result, masks=masks, scores=np.full(len(masks), 0.5, np.float32), objects=[])
 
 
 def test_bad_input_gives_the_command_line_message(backend, tmp_path, capsys):

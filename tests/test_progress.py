@@ -46,11 +46,14 @@ def test_segment_and_export_send_the_command_line_stages(tiny_model, small_video
     events = []
     result = tiny_model.segment(small_video, "the red square", num_frames=6, clip_len=3, progress=events.append)
     sam2 = [e for e in events if e.stage == "SAM-2"]
-    assert [e.done for e in sam2] == list(range(13)) and {e.total for e in sam2} == {12}
+    done = [e.done for e in sam2]  # one event per chunk of frames (config.sam2.encoder_batch_size), in order
+    chunk = tiny_model.config.sam2.encoder_batch_size
+    assert done[0] == 0 and done[-1] == 12 and {e.total for e in sam2} == {12}
+    assert all(0 < b - a <= chunk for a, b in zip(done, done[1:]))
     assert {e.unit for e in sam2} == {"frame"}
     events.clear()
     export_result(result, open_video(small_video), tmp_path / "out", progress=events.append)
-    assert [(e.stage, e.done, e.total) for e in events if e.done in (0, e.total)] == [("masks", 0, 12), ("masks", 12, 12)]
+    assert [(e.stage, e.done, e.total) for e in events if e.done in (0, e.total)] == [("write", 0, 12), ("write", 12, 12)]
     events.clear()
     write_overlay(result.masks, open_video(small_video), tmp_path / "o.mp4", fps=10, progress=events.append)
     assert [(e.stage, e.done, e.total, e.unit) for e in events] == [("overlay", 0, 1, "chunk"), ("overlay", 1, 1, "chunk")]

@@ -110,7 +110,7 @@ def test_failure_while_writing_leaves_no_partial_output(tiny_model, small_video,
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(export._OverlayEncoder, "write", explode)
+    monkeypatch.setattr(export.OverlayWriter, "write", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         export_result(result, open_video(small_video), tmp_path / "run")
     assert not (tmp_path / "run").exists()

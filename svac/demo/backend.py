@@ -151,7 +151,7 @@ class DemoBackend:
         Args:
             video: path of the video file.
             query: the referring expression.
-            progress: bool or callback (:mod:`svac.progress`): stages ``SAM-2`` (frames) and ``masks`` (PNGs).
+            progress: bool or callback (:mod:`svac.progress`): stages ``SAM-2`` and ``write`` (frames).
 
         Raises:
             svac.errors.VideoReadError: no video, or an unreadable one.

@@ -68,7 +68,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 def add_bench_frames_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``svac bench frames``."""
-    from svac.evaluation.frame_scaling import (
+    from svac.evaluation.frame_scaling_settings import (
         DEFAULT_CLIP_LENS,
         DEFAULT_FRAMES,
         DEFAULT_K_OBJECTS,

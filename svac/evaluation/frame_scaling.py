@@ -44,6 +44,16 @@ import torch
 from tqdm.auto import tqdm
 
 from svac.errors import ConfigError
+from svac.evaluation.frame_scaling_settings import (  # noqa: F401  -- its settings, importable from here too
+    DEFAULT_CLIP_LENS,
+    DEFAULT_EXPRESSION,
+    DEFAULT_FRAMES,
+    DEFAULT_K_OBJECTS,
+    DEFAULT_SEED,
+    DEFAULT_THREADS,
+    MODES,
+    OVERHEAD_TARGET,
+)
 from svac.evaluation.memory import PeakMemory
 from svac.evaluation.pipeline_profile import PipelineProfile, profile_segment
 from svac.evaluation.video_sources import LoopedVideo
@@ -52,20 +62,8 @@ from svac.video.reader import ArrayVideo, VideoSource, open_video
 if TYPE_CHECKING:
     from svac.model import SVAC
 
-DEFAULT_FRAMES: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
-DEFAULT_CLIP_LENS: tuple[int, ...] = (5, 10, 20)
-MODES: tuple[str, ...] = ("astc", "uncompressed", "first_k")
-DEFAULT_K_OBJECTS: tuple[int, ...] = (1, 2, 4)
-#: The overhead-ratio target: end-to-end time at most 15 % above SAM-2 encoder + LLM prefill.
-OVERHEAD_TARGET = 1.15
 #: Frame size (W, H) of the synthetic study videos (pixels).
 SYNTHETIC_SIZE = (160, 120)
-#: Query used for user videos, which come without expressions.
-DEFAULT_EXPRESSION = "the object that moves the most"
-#: Seed of the synthetic videos and of the random K-object prompts.
-DEFAULT_SEED = 0
-#: torch CPU threads during the study (steady timings on shared CPUs; see ``run_frame_scaling``).
-DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def predict_item(model: "SVAC", item: EvalItem, *, num_frames: int | None, clip_
     """Segment one item with ``model`` and reduce the result to a :class:`Prediction`.
 
     The prediction mask is the union of the K objects the answer segmented (empty when K = 0),
-    its score the highest object-presence probability.
+    its score the highest object-presence probability. Models that answer several queries per
+    call go through :func:`predict_video` instead.
 
     Raises:
         svac.errors.VideoReadError: when the item's video cannot be read.
@@ -123,6 +124,66 @@ def predict_item(model: "SVAC", item: EvalItem, *, num_frames: int | None, clip_
     return Prediction(masks=masks, score=float(result.scores.max()) if k else 0.0, num_objects=k,
                       frame_names=tuple(source.frame_names), text=result.text,
                       num_visual_tokens=int(result.num_visual_tokens), timings=result.timings.to_dict())
+
+
+#: Largest mask memory (bytes, 1 byte per pixel) the expressions of one video may hold while it is
+#: segmented in one pass; a video with more expressions x frames x pixels is split into passes.
+VIDEO_GROUP_BYTES = 2 * 1024 ** 3
+
+
+def video_groups(items: Sequence[EvalItem]) -> list[tuple[object, list[EvalItem]]]:
+    """Consecutive items on the same video, with that video opened once: ``[(source, items), ...]``.
+
+    Items share a video when they have the same ``video_id`` and their videos have the same frame
+    names and size. A group is cut where its masks (expressions x frames x H x W bytes) would pass
+    :data:`VIDEO_GROUP_BYTES`.
+    """
+    groups: list[tuple[object, list[EvalItem]]] = []
+    key = None
+    for item in items:
+        source = item.open_video()
+        this = (item.video_id, tuple(source.frame_names), source.height, source.width)
+        per_item = source.num_frames * source.height * source.width
+        if groups and this == key and (len(groups[-1][1]) + 1) * per_item <= VIDEO_GROUP_BYTES:
+            groups[-1][1].append(item)
+        else:
+            groups.append((source, [item]))
+            key = this
+    return groups
+
+
+def predict_video(model: "SVAC", source, items: Sequence[EvalItem], *, num_frames: int | None,
+                  clip_len: int | None) -> list[Prediction]:
+    """Segment every item of one video in one pass: each frame decoded once and encoded once by SAM-2.
+
+    The MLLM answers each expression (``model.segment_stream`` with the E expressions as queries);
+    SAM-2's image encoder runs once per frame and the objects of all E expressions are tracked in
+    one batch. Each item's prediction is the union of its own objects (empty when its answer held
+    no ``[SEG]``). Each record's timings hold its own MLLM stages plus 1/E of the shared stages
+    (decoding, SAM-2), so summing records gives the run's time.
+
+    Raises:
+        svac.errors.VideoReadError: when the video cannot be read.
+    """
+    stream = model.segment_stream(source, [item.expression for item in items], num_frames=num_frames,
+                                  clip_len=clip_len, progress=False)
+    e, n, (h, w) = len(items), stream.num_frames, stream.frame_size
+    rows = [[i for i, o in enumerate(stream.objects) if o.query_index == q and o.found] for q in range(e)]
+    masks = np.zeros((e, n, h, w), dtype=bool)
+    for chunk in stream:
+        for q, r in enumerate(rows):
+            if r:
+                masks[q, chunk.start:chunk.stop] = chunk.masks[r].any(axis=0)
+    shared = stream.timings.to_dict()
+    predictions = []
+    for q, item in enumerate(items):
+        own = stream.query_timings[q].to_dict()
+        timings = {stage: own[stage] if own[stage] else shared[stage] / e for stage in shared}
+        predictions.append(Prediction(
+            masks=masks[q], score=max((float(stream.scores[i]) for i in rows[q]), default=0.0),
+            num_objects=len(rows[q]), frame_names=tuple(stream.frame_names), text=stream.answers[q],
+            num_visual_tokens=int(stream.num_visual_tokens), timings=timings))
+    return predictions
 
 
 def run_benchmark(name: str, *, data_root: str | os.PathLike[str], model_spec: str | None = None,
@@ -188,16 +249,17 @@ def run_benchmark(name: str, *, data_root: str | os.PathLike[str], model_spec: s
             if model is None:
                 model = _load_model(model_spec, _device_for(shard, device), overrides)
             desc = f"{name} ({task.split})" + (f" rank {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "")
-            for key in tqdm(todo, desc=desc, unit="expr", disable=not progress):
-                item = by_key[key]
-                prediction = predict_item(model, item, num_frames=num_frames, clip_len=clip_len)
-                task.write_predictions(item, prediction, out / PREDICTIONS_DIR)
-                record = {"key": key, "video_id": item.video_id, "exp_id": item.exp_id,
-                          "num_frames": len(prediction.frame_names), "num_objects": prediction.num_objects,
-                          "score": prediction.score, "text": prediction.text,
-                          "num_visual_tokens": prediction.num_visual_tokens, "timings": prediction.timings,
-                          "result": task.score(item, prediction)}
-                write_json_atomic(record_path(out, key), record)
+            with tqdm(total=len(todo), desc=desc, unit="expr", disable=not progress) as bar:
+                for item, prediction in _predictions(model, [by_key[k] for k in todo], num_frames=num_frames,
+                                                     clip_len=clip_len):
+                    task.write_predictions(item, prediction, out / PREDICTIONS_DIR)
+                    record = {"key": item.key, "video_id": item.video_id, "exp_id": item.exp_id,
+                              "num_frames": len(prediction.frame_names), "num_objects": prediction.num_objects,
+                              "score": prediction.score, "text": prediction.text,
+                              "num_visual_tokens": prediction.num_visual_tokens, "timings": prediction.timings,
+                              "result": task.score(item, prediction)}
+                    write_json_atomic(record_path(out, item.key), record)
+                    bar.update(1)
         result = BenchmarkResult(benchmark=name, split=task.split, out_dir=out, shard=shard, num_items=len(keys),
                                  num_predicted=len(todo), num_resumed=len(mine) - len(todo), metrics_path=None,
                                  scores=None, files={})
@@ -205,6 +267,17 @@ def run_benchmark(name: str, *, data_root: str | os.PathLike[str], model_spec: s
             return result
         files, scores = _merge(task, out, settings, wait_timeout=merge_timeout if shard.world_size > 1 else 0.0)
         return dataclasses.replace(result, metrics_path=Path(files["metrics"]), scores=scores, files=files)
+
+
+def _predictions(model, items: Sequence[EvalItem], *, num_frames, clip_len):
+    """``(item, prediction)`` for every item: the expressions of a video in one pass when the model streams
+    several queries (SVAC: SAM-2 encodes each frame once per video), else one item at a time."""
+    if not hasattr(model, "segment_stream"):
+        for item in items:
+            yield item, predict_item(model, item, num_frames=num_frames, clip_len=clip_len)
+        return
+    for source, group in video_groups(items):
+        yield from zip(group, predict_video(model, source, group, num_frames=num_frames, clip_len=clip_len))
 
 
 def merge_benchmark(name: str, *, data_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],

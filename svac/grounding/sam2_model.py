@@ -252,29 +252,42 @@ class LanguagePromptedSAM2(SAM2Base):
 def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "cpu",
                       dtype: torch.dtype = torch.float32, resample: Literal["torch", "pil"] = "torch",
                       stats_dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """SAM-2 input of RGB frames: bicubic resize to S x S, scale to [0, 1], ImageNet-normalise.
+    """SAM-2 input of RGB frames: bicubic resize to S x S in ``uint8``, scale to [0, 1], ImageNet-normalise.
+
+    The frames are resized while still ``uint8`` (on the CPU, where they were decoded) and only
+    the S x S result is converted to float: torch's antialiased bicubic on ``uint8`` channels-last
+    frames took 0.8 ms per 854x480 frame here, against 24 ms on the float frames (it rounds to
+    ``uint8``, a difference of at most one grey level). Training (:mod:`svac.training.data`) uses
+    this function too, so training and inference see the same pixels.
 
     Args:
         frames: ``uint8 (n, H, W, 3)`` numpy array (original video frames).
         image_size: S, the model's input side (pixels).
-        resample: ``torch`` -- antialiased bicubic on [0, 1] floats (svac's pipeline); ``pil`` --
-            PIL's bicubic filter on the ``uint8`` frames (Sa2VA's ``DirectResize``).
+        resample: ``torch`` -- torch's antialiased bicubic on the ``uint8`` frames (svac's pipeline);
+            ``pil`` -- PIL's bicubic filter on the ``uint8`` frames (Sa2VA's ``DirectResize``).
         stats_dtype: dtype the ImageNet mean and std are rounded to before normalising in float32
             (Sa2VA: ``bfloat16``, :data:`svac.sa2va_pipeline.SAM2_STATS_DTYPE`).
 
     Returns:
         ``float (n, 3, S, S)`` on ``device`` in ``dtype``.
+
+    Raises:
+        ValueError: when ``frames`` is not ``uint8 (n, H, W, 3)``.
     """
+    import numpy as np
+
     from svac.config import IMAGENET_MEAN, IMAGENET_STD
 
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (n, H, W, 3), got {frames.dtype} {frames.shape}")
     if resample == "pil":
         from svac.sa2va_pipeline import resize_bicubic_pil
 
         frames = resize_bicubic_pil(frames, image_size)
-    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8, channels-last in memory
     if x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False,
-                          antialias=True).clamp_(0.0, 1.0)
+        x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True)
+    x = x.to(device).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)

@@ -94,6 +94,52 @@ def _step(model: LanguagePromptedSAM2, frame: int, feats: FrameFeatures, k: int,
                             num_frames=num_frames, **options)
 
 
+class SVACTracker:
+    """SVAC's schedule as a state advanced one frame at a time (:func:`track` iterates it).
+
+    The engine (:mod:`svac.grounding.engine`) calls :meth:`step` on each frame as soon as its
+    features exist, so decoding, encoding and tracking run chunk by chunk. The memory bank is
+    :attr:`bank`, reachable for a later re-propagation from any frame (refinement keeps the
+    conditioning memories of the ``[SEG]``-prompted anchor frames).
+
+    Args: as :func:`track` (without ``frames``).
+    """
+
+    def __init__(self, model: LanguagePromptedSAM2, prompt_of_frame: Callable[[int], torch.Tensor], *,
+                 conditioning_frames: Iterable[int] = (), num_frames: int, use_memory: bool = True,
+                 isolate_prompts: bool = False) -> None:
+        self.model = model
+        self.prompt_of_frame = prompt_of_frame
+        self.conditioning_frames = frozenset(int(t) for t in conditioning_frames)
+        self.num_frames = num_frames
+        self.use_memory = use_memory
+        self.isolate_prompts = isolate_prompts
+        self.bank = MemoryBank(horizon=memory_horizon(model))
+        self.previous: int | None = None
+
+    def step(self, frame: int, feats: FrameFeatures) -> FrameOutput:
+        """Segment the K objects on ``frame`` (its encoder features ``feats``) and write its memory.
+
+        Raises:
+            ValueError: when ``frame`` does not come after the previous frame, or ``feats`` hold
+                neither 1 nor K images.
+        """
+        if self.previous is not None and frame <= self.previous:
+            raise ValueError(f"frames must come in increasing order, got {frame} after {self.previous}")
+        prompts = self.prompt_of_frame(frame)
+        k = prompts.shape[0]
+        if feats.batch not in (1, k):
+            raise ValueError(f"frame {frame}: features for {feats.batch} objects but {k} prompts")
+        is_first = self.previous is None or not self.use_memory
+        out = _step(self.model, frame, feats, k, self.bank, self.num_frames, is_init_cond_frame=is_first,
+                    point_inputs=self.model.text_point_inputs(prompts), run_mem_encoder=self.use_memory,
+                    isolate_prompt_gradients=self.isolate_prompts)
+        if self.use_memory:
+            self.bank.add(frame, out, conditioning=is_first or frame in self.conditioning_frames)
+        self.previous = frame
+        return FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
+
+
 def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]],
           prompt_of_frame: Callable[[int], torch.Tensor], *, conditioning_frames: Iterable[int] = (),
           num_frames: int, use_memory: bool = True, isolate_prompts: bool = False) -> Iterator[FrameOutput]:
@@ -119,25 +165,50 @@ def track(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures
     Raises:
         ValueError: when frame indices do not increase.
     """
-    cond = set(conditioning_frames)
-    bank = MemoryBank(horizon=memory_horizon(model))
-    previous = None
+    tracker = SVACTracker(model, prompt_of_frame, conditioning_frames=conditioning_frames, num_frames=num_frames,
+                          use_memory=use_memory, isolate_prompts=isolate_prompts)
     for frame, feats in frames:
-        if previous is not None and frame <= previous:
-            raise ValueError(f"frames must come in increasing order, got {frame} after {previous}")
-        prompts = prompt_of_frame(frame)
-        k = prompts.shape[0]
-        if feats.batch not in (1, k):
-            raise ValueError(f"frame {frame}: features for {feats.batch} objects but {k} prompts")
-        is_first = previous is None or not use_memory
-        out = _step(model, frame, feats, k, bank, num_frames, is_init_cond_frame=is_first,
-                    point_inputs=model.text_point_inputs(prompts), run_mem_encoder=use_memory,
-                    isolate_prompt_gradients=isolate_prompts)
-        if use_memory:
-            bank.add(frame, out, conditioning=is_first or frame in cond)
-        previous = frame
-        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
+        yield tracker.step(frame, feats)
 
+
+class Sa2VATracker:
+    """Sa2VA's schedule as a state advanced one frame at a time (:func:`track_sa2va` iterates it).
+
+    Args: as :func:`track_sa2va` (without ``frames``). The memory bank is :attr:`bank`.
+    """
+
+    def __init__(self, model: LanguagePromptedSAM2, prompts: torch.Tensor, *, prompted_frames: Iterable[int],
+                 num_frames: int, memory_dtype: torch.dtype | None = None) -> None:
+        self.model = model
+        self.prompted = frozenset(int(t) for t in prompted_frames)
+        self.num_frames = num_frames
+        self.memory_dtype = memory_dtype
+        self.k = prompts.shape[0]
+        self.point_inputs = model.text_point_inputs(prompts)
+        self.bank = MemoryBank(horizon=memory_horizon(model))
+        self.previous: int | None = None
+        self.tracking = False
+
+    def step(self, frame: int, feats: FrameFeatures) -> FrameOutput:
+        """Decode ``frame`` (prompted by ``[SEG]`` or tracked by memory) and write its memory.
+
+        Raises:
+            ValueError: when ``frame`` does not come after the previous frame, or a prompted frame
+                comes after a tracked one.
+        """
+        if self.previous is not None and frame <= self.previous:
+            raise ValueError(f"frames must come in increasing order, got {frame} after {self.previous}")
+        conditioning = frame in self.prompted
+        if conditioning and self.tracking:
+            raise ValueError(f"prompted frame {frame} comes after a tracked frame: Sa2VA prompts the first frames")
+        self.tracking = self.tracking or not conditioning
+        out = _step(self.model, frame, feats, self.k, self.bank, self.num_frames, is_init_cond_frame=conditioning,
+                    point_inputs=self.point_inputs if conditioning else None)
+        if self.memory_dtype is not None:
+            out["maskmem_features"] = out["maskmem_features"].to(self.memory_dtype)
+        self.bank.add(frame, out, conditioning=conditioning)
+        self.previous = frame
+        return FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
 
 
 def track_sa2va(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFeatures]], prompts: torch.Tensor, *,
@@ -167,22 +238,7 @@ def track_sa2va(model: LanguagePromptedSAM2, frames: Iterable[tuple[int, FrameFe
     Raises:
         ValueError: when frame indices do not increase, or a prompted frame comes after a tracked one.
     """
-    prompted = set(prompted_frames)
-    bank = MemoryBank(horizon=memory_horizon(model))
-    k = prompts.shape[0]
-    point_inputs = model.text_point_inputs(prompts)
-    previous, tracking = None, False
+    tracker = Sa2VATracker(model, prompts, prompted_frames=prompted_frames, num_frames=num_frames,
+                           memory_dtype=memory_dtype)
     for frame, feats in frames:
-        if previous is not None and frame <= previous:
-            raise ValueError(f"frames must come in increasing order, got {frame} after {previous}")
-        conditioning = frame in prompted
-        if conditioning and tracking:
-            raise ValueError(f"prompted frame {frame} comes after a tracked frame: Sa2VA prompts the first frames")
-        tracking = tracking or not conditioning
-        out = _step(model, frame, feats, k, bank, num_frames, is_init_cond_frame=conditioning,
-                    point_inputs=point_inputs if conditioning else None)
-        if memory_dtype is not None:
-            out["maskmem_features"] = out["maskmem_features"].to(memory_dtype)
-        bank.add(frame, out, conditioning=conditioning)
-        previous = frame
-        yield FrameOutput(frame=frame, mask_logits=out["pred_masks"], object_score_logits=out["object_score_logits"])
+        yield tracker.step(frame, feats)

@@ -1,154 +1,202 @@
-"""Writing a segmentation result: DAVIS-style palette PNG masks, an mp4 overlay and a JSON summary.
+"""Writing a segmentation result: mask files (three formats), an mp4 overlay and a JSON summary.
 
-Layout of an output folder::
+Layout of an output folder (``--format svac``, the default)::
 
     OUT/masks/<object>/<frame>.png   one palette PNG per object and frame (object id k on the object,
                                       0 elsewhere; DAVIS palette), named like the source frames
-    OUT/overlay.mp4                  the video with the masks blended in (H.264, every frame)
-    OUT/result.json                  the answer, clip layout, scores, mask areas and timings
+    OUT/overlay.mp4                  the video with the masks tinted and outlined (H.264, every frame)
+    OUT/result.json                  the answers, objects (id, query, found, score), clip layout,
+                                      mask areas and timings
 
-The three are svac's results in ``OUT``; anything else in ``OUT`` is the user's and is kept.
-They are written as a whole through :class:`svac.atomic_folder.OutputFolder`: into a staging
-folder beside ``OUT`` (incrementally, chunk by chunk, by :class:`ResultWriter`), which then
-replaces ``OUT`` atomically. After a failure at any point ``OUT`` holds its previous results or
-nothing -- never new masks beside an old ``overlay.mp4`` or ``result.json``. A folder that
-already holds results is refused unless ``overwrite=True``, and with it the old results are
-replaced as a set (``--no-overlay`` leaves no old ``overlay.mp4`` behind).
+``--format davis`` writes ``OUT/<video>/<frame>.png`` (one indexed PNG per frame, the DAVIS
+results layout) and ``--format coco-rle`` writes ``OUT/masks.json`` instead of ``OUT/masks/``
+(:mod:`svac.video.formats`). These are svac's results in ``OUT``; anything else in ``OUT`` is the
+user's and is kept. They are written as a whole through :class:`svac.atomic_folder.OutputFolder`:
+into a staging folder beside ``OUT`` (incrementally, chunk by chunk, by :class:`ResultWriter`,
+while the masks are computed), which then replaces ``OUT`` atomically. After a failure at any
+point ``OUT`` holds its previous results or nothing -- never new masks beside an old
+``overlay.mp4`` or ``result.json``. A folder that already holds results is refused unless
+``overwrite=True``, and with it the old results are replaced as a set (``--no-overlay`` leaves
+no old ``overlay.mp4`` behind).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from svac.atomic_folder import OutputFolder
-from svac.outputs import SegmentationResult
+from svac.outputs import MaskChunk, SegmentationResult, Timings
 from svac.progress import Progress, progress_bar, progress_iter
+from svac.video.formats import FORMATS, RLE_FILE, SVAC_MASKS_DIR, MaskFiles, check_format, mask_writer
+from svac.video.overlay import (  # noqa: F401  -- re-exported: the overlay's public names live here too
+    OVERLAY_ALPHA,
+    OVERLAY_CRF,
+    OverlayWriter,
+    blend_masks,
+    davis_palette,
+    object_colors,
+)
 from svac.video.reader import VideoSource
 
-#: Names svac writes inside an output folder (and refuses to overwrite without ``overwrite=True``).
-RESULT_ITEMS = ("masks", "overlay.mp4", "result.json")
+if TYPE_CHECKING:
+    from svac.outputs import SegmentedObject
+
+#: Fixed names svac writes inside an output folder (and refuses to overwrite without ``overwrite=True``);
+#: the ``davis`` format adds the video's folder (see :func:`result_folder`).
+RESULT_ITEMS = (SVAC_MASKS_DIR, RLE_FILE, "overlay.mp4", "result.json")
 #: Frame rate of the overlay when the source does not tell it (frames per second).
 DEFAULT_FPS = 24.0
-#: Opacity of the mask colour in the overlay (0 = invisible, 1 = opaque).
-OVERLAY_ALPHA = 0.5
-#: Constant rate factor of the H.264 overlay (lower = better quality, larger file).
-OVERLAY_CRF = 23
-#: Frames decoded per batch while writing the overlay.
+#: Frames per chunk when an in-memory result is written.
 OVERLAY_CHUNK = 16
 
 
 def is_result_item(name: str) -> bool:
-    """Whether ``name`` (an entry of an output folder) is one of svac's result items."""
+    """Whether ``name`` (an entry of an output folder) is one of svac's fixed result items."""
     return name in RESULT_ITEMS
 
 
-def result_folder(out_dir: str | Path, *, overwrite: bool = False) -> OutputFolder:
-    """The :class:`~svac.atomic_folder.OutputFolder` of a segmentation output folder (results: :data:`RESULT_ITEMS`).
+def result_folder(out_dir: str | Path, *, overwrite: bool = False, sequence: str | None = None) -> OutputFolder:
+    """The :class:`~svac.atomic_folder.OutputFolder` of a segmentation output folder.
 
     Open it (``with``) before any compute: it checks, locks and stages ``out_dir`` at once.
+
+    Args:
+        out_dir: the folder.
+        overwrite: replace the results it already holds.
+        sequence: the ``davis`` format's sequence folder (the video's name), also one of the results.
     """
-    return OutputFolder(out_dir, overwrite=overwrite, results=is_result_item)
-
-
-def davis_palette() -> np.ndarray:
-    """The DAVIS / PASCAL VOC colour palette, ``uint8 (256, 3)`` (index 0 black, 1 red, 2 green, ...)."""
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
+    items = set(RESULT_ITEMS) | ({sequence} if sequence else set())
+    return OutputFolder(out_dir, overwrite=overwrite, results=items.__contains__)
 
 
 @dataclass(frozen=True)
 class ExportedFiles:
-    """Paths written by :func:`export_result`."""
+    """Paths written by :func:`export_result` / :meth:`svac.streaming.SegmentationStream.save`.
+
+    Attributes:
+        out_dir: the output folder.
+        masks_dir: where the masks are (``masks/``, ``<video>/`` or ``masks.json``).
+        overlay: ``overlay.mp4`` or ``None``.
+        summary: ``result.json``.
+        num_mask_files: mask files written.
+        format: the mask format.
+    """
 
     out_dir: Path
     masks_dir: Path
     overlay: Path | None
     summary: Path
     num_mask_files: int
+    format: str = "svac"
 
 
 class ResultWriter:
-    """Writes one result into a folder frame chunk by frame chunk: mask PNGs, the overlay, then ``result.json``.
+    """Writes one result into a folder chunk by chunk: mask files, the overlay, then ``result.json``.
 
-    Masks arrive in frame order as ``bool (K, n, H, W)`` chunks (all K objects, n consecutive
-    frames), so a caller that produces masks chunk by chunk never holds the whole video's masks.
-    ``result.json`` is written last, by :meth:`finish`.
+    Each :class:`~svac.outputs.MaskChunk` (all K objects over n consecutive frames) is written
+    when it arrives, so a caller that produces masks chunk by chunk never holds the whole video's
+    masks. The overlay is drawn on the chunk's decoded frames (``chunk.frames``); a chunk without
+    frames has them decoded from ``source``. ``result.json`` is written last, by :meth:`finish`.
+    Seconds spent writing go to ``timings.write_masks`` / ``timings.write_overlay``.
 
     Args:
         folder: the folder to fill (a staging folder: see :class:`~svac.atomic_folder.OutputFolder`).
-        source: the video (its frames are decoded again for the overlay, chunk by chunk).
-        num_objects: K.
+        format: one of :data:`svac.video.formats.FORMATS`.
+        video_name: the video's name.
+        frame_names: one name per frame.
+        frame_size: ``(H, W)`` (pixels).
+        objects: the K objects.
         overlay: also write ``overlay.mp4``.
         fps: the overlay's frame rate (frames per second).
-        progress: a progress bar over mask PNGs (stage ``masks``): bool or callback (:mod:`svac.progress`).
+        source: the video, to decode frames of chunks that carry none (overlay only).
+        progress: a progress bar over frames (stage ``write``): bool or callback (:mod:`svac.progress`).
+        timings: the call's :class:`~svac.outputs.Timings`, to which the writing seconds are added and which
+            ``result.json`` then reports (a streamed call); ``None``: ``result.json`` keeps the summary's
+            timings (writing a finished result is not part of its call).
 
     Raises:
-        ValueError: when a chunk does not fit the video (frame count, size, order).
+        ValueError: unknown format; later, a chunk that does not fit the video (frame count, size, order).
     """
 
-    def __init__(self, folder: Path, source: VideoSource, num_objects: int, *, overlay: bool = True,
-                 fps: float = DEFAULT_FPS, progress: Progress = False) -> None:
+    def __init__(self, folder: Path, *, format: str, video_name: str, frame_names: Sequence[str],
+                 frame_size: tuple[int, int], objects: Sequence["SegmentedObject"], overlay: bool = True,
+                 fps: float = DEFAULT_FPS, source: VideoSource | None = None, progress: Progress = False,
+                 timings: Timings | None = None) -> None:
         self.folder = Path(folder)
+        self.format = check_format(format)
+        self.frame_names = tuple(frame_names)
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.objects = list(objects)
         self.source = source
-        self.num_objects = num_objects
         self.next_frame = 0
-        self.num_mask_files = 0
-        self._palette = davis_palette().reshape(-1).tolist()
-        (self.folder / "masks").mkdir()
-        for k in range(num_objects):
-            (self.folder / "masks" / str(k + 1)).mkdir()
-        self._overlay = _OverlayEncoder(self.folder / "overlay.mp4", source, num_objects, fps) if overlay else None
-        self._bar = progress_bar(progress, total=num_objects * source.num_frames, desc="masks", unit="png")
+        self._report_timings = timings is not None
+        self.timings = timings if timings is not None else Timings()
+        self.masks = mask_writer(self.format, self.folder, video_name, self.frame_names, self.frame_size, self.objects)
+        h, w = self.frame_size
+        self._overlay = OverlayWriter(self.folder / "overlay.mp4", w, h, fps, len(self.objects)) if overlay else None
+        self._bar = progress_bar(progress, total=len(self.frame_names), desc="write", unit="frame")
 
-    def write(self, start: int, masks: np.ndarray) -> None:
-        """Write the masks of frames ``start .. start + n - 1``: ``bool (K, n, H, W)``, the next frames in order."""
-        k, n, h, w = masks.shape
-        if start != self.next_frame or start + n > self.source.num_frames:
-            raise ValueError(f"mask chunk for frames {start}..{start + n - 1} does not follow frame {self.next_frame} "
-                             f"of a {self.source.num_frames}-frame video")
-        if (k, h, w) != (self.num_objects, self.source.height, self.source.width):
-            raise ValueError(f"mask chunk of {k} object(s) at {w}x{h}, expected {self.num_objects} at "
-                             f"{self.source.width}x{self.source.height}")
-        names = self.source.frame_names
-        for obj in range(k):
-            obj_dir = self.folder / "masks" / str(obj + 1)
-            for i in range(n):
-                img = Image.fromarray(masks[obj, i].astype(np.uint8) * (obj + 1), mode="P")
-                img.putpalette(self._palette)
-                img.save(obj_dir / f"{names[start + i]}.png")
-                self.num_mask_files += 1
-                self._bar.update(1)
+    @property
+    def num_mask_files(self) -> int:
+        """Mask files written so far."""
+        return self.masks.num_files
+
+    def write(self, chunk: MaskChunk) -> None:
+        """Write the masks (and overlay frames) of ``chunk``, the next frames in order."""
+        k, n, h, w = chunk.masks.shape
+        num_frames = len(self.frame_names)
+        if chunk.start != self.next_frame or chunk.start + n > num_frames:
+            raise ValueError(f"mask chunk for frames {chunk.start}..{chunk.start + n - 1} does not follow frame "
+                             f"{self.next_frame} of a {num_frames}-frame video")
+        if (k, h, w) != (len(self.objects), *self.frame_size):
+            raise ValueError(f"mask chunk of {k} object(s) at {w}x{h}, expected {len(self.objects)} at "
+                             f"{self.frame_size[1]}x{self.frame_size[0]}")
+        t0 = time.perf_counter()
+        self.masks.write(chunk.start, chunk.masks)
+        t1 = time.perf_counter()
+        self.timings.write_masks += t1 - t0
         if self._overlay is not None:
-            self._overlay.write(start, masks)
-        self.next_frame = start + n
+            frames = chunk.frames
+            if frames is None:
+                if self.source is None:
+                    raise ValueError("the overlay needs the frames: give the chunk's frames or the source")
+                frames = self.source.read(range(chunk.start, chunk.start + n))
+            self._overlay.write(frames, chunk.masks)
+            self.timings.write_overlay += time.perf_counter() - t1
+        self.next_frame = chunk.start + n
+        self._bar.update(n)
 
-    def finish(self, summary: dict) -> None:
-        """Close the overlay and write ``result.json`` (``summary`` plus the layout of the files).
+    def finish(self, summary: dict, scores: Sequence[float]) -> None:
+        """Complete the mask files, close the overlay and write ``result.json`` (``summary`` + the file layout).
+
+        Args:
+            summary: the result's summary (:meth:`svac.outputs.SegmentationResult.summary`).
+            scores: the final per-object scores (the ``coco-rle`` file holds them).
 
         Raises:
             ValueError: when masks were not written for every frame.
         """
-        if self.next_frame != self.source.num_frames:
-            raise ValueError(f"masks were written for {self.next_frame} of {self.source.num_frames} frames")
+        if self.next_frame != len(self.frame_names):
+            raise ValueError(f"masks were written for {self.next_frame} of {len(self.frame_names)} frames")
+        t0 = time.perf_counter()
+        self.masks.finish(scores)
+        t1 = time.perf_counter()
+        self.timings.write_masks += t1 - t0
         if self._overlay is not None:
             self._overlay.close()
+            self.timings.write_overlay += time.perf_counter() - t1
         self._bar.close()
         summary = dict(summary)
-        summary["files"] = {"masks": "masks/<object>/<frame>.png",
+        if self._report_timings:
+            summary["timings_seconds"] = self.timings.to_dict()
+        summary["files"] = {"format": self.format, "masks": self.masks.layout,
                             "overlay": "overlay.mp4" if self._overlay is not None else None}
         (self.folder / "result.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
@@ -158,21 +206,64 @@ class ResultWriter:
             self._overlay.abort()
         self._bar.close()
 
+    def files(self, out: Path) -> ExportedFiles:
+        """The :class:`ExportedFiles` of this writer once its folder is at ``out``."""
+        where = {"svac": out / SVAC_MASKS_DIR, "davis": out / self.masks.video_name, "coco-rle": out / RLE_FILE}
+        return ExportedFiles(out_dir=out, masks_dir=where[self.format],
+                             overlay=out / "overlay.mp4" if self._overlay is not None else None,
+                             summary=out / "result.json", num_mask_files=self.num_mask_files, format=self.format)
 
-def export_result(result: SegmentationResult, source: VideoSource, out_dir: "str | Path | OutputFolder", *,
-                  overwrite: bool = False, overlay: bool = True, progress: Progress = False) -> ExportedFiles:
+    def store(self, out: Path) -> MaskFiles:
+        """A reader of the masks once the folder is at ``out`` (the store of a result backed by files)."""
+        return MaskFiles(out, self.format, self.masks.video_name, self.frame_names, self.frame_size,
+                         [o.id for o in self.objects])
+
+
+def write_chunks(chunks: Iterable[MaskChunk], folder: "OutputFolder", *, format: str, video_name: str,
+                 frame_names: Sequence[str], frame_size: tuple[int, int], objects: Sequence["SegmentedObject"],
+                 summary, overlay: bool, fps: float | None, source: VideoSource | None = None,
+                 progress: Progress = False, timings: Timings | None = None) -> ResultWriter:
+    """Write every chunk of ``chunks`` into the open ``folder``'s staging folder, then ``result.json``.
+
+    Args:
+        chunks: the masks in frame order (a stream's chunks are computed as they are written).
+        folder: an open :class:`~svac.atomic_folder.OutputFolder`.
+        summary: called after the last chunk, returns ``(summary dict, per-object scores)``.
+        Others: as :class:`ResultWriter`.
+
+    Returns:
+        The finished :class:`ResultWriter` (its files appear when ``folder`` is committed).
+    """
+    writer = ResultWriter(folder.path, format=format, video_name=video_name, frame_names=frame_names,
+                          frame_size=frame_size, objects=objects, overlay=overlay, fps=fps or DEFAULT_FPS,
+                          source=source, progress=progress, timings=timings)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+        data, scores = summary()
+        writer.finish(data, scores)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer
+
+
+def export_result(result: SegmentationResult, source: VideoSource | None, out_dir: "str | Path | OutputFolder", *,
+                  format: str = "svac", overwrite: bool = False, overlay: bool | None = True,
+                  progress: Progress = False) -> ExportedFiles:
     """Write ``result`` (masks over every frame of ``source``) to ``out_dir`` as a whole.
 
     Args:
-        result: a result whose masks cover every frame of ``source`` (``(K, N, H, W)``).
-        source: the video the result belongs to (re-read for the overlay).
+        result: a result whose masks cover every frame of the video (``(K, N, H, W)``, in memory or in files).
+        source: the video the result belongs to (decoded again for the overlay), or ``None``
+            (then no overlay).
         out_dir: output folder (created if missing; other files in it are kept), or an open
             :func:`result_folder` (then the results are written into its staging folder and
             appear when its ``with`` block ends; ``overwrite`` is the folder's).
-        overwrite: replace results already in ``out_dir`` (``masks/``, ``overlay.mp4``, ``result.json``).
-        overlay: also write ``overlay.mp4``.
-        progress: a progress bar over mask PNGs (stage ``masks``; the overlay is written alongside):
-            bool or callback (:mod:`svac.progress`).
+        format: one of :data:`svac.video.formats.FORMATS`.
+        overwrite: replace results already in ``out_dir``.
+        overlay: also write ``overlay.mp4`` (``None``: when ``source`` is given).
+        progress: a progress bar over frames (stage ``write``): bool or callback (:mod:`svac.progress`).
 
     Raises:
         OutputExistsError: when ``out_dir`` already holds results and ``overwrite`` is false,
@@ -180,71 +271,30 @@ def export_result(result: SegmentationResult, source: VideoSource, out_dir: "str
         OutputLockedError: when another run is writing ``out_dir``.
         OutputWriteError: when ``out_dir`` cannot be written (no permission, read-only, disk
             full); it then holds its previous results, or nothing.
-        ValueError: when the masks do not match the video's frame count and size.
+        ValueError: when the masks do not match the video's frame count and size, the format
+            is unknown, or ``overlay`` is asked without a source.
     """
-    k, n, h, w = result.masks.shape
-    if (n, h, w) != (source.num_frames, source.height, source.width):
-        raise ValueError(f"masks cover {n} frames of {w}x{h} but the video has {source.num_frames} frames of "
-                         f"{source.width}x{source.height}")
+    check_format(format)
+    if overlay is None:
+        overlay = source is not None
+    if overlay and source is None:
+        raise ValueError("the overlay needs the video: pass its source (or overlay=False)")
+    h, w = result.frame_size
+    if source is not None and (result.num_frames, h, w) != (source.num_frames, source.height, source.width):
+        raise ValueError(f"masks cover {result.num_frames} frames of {w}x{h} but the video has {source.num_frames} "
+                         f"frames of {source.width}x{source.height}")
     if isinstance(out_dir, OutputFolder):
         folder, scope = out_dir, nullcontext(out_dir)
     else:
-        folder = result_folder(out_dir, overwrite=overwrite)
+        folder = result_folder(out_dir, overwrite=overwrite, sequence=result.video_name if format == "davis" else None)
         scope = folder
     with scope:
-        writer = ResultWriter(folder.path, source, k, overlay=overlay, fps=result.fps or DEFAULT_FPS,
-                              progress=progress)
-        try:
-            for start in range(0, n, OVERLAY_CHUNK):
-                writer.write(start, result.masks[:, start:start + OVERLAY_CHUNK])
-            writer.finish(result.summary())
-        except BaseException:
-            writer.abort()
-            raise
-    out = folder.target
-    return ExportedFiles(out_dir=out, masks_dir=out / "masks", overlay=out / "overlay.mp4" if overlay else None,
-                         summary=out / "result.json", num_mask_files=writer.num_mask_files)
-
-
-class _OverlayEncoder:
-    """H.264 encoder of the video with coloured masks blended in, fed frame chunk by frame chunk.
-
-    Odd frame sizes are padded by one black pixel column/row, as H.264 4:2:0 needs even sizes.
-    """
-
-    def __init__(self, path: Path, source: VideoSource, num_objects: int, fps: float) -> None:
-        import av
-        from fractions import Fraction
-
-        self.source = source
-        self.colors = object_colors(num_objects)
-        self.container = av.open(str(path), mode="w")
-        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        h, w = source.height, source.width
-        self.stream.width, self.stream.height, self.stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
-        self.stream.options = {"crf": str(OVERLAY_CRF)}
-
-    def write(self, start: int, masks: np.ndarray) -> None:
-        import av
-
-        h, w = self.source.height, self.source.width
-        frames = self.source.read(range(start, start + masks.shape[1]))
-        for i, frame in enumerate(frames):
-            canvas = np.zeros((self.stream.height, self.stream.width, 3), dtype=np.uint8)
-            canvas[:h, :w] = blend_masks(frame, masks[:, i], self.colors)
-            for packet in self.stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
-                self.container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-
-    def abort(self) -> None:
-        try:
-            self.container.close()
-        except Exception:  # the file is being discarded; a half-written stream may not close cleanly
-            pass
+        writer = write_chunks(result.iter_mask_chunks(OVERLAY_CHUNK), folder, format=format,
+                              video_name=result.video_name, frame_names=result.frame_names,
+                              frame_size=result.frame_size, objects=result.objects,
+                              summary=lambda: (result.summary(), [float(s) for s in result.scores]),
+                              overlay=overlay, fps=result.fps, source=source, progress=progress)
+    return writer.files(folder.target)
 
 
 def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: float,
@@ -260,36 +310,17 @@ def write_overlay(masks: np.ndarray, source: VideoSource, path: Path, *, fps: fl
 
     Odd frame sizes are padded by one black pixel column/row, as H.264 4:2:0 needs even sizes.
     """
-    encoder = _OverlayEncoder(Path(path), source, masks.shape[0], fps)
-    chunks = range(0, source.num_frames, OVERLAY_CHUNK)
-    for start in progress_iter(chunks, progress, total=len(chunks), desc="overlay", unit="chunk"):
-        encoder.write(start, masks[:, start:start + OVERLAY_CHUNK])
-    encoder.close()
+    writer = OverlayWriter(Path(path), source.width, source.height, fps, masks.shape[0])
+    try:
+        chunks = range(0, source.num_frames, OVERLAY_CHUNK)
+        for start in progress_iter(chunks, progress, total=len(chunks), desc="overlay", unit="chunk"):
+            stop = min(start + OVERLAY_CHUNK, source.num_frames)
+            writer.write(source.read(range(start, stop)), masks[:, start:stop])
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
 
 
-def object_colors(num_objects: int) -> np.ndarray:
-    """The DAVIS palette colours of objects 1..K, ``uint8 (K, 3)`` (object k is drawn with palette index k)."""
-    return davis_palette()[1:num_objects + 1]
-
-
-def blend_masks(frame: np.ndarray, masks: np.ndarray, colors: np.ndarray, *, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """Blend coloured masks into one frame, as in ``overlay.mp4``.
-
-    Args:
-        frame: ``uint8 (H, W, 3)`` RGB.
-        masks: ``bool (K, H, W)``, drawn in order (a later object covers an earlier one where they overlap).
-        colors: ``uint8 (K, 3)`` RGB colour of each mask (see :func:`object_colors`).
-        alpha: opacity of the colour (0 = invisible, 1 = opaque).
-
-    Returns:
-        ``uint8 (H, W, 3)``: the blended frame (``frame`` itself is not changed).
-
-    Raises:
-        ValueError: when the shapes disagree.
-    """
-    if masks.shape[1:] != frame.shape[:2] or len(colors) != masks.shape[0]:
-        raise ValueError(f"cannot blend masks {masks.shape} with colours {np.shape(colors)} into a frame {frame.shape}")
-    blended = frame.astype(np.float32)
-    for mask, color in zip(masks, np.asarray(colors, dtype=np.float32)):
-        blended[mask] = (1 - alpha) * blended[mask] + alpha * color
-    return blended.round().astype(np.uint8)
+__all__ = ["DEFAULT_FPS", "FORMATS", "RESULT_ITEMS", "ExportedFiles", "ResultWriter", "blend_masks", "davis_palette",
+           "export_result", "is_result_item", "object_colors", "result_folder", "write_chunks", "write_overlay"]

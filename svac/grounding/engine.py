@@ -1,0 +1,191 @@
+"""The streaming grounding engine: each frame decoded once, encoded once, the K objects tracked in one SAM-2 batch.
+
+:func:`stream_masks` reads a video in order, in chunks of ``config.sam2.encoder_batch_size``
+frames, and for each chunk:
+
+1. decodes the frames (once: the writers draw the overlay on the same frames);
+2. resizes them to SAM-2's input in ``uint8`` and normalises them
+   (:func:`~svac.grounding.sam2_model.preprocess_frames`);
+3. runs SAM-2's image encoder once on the chunk, whatever the number of objects K -- the K
+   objects (several queries of one ``segment`` call, or the E expressions of a video in
+   ``svac eval``) share each frame's features;
+4. tracks the K objects frame by frame in one SAM-2 batch (memory attention, mask decoder
+   prompted by each object's ``[SEG]``, memory encoder; :mod:`svac.grounding.tracking`), SAM-2's
+   memory keeping only the conditioning frames and the most recent ones;
+5. upsamples the chunk's low-resolution logits to the frame size in one call, thresholds them,
+   and hands the ``bool (K, n, H, W)`` masks out as a :class:`~svac.outputs.MaskChunk` before
+   the next chunk is decoded.
+
+Nothing grows with the number of frames but the per-frame areas a caller may keep, so peak
+memory does not depend on the video's length. The tracking inputs are a
+:class:`TrackingPrompts`, which results keep (``SegmentationResult.tracking``) so that a later
+correction can track again from any frame with the ``[SEG]`` prompts as conditioning.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from svac.outputs import MaskChunk, Timings
+from svac.progress import Progress, progress_bar
+from svac.video.reader import VideoSource
+
+if TYPE_CHECKING:
+    from svac.model import SVAC
+
+
+@dataclass
+class TrackingPrompts:
+    """What SAM-2 needs to track the objects of a result through its video (SVAC §3.4; Sa2VA §3.2).
+
+    Attributes:
+        prompts: ``float (num_clips, K_t, C)`` projected ``[SEG]`` prompts: row c prompts the frames of
+            clip c for each of the K_t tracked objects (Sa2VA: one clip).
+        clip_of_frame: ``int64 (N,)`` the clip of each frame.
+        conditioning_frames: frames whose memories stay conditioning memories: the clips' anchor
+            frames (SVAC; frame 0 always is one), or the MLLM's frames, each prompted on its own (Sa2VA).
+        pipeline: ``"svac"`` (every frame prompted by its clip's ``[SEG]``, memory from frame 0) or
+            ``"sa2va"`` (the conditioning frames prompted, the others tracked by memory alone).
+        num_objects: K, the objects of the result (tracked or not).
+        tracked: the rows of the result (0-based object indices) that ``prompts`` tracks, in order;
+            the other objects (queries whose answer held no ``[SEG]``) stay empty.
+    """
+
+    prompts: torch.Tensor
+    clip_of_frame: np.ndarray
+    conditioning_frames: tuple[int, ...]
+    pipeline: Literal["svac", "sa2va"]
+    num_objects: int
+    tracked: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.prompts.ndim != 3 or self.prompts.shape[1] != len(self.tracked):
+            raise ValueError(f"prompts must be (num_clips, {len(self.tracked)}, C), got {tuple(self.prompts.shape)}")
+        if any(not 0 <= r < self.num_objects for r in self.tracked):
+            raise ValueError(f"tracked rows {self.tracked} outside 0..{self.num_objects - 1}")
+
+
+def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, *, chunk_size: int | None = None,
+                 progress: Progress = False, timings: Timings | None = None) -> Iterator[MaskChunk]:
+    """Segment the objects of ``tracking`` on every frame of ``source``, chunk by chunk (see the module docstring).
+
+    Args:
+        model: the SVAC model (its SAM-2, config and device).
+        source: the video; read once, in order.
+        tracking: the ``[SEG]`` prompts and schedule.
+        chunk_size: frames per chunk (default ``config.sam2.encoder_batch_size``).
+        progress: a progress bar over frames (stage ``SAM-2``): bool or callback (:mod:`svac.progress`).
+        timings: stage seconds are added to it (``frame_decode``, ``sam2_preprocess``,
+            ``sam2_encoder``, ``sam2_tracking``, ``mask_upsample``); the time the caller spends
+            between chunks is not counted.
+
+    Yields:
+        :class:`~svac.outputs.MaskChunk`: ``masks bool (K, n, H, W)``, ``presence float32 (K, n)``
+        and the decoded ``frames uint8 (n, H, W, 3)``, covering every frame once, in order.
+
+    Raises:
+        ValueError: when ``tracking.clip_of_frame`` does not have one entry per frame.
+        svac.errors.VideoReadError: when a frame cannot be decoded.
+    """
+    from svac.grounding.sam2_model import preprocess_frames
+    from svac.grounding.tracking import Sa2VATracker, SVACTracker
+    from svac.sa2va_pipeline import MEMORY_DTYPE, SAM2_STATS_DTYPE, upsample_logits
+
+    n, h, w = source.num_frames, source.height, source.width
+    if len(tracking.clip_of_frame) != n:
+        raise ValueError(f"clip_of_frame has {len(tracking.clip_of_frame)} entries for a {n}-frame video")
+    timings = timings if timings is not None else Timings()
+    size = chunk_size or model.config.sam2.encoder_batch_size
+    sam = model.grounding
+    device, dtype = model.device, next(sam.parameters()).dtype
+    sa2va = tracking.pipeline == "sa2va"
+    rows = list(tracking.tracked)
+    num_obj = tracking.num_objects
+    threshold = model.config.inference.mask_threshold
+    frame_options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if sa2va else {}
+    tracker = None
+    if rows:
+        prompts = tracking.prompts.to(device=device, dtype=dtype)
+        if sa2va:  # the MLLM's frames prompted on their own, the others tracked by memory
+            tracker = Sa2VATracker(sam, prompts[0], prompted_frames=tracking.conditioning_frames, num_frames=n,
+                                   memory_dtype=MEMORY_DTYPE)
+        else:
+            per_frame = torch.as_tensor(tracking.clip_of_frame, device=device)
+            tracker = SVACTracker(sam, lambda t: prompts[per_frame[t]], conditioning_frames=tracking.conditioning_frames,
+                                  num_frames=n)
+    bar = progress_bar(progress, total=n, desc="SAM-2", unit="frame")
+    chunks = source.iter_chunks(size)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            item = next(chunks, None)
+            timings.frame_decode += time.perf_counter() - t0
+            if item is None:
+                break
+            start, frames = item
+            m = len(frames)
+            masks = np.zeros((num_obj, m, h, w), dtype=bool)
+            presence = np.zeros((num_obj, m), dtype=np.float32)
+            if tracker is not None:
+                with torch.inference_mode(), _sam2_precision(device, model.dtype):
+                    with _timer(device) as elapsed:
+                        images = preprocess_frames(frames, sam.image_size, device=device, dtype=dtype, **frame_options)
+                    timings.sam2_preprocess += elapsed()
+                    with _timer(device) as elapsed:
+                        feats = sam.encode_frames(images)
+                    timings.sam2_encoder += elapsed()
+                    with _timer(device) as elapsed:
+                        outs = [tracker.step(start + i, f) for i, f in enumerate(feats)]
+                    timings.sam2_tracking += elapsed()
+                    with _timer(device) as elapsed:
+                        logits = torch.cat([o.mask_logits for o in outs], dim=1).float()  # (K_t, m, h', w')
+                        if sa2va:  # 256 -> 1024 -> frame size
+                            logits = upsample_logits(logits, sam.image_size, (h, w))
+                        else:
+                            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+                        tracked = (logits > threshold).cpu().numpy()
+                        scores = torch.cat([o.object_score_logits for o in outs], dim=1).float().sigmoid().cpu().numpy()
+                        del logits, outs, feats, images
+                    timings.mask_upsample += elapsed()
+                if len(rows) == num_obj:
+                    masks, presence = tracked, scores
+                else:
+                    masks[rows], presence[rows] = tracked, scores
+            yield MaskChunk(start=start, masks=masks, presence=presence, frames=frames)
+            bar.update(m)
+    finally:
+        bar.close()
+
+
+def _sam2_precision(device: torch.device, dtype: torch.dtype):
+    """The context SAM-2 runs in: autocast to the model's ``dtype`` when it is not float32.
+
+    SAM-2's weights stay float32 (:attr:`svac.model.SVAC.float32_modules`) and lower precision
+    comes from autocast, as in the ``sam2`` package's own video predictor. It is entered around
+    each chunk's compute only, never across a ``yield``: the caller's code between chunks runs
+    outside it.
+    """
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextmanager
+def _timer(device: torch.device):
+    """Measure a block's wall time in seconds (synchronising CUDA so GPU work is counted)."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    sync()
+    start = time.perf_counter()
+    box = {}
+    yield lambda: box["elapsed"]
+    sync()
+    box["elapsed"] = time.perf_counter() - start
