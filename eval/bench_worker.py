@@ -69,13 +69,13 @@ def svac_core(args) -> dict:
     set_one_thread()
     model = _load_model(args.model)
     model.eval()
-    streaming = "stream" in inspect.signature(model.segment).parameters
+    streaming = hasattr(model, "segment_stream")
     areas: list[np.ndarray] = []
     first_mask = None
     with torch.inference_mode():
         if streaming:  # this checkout streams: the MLLM answers when the stream is made, SAM-2 runs as it is read
             t0 = time.perf_counter()
-            stream = model.segment(args.video, args.query, stream=True)
+            stream = model.segment_stream(args.video, args.query)
             mllm = time.perf_counter() - t0
             t0, c0 = time.perf_counter(), time.process_time()
             for chunk in stream:
