@@ -77,7 +77,16 @@ def plot(rows):
 
 
 def main(argv=None) -> int:
+    """Parse the arguments, then run the study with ``--out`` checked and locked first (see :func:`study`)."""
+    from svac.atomic_folder import reserve_folder
+
     args = build_parser().parse_args(argv)
+    with reserve_folder(Path(args.out)):  # writability probe and lock before any measurement
+        return study(args)
+
+
+def study(args) -> int:
+    """Run the study with parsed ``args``; returns the exit code."""
     if args.repeats < 1:
         raise SystemExit("svac bench costs: --repeats must be >= 1")
     out, cache = Path(args.out), Path(args.cache)

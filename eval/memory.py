@@ -82,7 +82,16 @@ def plot(rows: list[dict], sides):
 
 
 def main(argv=None) -> int:
+    """Parse the arguments, then run the study with ``--out`` checked and locked first (see :func:`study`)."""
+    from svac.atomic_folder import reserve_folder
+
     args = build_parser().parse_args(argv)
+    with reserve_folder(Path(args.out)):  # writability probe and lock before any measurement
+        return study(args)
+
+
+def study(args) -> int:
+    """Run the study with parsed ``args``; returns the exit code."""
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:

@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``svac`` console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in EVAL_STUDIES:  # the script parses its own arguments
+        try:
+            return _eval_study(argv[1], argv[2:])
+        except FileNotFoundError as exc:
+            print(f"svac: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     from svac.errors import INPUT_ERRORS
 
@@ -138,8 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_eval_command(args)
         if args.command == "bench":
-            if args.bench_command in EVAL_STUDIES:
-                return _eval_study(args.bench_command, args.study_args)
             from svac.evaluation.cli_args import run_bench_frames_command
 
             return run_bench_frames_command(args)

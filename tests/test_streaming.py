@@ -195,6 +195,13 @@ def test_cli_takes_several_queries_and_writes_one_object_each(tmp_path, capsys):
     assert [(o["id"], o["name"]) for o in summary["objects"]] == [(1, "the cat"), (2, "the dog")]
     assert summary["files"] == {"format": "davis", "masks": "frames/<frame>.png", "overlay": "overlay.mp4"}
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{t:05d}.png" for t in range(4)]
+    other = tmp_path / "other"  # a second video into the same DAVIS results folder: its sequence is added
+    other.mkdir()
+    for t in range(3):
+        Image.fromarray(np.full((24, 32, 3), 60 * t, np.uint8)).save(other / f"{t:05d}.png")
+    assert main(["segment", str(other), "a cat", "--model", "tiny.yaml", "--out", str(out), "--quiet",
+                 "--format", "davis", "--overwrite", "--no-overlay"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["frames", "other", "result.json"]
     assert main(["segment", str(frames), "--out", str(tmp_path / "none"), "--model", "tiny.yaml"]) == 2
     assert "no query given" in capsys.readouterr().err
 
@@ -271,3 +278,16 @@ def test_overlay_outline_stays_visible_on_an_object_of_the_tint_colour():
     assert (out[edge] == 255).all()  # a white border around the dark red object
     assert np.array_equal(out[~mask[0]], frames[~mask[0]])
     assert torch.equal(torch.from_numpy(out[0, 10, 10]), torch.tensor([128, 0, 0], dtype=torch.uint8))
+
+
+def test_svac_bench_runs_the_checkout_studies_with_their_own_arguments(capsys):
+    import subprocess
+    import sys
+
+    for name in ("peer", "memory", "costs"):
+        out = subprocess.run([sys.executable, "-m", "svac.cli", "bench", name, "--help"], capture_output=True,
+                             text=True)
+        assert out.returncode == 0 and out.stdout.startswith(f"usage: svac bench {name}"), out.stderr
+    bad = subprocess.run([sys.executable, "-m", "svac.cli", "bench", "memory", "--frames", "x"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "argument --frames" in bad.stderr

@@ -153,7 +153,8 @@ def profile_segment(model: "SVAC", video, expression: str, *, num_frames: int | 
             t.remove()
     t = result.timings
     hooked = {name: timer.seconds for name, timer in timers.items()}
-    sam_rest = t.sam2_tracking - sum(hooked.values()) - source.seconds["sam2"]
+    # sam2_tracking holds the hooked modules plus the tracking bookkeeping; preprocessing and upsampling are apart
+    sam_rest = t.sam2_tracking - sum(hooked.values()) + t.sam2_preprocess + t.mask_upsample
     parts = {
         "SAM-2 image encoder": t.sam2_encoder,
         "LLM prefill": t.llm_prefill,
