@@ -60,8 +60,7 @@ def export_sam2(model_spec: str | None, cache: Path) -> tuple[Path, Path, str]:
     """svac's SAM-2 as a Meta ``.pt`` plus its typed config as JSON; returns the paths and the model name."""
     import warnings
 
-    import torch
-
+    from svac.checkpoints.sam2_meta import save_meta_checkpoint
     from svac.grounding.sam2_model import load_sam2_checkpoint
     from svac.loading import load_model
 
@@ -70,7 +69,7 @@ def export_sam2(model_spec: str | None, cache: Path) -> tuple[Path, Path, str]:
         model = load_model(model_spec, device="cpu")
     cache.mkdir(parents=True, exist_ok=True)
     pt, cfg = cache / "sam2_from_svac.pt", cache / "sam2_from_svac.json"
-    torch.save({"model": {k: v.detach().clone() for k, v in model.grounding.state_dict().items()}}, pt)
+    save_meta_checkpoint(model.grounding, pt)
     cfg.write_text(json.dumps(dataclasses.asdict(model.config.sam2)))
     load_sam2_checkpoint(model.grounding, str(pt))  # the file loads back strictly: same keys, same shapes
     return pt, cfg, model.config.name

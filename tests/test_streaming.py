@@ -291,3 +291,30 @@ def test_svac_bench_runs_the_checkout_studies_with_their_own_arguments(capsys):
     bad = subprocess.run([sys.executable, "-m", "svac.cli", "bench", "memory", "--frames", "x"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "argument --frames" in bad.stderr
+
+
+def test_sam2_exported_in_meta_format_loads_into_sam2s_own_video_predictor(tiny_model, tmp_path):
+    """The peer study's premise: svac's SAM-2 and SAM2VideoPredictor built from the exported file are the same network."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from svac.checkpoints.sam2_meta import save_meta_checkpoint
+    from svac.grounding.sam2_model import build_sam2_model, load_sam2_checkpoint
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+    from bench_worker import build_predictor
+
+    pt = save_meta_checkpoint(tiny_model.grounding, tmp_path / "sam2.pt")
+    cfg = tmp_path / "sam2.json"
+    cfg.write_text(json.dumps(dataclasses.asdict(tiny_model.config.sam2)))
+    predictor = build_predictor(str(cfg), str(pt))
+    again = build_sam2_model(tiny_model.config.sam2)
+    load_sam2_checkpoint(again, str(pt))  # strict: same keys and shapes
+    image = torch.randn(1, 3, tiny_model.sam2_image_size, tiny_model.sam2_image_size)
+    with torch.inference_mode():
+        ours = tiny_model.grounding.forward_image(image)
+        theirs = predictor.forward_image(image)
+    for a, b in zip(ours["backbone_fpn"], theirs["backbone_fpn"]):
+        assert torch.equal(a, b)
+    assert type(predictor).__name__ == "SAM2VideoPredictor" and predictor.fill_hole_area == 0

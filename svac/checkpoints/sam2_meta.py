@@ -130,3 +130,26 @@ def replace_grounding(model: "SVAC", checkpoint: str | Path, *, config: SAM2Conf
     model.grounding = grounding.to(device=reference.device).train(model.grounding.training)  # SAM-2 stays float32
     model.config = new_config
     return model
+
+
+def save_meta_checkpoint(grounding: "LanguagePromptedSAM2", path: str | Path) -> Path:
+    """Write a SAM 2 grounding model's weights as a Meta checkpoint: ``{"model": state_dict}`` in a ``.pt``.
+
+    The inverse of :func:`svac.grounding.sam2_model.load_sam2_checkpoint`: the keys are the ``sam2``
+    package's own module names, so ``sam2``'s builders and ``SAM2VideoPredictor`` load the file
+    into a model built from the same config (``eval/peer.py`` compares svac with that predictor on
+    identical weights). Tensors only (``torch.load(weights_only=True)`` reads it), written to a
+    staged file and renamed into place.
+
+    Returns:
+        ``path``.
+    """
+    import torch
+
+    from svac.atomic_folder import staged_file
+
+    path = Path(path)
+    state = {name: tensor.detach().cpu().clone() for name, tensor in grounding.state_dict().items()}
+    with staged_file(path) as tmp:
+        torch.save({"model": state}, tmp)
+    return path

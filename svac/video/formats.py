@@ -11,7 +11,8 @@
   evaluation (davisvideochallenge/davis2017-evaluation) read ``DIR/<sequence>/<frame>.png``
   directly; the sequence folder is named after the video (file stem or frame-folder name).
 * ``coco-rle`` -- ``masks.json``: per object, one COCO run-length encoding per frame
-  (``pycocotools.mask.encode``: column-major, ``{"size": [H, W], "counts": "<ascii>"}``), the
+  (:func:`svac.evaluation.predictions.encode_rle`, i.e. ``pycocotools.mask.encode``: column-major,
+  ``{"size": [H, W], "counts": "<ascii>"}``; read back by :func:`svac.data.readers.masks.decode_rle`), the
   encoding YouTube-VOS / MeViS style submissions and ``mask_dict.json`` files use::
 
       {"format": "coco-rle", "video": "blackswan", "height": 480, "width": 854,
@@ -154,12 +155,10 @@ class CocoRleWriter(MaskWriter):
         self._rles: list[list[dict]] = [[] for _ in self.objects]
 
     def write(self, start: int, masks: np.ndarray) -> None:
-        from pycocotools import mask as mask_utils
+        from svac.evaluation.predictions import encode_rle
 
         for k in range(len(self.objects)):
-            fortran = np.asfortranarray(masks[k].transpose(1, 2, 0).view(np.uint8))  # (H, W, n), column-major
-            for rle in mask_utils.encode(fortran):
-                self._rles[k].append({"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")})
+            self._rles[k].extend(encode_rle(mask) for mask in masks[k])
 
     def finish(self, scores: Sequence[float]) -> None:
         h, w = self.frame_size
@@ -229,13 +228,13 @@ class MaskFiles:
                 labels = np.asarray(Image.open(self.folder / self.video_name / f"{name}.png"))
                 out[:, i] = labels[None] == ids
         else:
-            from pycocotools import mask as mask_utils
+            from svac.data.readers.masks import decode_rle
 
             if self._rle is None:
                 doc = json.loads((self.folder / RLE_FILE).read_text(encoding="utf-8"))
                 self._rle = [obj["segmentations"] for obj in doc["objects"]]
+            source = self.folder / RLE_FILE
             for j in range(k):
-                rles = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in self._rle[j][start:stop]]
-                if rles:
-                    out[j] = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)
+                for i, rle in enumerate(self._rle[j][start:stop]):
+                    out[j, i] = decode_rle(rle, source=source, label=f"object {self.object_ids[j]} frame {start + i}")
         return out
