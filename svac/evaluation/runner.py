@@ -11,6 +11,13 @@ leaves in ``OUT``::
     OUT/submission.zip            server submission (benchmarks without local ground truth)
     OUT/predictions.json          RLE predictions (frame-level benchmarks)
 
+**One pass per video**: with a model that answers several queries per call (SVAC's
+``segment_stream``), the unfinished expressions of a video are segmented together
+(:func:`predict_video`): the video is decoded once, SAM-2's image encoder runs once per frame
+whatever the number of expressions E, and the E objects are tracked in one SAM-2 batch; per
+expression remain the MLLM's answer, the mask decoder and the memory. Other models (the
+baselines) are called once per expression (:func:`predict_item`).
+
 **Resuming**: an item is finished when its record exists; records and prediction folders
 are written atomically (prediction files first, the record last), so a run killed at any
 point and started again skips exactly the finished items and redoes the rest.
