@@ -318,3 +318,62 @@ def test_sam2_exported_in_meta_format_loads_into_sam2s_own_video_predictor(tiny_
     for a, b in zip(ours["backbone_fpn"], theirs["backbone_fpn"]):
         assert torch.equal(a, b)
     assert type(predictor).__name__ == "SAM2VideoPredictor" and predictor.fill_hole_area == 0
+
+
+def test_reading_a_stream_keeps_no_state_that_grows_with_the_video(model, video, tmp_path):
+    """Peak Python-side memory (numpy arrays included) while a stream is iterated or saved: the same at 9 and 36 frames."""
+    import tracemalloc
+
+    longer = np.concatenate([video] * 4)  # 36 frames
+    peaks = {}
+    for name, frames in (("warm-up", video), ("short", video), ("long", longer)):  # warm-up: lazy imports, caches
+        for how in ("iterate", "save"):
+            stream = model.segment_stream(frames, QUERIES, num_frames=6, clip_len=3, chunk_size=3)
+            tracemalloc.start()
+            if how == "iterate":
+                for _ in stream:
+                    pass
+            else:
+                stream.save(tmp_path / f"{name}-{how}", overlay=True)
+            peaks[name, how] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    one_frame = 2 * 48 * 64 + 48 * 64 * 3  # two objects' masks and the RGB frame (bytes)
+    for how in ("iterate", "save"):
+        grown = peaks["long", how] - peaks["short", how]
+        assert grown < 3 * one_frame, (how, peaks)  # 27 more frames kept would be 27 x one_frame
+
+
+def test_a_video_file_is_not_decoded_ahead_of_its_reader(tmp_path):
+    """decord decodes ahead of the frames asked for, unbounded; svac's reader must not leave it doing so."""
+    import time
+
+    import av
+
+    from svac.video.reader import open_video
+
+    path = tmp_path / "long.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 480, 270, "yuv420p"
+    stream.options = {"preset": "ultrafast"}
+    frame = np.zeros((270, 480, 3), dtype=np.uint8)
+    for t in range(150):  # 150 RGB frames of 480x270: 58 MB if all were decoded and held
+        frame[:, :, 0] = t
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+
+    def resident_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    source = open_video(path)
+    before = resident_mib()
+    source.read([0, 10])  # random access (the MLLM's frames)
+    chunks = source.iter_chunks(4)  # the sequential pass, read slowly
+    next(chunks)
+    time.sleep(1.0)  # decoding all 150 frames takes ~0.2 s
+    assert resident_mib() - before < 25
+    assert sum(len(f) for _, f in chunks) == 146
