@@ -172,6 +172,7 @@ class DecordVideo(VideoSource):
                 (``num_frames``) says.
         """
         import av  # lazy: PyAV loads FFmpeg libraries
+        from av.video.reformatter import VideoReformatter
 
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -184,6 +185,9 @@ class DecordVideo(VideoSource):
             stream.thread_type = "NONE"  # no decoder threads: frames are decoded when asked for
             stream.codec_context.thread_count = 1
             frames = container.decode(stream)
+            # one colour converter for the whole pass: frame.to_ndarray(format=...) makes a new one per
+            # frame (0.23 against 0.07 ms per 128x128 frame here; same pixels)
+            to_rgb = VideoReformatter()
             for start in range(0, self.num_frames, chunk_size):
                 stop = min(start + chunk_size, self.num_frames)
                 chunk = np.empty((stop - start, self.height, self.width, 3), dtype=np.uint8)
@@ -195,7 +199,7 @@ class DecordVideo(VideoSource):
                                              f"{self.num_frames}") from None
                     except Exception as exc:
                         raise VideoReadError(f"cannot decode frame {start + i} of {self.path}: {exc}") from exc
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                     if rgb.shape != chunk.shape[1:]:
                         raise VideoReadError(f"frame {start + i} of {self.path} is {rgb.shape[1]}x{rgb.shape[0]}, "
                                              f"the video {self.width}x{self.height}")
