@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(chat)
 
     train = sub.add_parser("train", help="train or fine-tune a model (recipe: train/finetune.py)")
-    train.add_argument("config", help="training config YAML (a path or a name in configs/, e.g. train/tiny_synthetic.yaml)")
+    train.add_argument("config", help="training config YAML: a path such as configs/train/svac_tiny_synthetic.yaml, or "
+                                      "the bare name of a config shipped in configs/train/ (svac_tiny_synthetic.yaml)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. max_steps=100")
     train.add_argument("--deepspeed", default=None, metavar="JSON",
                        help="DeepSpeed config, e.g. configs/deepspeed/zero2.json (GPUs; needs the train extra)")
@@ -84,14 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frame size WxH in pixels (default: %(default)s)")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
-    from svac.evaluation.cli_args import add_bench_frames_arguments, add_eval_arguments
+    from svac.evaluation.cli_args import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="evaluate a model on a benchmark (resumable, shardable)"))
     bench = sub.add_parser("bench", help="efficiency studies").add_subparsers(dest="bench_command", required=True)
-    add_bench_frames_arguments(bench.add_parser("frames", help="frame-scaling study: tokens, seconds, memory, J&F vs T"))
     for name, what in EVAL_STUDIES.items():
+        script = f"eval/{STUDY_SCRIPTS.get(name, name)}.py"
         study = bench.add_parser(name, help=what, add_help=False,
-                                 description=f"{what}. Runs eval/{name}.py of the svac checkout with the arguments "
+                                 description=f"{what}. Runs {script} of the svac checkout with the arguments "
                                              f"given; 'svac bench {name} --help' lists them.")
         study.add_argument("study_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -145,9 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_eval_command(args)
         if args.command == "bench":
-            from svac.evaluation.cli_args import run_bench_frames_command
-
-            return run_bench_frames_command(args)
+            return _eval_study(args.bench_command, args.study_args)
         if args.command == "demo":
             return _demo(args)
     except INPUT_ERRORS as exc:
@@ -222,18 +221,21 @@ def _segment(args) -> int:
 
 #: The studies that live in the checkout's eval/ folder, run by ``svac bench NAME``.
 EVAL_STUDIES = {
+    "frames": "frame-scaling study: tokens, seconds, memory, J&F vs T (ASTC vs uncompressed vs first_k)",
     "peer": "svac's per-frame core vs SAM-2's own SAM2VideoPredictor, same weights, interleaved",
     "memory": "peak RSS vs video length (100 ... 3000 frames), svac vs SAM2VideoPredictor",
     "costs": "fixed costs: 1-frame svac segment vs importing torch+transformers+sam2, svac --help, overlay",
 }
+#: The script of a study whose file is not named after it (the others: ``eval/<name>.py``).
+STUDY_SCRIPTS = {"frames": "frame_scaling"}
 
 
 def _eval_study(name: str, study_args: list[str]) -> int:
-    """Run ``eval/<name>.py`` of the checkout svac is imported from, in a child Python process."""
+    """Run ``eval/<script>.py`` of the checkout svac is imported from, in a child Python process."""
     import subprocess
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "eval" / f"{name}.py"
+    script = Path(__file__).resolve().parents[1] / "eval" / f"{STUDY_SCRIPTS.get(name, name)}.py"
     if not script.is_file():
         raise FileNotFoundError(f"svac bench {name} runs {script}, which is not there: the studies live in the eval/ "
                                 "folder of an svac source checkout (git clone, then pip install -e .)")

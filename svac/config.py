@@ -786,8 +786,39 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return from_dict(SVACConfig, data)
 
 
-def read_yaml(source: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from a path or from a config shipped in ``configs/``.
+#: The repository folder whose YAML files ship inside the package (as ``svac.configs``).
+CONFIGS_DIR = "configs"
+
+
+def shipped_config(source: str | Path, folder: str | None = None):
+    """The config shipped in ``configs/`` that ``source`` names, or ``None``.
+
+    ``source`` is a path inside ``configs/`` with or without the leading ``configs/``
+    (``configs/train/x.yaml``, ``train/x.yaml``), or, with ``folder``, a bare file name looked up
+    in ``configs/<folder>/`` first (``x.yaml`` -> ``configs/train/x.yaml``), then in ``configs/``.
+
+    Returns:
+        An ``importlib.resources`` traversable of the file, or ``None`` when no shipped file matches.
+    """
+    name = Path(source).as_posix()
+    prefix = CONFIGS_DIR + "/"
+    if name.startswith(prefix):
+        name = name[len(prefix):]
+    names = [f"{folder}/{name}", name] if folder is not None and "/" not in name else [name]
+    root = resources.files("svac.configs")
+    for candidate in names:
+        shipped = root.joinpath(candidate)
+        if shipped.is_file():
+            return shipped
+    return None
+
+
+def read_yaml(source: str | Path, *, folder: str | None = None) -> dict[str, Any]:
+    """Read a YAML mapping from a path or from a config shipped in ``configs/`` (see :func:`shipped_config`).
+
+    Args:
+        source: a YAML file; when no such file exists, a config shipped in ``configs/``.
+        folder: the sub-folder of ``configs/`` where a bare file name is looked up first (``train``).
 
     Raises:
         FileNotFoundError: when the file does not exist in either place.
@@ -797,9 +828,10 @@ def read_yaml(source: str | Path) -> dict[str, Any]:
     if path.is_file():
         text = path.read_text(encoding="utf-8")
     else:
-        shipped = resources.files("svac.configs").joinpath(str(source))
-        if not shipped.is_file():
-            raise FileNotFoundError(f"config {source!s} not found (neither a file nor a config shipped in configs/)")
+        shipped = shipped_config(source, folder)
+        if shipped is None:
+            where = f"{CONFIGS_DIR}/{folder}/ or {CONFIGS_DIR}/" if folder is not None else f"{CONFIGS_DIR}/"
+            raise FileNotFoundError(f"config {source!s} not found (neither a file nor a config shipped in {where})")
         text = shipped.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)

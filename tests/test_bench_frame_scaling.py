@@ -1,18 +1,24 @@
-"""The frame-scaling study on a tiny setting, its memory sampler and its per-stage profile."""
+"""The frame-scaling study (``eval/frame_scaling.py``) on a tiny setting, its memory sampler and its per-stage profile."""
 
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from svac.errors import ConfigError, OutputExistsError
-from svac.evaluation.frame_scaling import OVERHEAD_TARGET, Variant, expected_token_ratio, run_frame_scaling
-from svac.evaluation.memory import PeakMemory
-from svac.evaluation.pipeline_profile import profile_segment
-from svac.evaluation.scaling_report import OUTPUT_FILES
+
+EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
+sys.path.insert(0, str(EVAL_DIR))  # the studies are scripts in eval/, importing their siblings by name
+from frame_scaling import OVERHEAD_TARGET, Variant, expected_token_ratio, run_frame_scaling  # noqa: E402
+from peak_memory import PeakMemory  # noqa: E402
+from pipeline_profile import profile_segment  # noqa: E402
+from scaling_report import OUTPUT_FILES  # noqa: E402
 
 PLOTS = ("tokens_plot", "seconds_plot", "memory_plot", "jf_plot")
 
@@ -95,3 +101,16 @@ def test_expected_ratios_and_argument_checks(tmp_path):
         run_frame_scaling(out_dir=tmp_path, frames=(5, 5), model=object())
     with pytest.raises(ConfigError, match="modes must be a non-empty subset"):
         run_frame_scaling(out_dir=tmp_path, modes=("sa2va",), model=object())
+
+
+def test_svac_bench_frames_runs_the_eval_script():
+    """``svac bench frames`` hands its arguments to ``eval/frame_scaling.py`` (here: its help and a bad value)."""
+    from svac.cli import main
+
+    shown = subprocess.run([sys.executable, "-m", "svac.cli", "bench", "frames", "--help"], capture_output=True,
+                           text=True, check=True)
+    assert "--clip-lens" in shown.stdout and "svac bench frames" in shown.stdout
+    bad = subprocess.run([sys.executable, str(EVAL_DIR / "frame_scaling.py"), "--frames", "0"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "--frames" in bad.stderr
+    assert main(["bench", "frames", "--frames", "0"]) == 2

@@ -76,14 +76,6 @@ def _one_line_error(capsys, *needles: str) -> str:
     (["eval", "davis17", "--data-root", "R", "--out", "O", "--device", "tpu"], "argument --device"),
     (["eval", "davis17", "--data-root", "R", "--out", "O", "--merge-timeout", "-5"], "argument --merge-timeout"),
     (["eval", "davis17", "--data-root", "R", "--out", "O", "--merge-timeout", "nan"], "argument --merge-timeout"),
-    (["bench", "frames", "--frames", "5,0"], "argument --frames"),
-    (["bench", "frames", "--clip-lens", "-2"], "argument --clip-lens"),
-    (["bench", "frames", "--k-objects", "2,0"], "argument --k-objects"),
-    (["bench", "frames", "--num-videos", "0"], "argument --num-videos"),
-    (["bench", "frames", "--repeats", "0"], "argument --repeats"),
-    (["bench", "frames", "--threads", "0"], "argument --threads"),
-    (["bench", "frames", "--seed", "-1"], "argument --seed"),
-    (["bench", "frames", "--device", "tpu"], "argument --device"),
     (["demo", "--port", "70000"], "argument --port: must be a port number from 1 to 65535"),
     (["demo", "--port", "0"], "argument --port"),
     (["demo", "--frames", "0"], "argument --frames"),
@@ -92,6 +84,29 @@ def _one_line_error(capsys, *needles: str) -> str:
 def test_bad_options_are_refused_while_parsing(argv, needle, capsys, no_model_building):
     with pytest.raises(SystemExit) as info:
         main(argv)
+    assert info.value.code == 2
+    _one_line_error(capsys, needle)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--frames", "5,0"], "argument --frames"),
+    (["--clip-lens", "-2"], "argument --clip-lens"),
+    (["--k-objects", "2,0"], "argument --k-objects"),
+    (["--num-videos", "0"], "argument --num-videos"),
+    (["--repeats", "0"], "argument --repeats"),
+    (["--threads", "0"], "argument --threads"),
+    (["--seed", "-1"], "argument --seed"),
+    (["--device", "tpu"], "argument --device"),
+])
+def test_bad_study_options_are_refused_while_parsing(argv, needle, capsys, no_model_building):
+    """``svac bench frames ARGS`` runs ``eval/frame_scaling.py ARGS``, whose parser checks them (in-process here)."""
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "eval"))
+    from frame_scaling import main as frame_scaling_main
+
+    with pytest.raises(SystemExit) as info:
+        frame_scaling_main(argv)
     assert info.value.code == 2
     _one_line_error(capsys, needle)
 

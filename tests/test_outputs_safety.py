@@ -85,9 +85,19 @@ COMMANDS = {
                    ("svac.data.synthetic.writer", "generate_video")),
     "metrics davis": (lambda i, out: ["metrics", "davis", "--gt", i["gt"], "--pred", i["pred"], "--out", out,
                                       "--overwrite"], ("svac.metrics.davis_eval", "_evaluate_sequence")),
-    "train": (lambda i, out: ["train", "train/svac_tiny_synthetic.yaml", f"output_dir={out}", "--quiet"],
+    "train": (lambda i, out: ["train", "configs/train/svac_tiny_synthetic.yaml", f"output_dir={out}", "--quiet"],
               ("svac.recipes.finetune", "run")),
 }
+
+def _run(argv: list[str]) -> int:
+    """``svac ARGV`` in this process; ``svac bench frames ARGS`` runs ``eval/frame_scaling.py ARGS`` (called here)."""
+    if argv[:2] == ["bench", "frames"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+        from frame_scaling import main as frame_scaling_main
+
+        return frame_scaling_main(argv[2:])
+    return main(argv)
+
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -151,7 +161,7 @@ def test_bad_out_is_refused_in_one_line_before_any_compute(command, case, inputs
     else:
         holder = request.getfixturevalue("holder")
         out = holder[1][command]
-    code = main(build(inputs, str(out)))
+    code = _run(build(inputs, str(out)))
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and str(out) in line
     expected = {"a file": "is a file", "read-only": "Read-only file system", "full disk": "No space left on device",

@@ -12,7 +12,7 @@ bottleneck is SAM-2 learning from scratch, not the language path.
 
 Run::
 
-    python -m svac.recipes.click_oracle train/svac_tiny_synthetic.yaml --steps 150 --out runs/click-oracle
+    python -m svac.recipes.click_oracle configs/train/svac_tiny_synthetic.yaml --steps 150 --out runs/click-oracle
 
 It writes ``OUT/oracle_log.jsonl`` (one record per update), ``OUT/oracle_result.json`` and
 ``OUT/sam2.pt``: the trained SAM-2 as a Meta-format checkpoint (``{"model": state_dict}``), which
@@ -171,7 +171,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
 def main(argv: list[str] | None = None) -> int:
     """``python -m svac.recipes.click_oracle CONFIG [key=value ...] --steps N --out DIR``."""
     parser = argparse.ArgumentParser(description="Train an SVAC config's SAM-2 alone under oracle clicks")
-    parser.add_argument("config", help="training config YAML (a path or a name in configs/, e.g. train/svac_tiny_synthetic.yaml)")
+    parser.add_argument("config", help="training config YAML (a path such as configs/train/svac_tiny_synthetic.yaml, or a bare name in configs/train/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
     parser.add_argument("--steps", type=int, required=True, help="optimizer updates")
     parser.add_argument("--out", required=True, help="new output folder")

@@ -1,4 +1,4 @@
-"""Benchmark runners and the frame-scaling study (nothing is imported at package import time).
+"""Benchmark runners (nothing is imported at package import time).
 
 Modules:
 
@@ -13,10 +13,8 @@ Modules:
 * :mod:`~svac.evaluation.predictions` -- PNG / RLE JSON writers and the submission zip.
 * :mod:`~svac.evaluation.sharding` -- rank / world size and the disjoint item slices.
 * :mod:`~svac.evaluation.video_sources` -- frame-list and looped videos.
-* :mod:`~svac.evaluation.frame_scaling` -- :func:`run_frame_scaling`, the frame-scaling study;
-  :mod:`~svac.evaluation.scaling_report` (its CSV, markdown and plots),
-  :mod:`~svac.evaluation.memory` (peak RSS / CUDA memory of a run),
-  :mod:`~svac.evaluation.pipeline_profile` (where the time of a run goes).
-* :mod:`~svac.evaluation.cli_args` -- ``svac eval`` / ``svac bench frames`` arguments
-  (also ``python -m svac.evaluation``).
+* :mod:`~svac.evaluation.cli_args` -- ``svac eval`` arguments (also ``python -m svac.evaluation``).
+
+The studies (frame scaling, pipeline profile, peak memory) are not library: they are scripts in
+the top-level ``eval/`` folder, run by ``svac bench ...`` or ``python eval/<study>.py``.
 """

@@ -1,4 +1,4 @@
-"""``python -m svac.evaluation eval BENCHMARK ...`` / ``python -m svac.evaluation bench-frames ...``."""
+"""``python -m svac.evaluation eval BENCHMARK ...`` (the same as ``svac eval BENCHMARK ...``)."""
 
 import sys
 

@@ -56,6 +56,12 @@ JHMDB_MASK_FILE = "puppet_mask.mat"
 JHMDB_MASK_KEY = "part_mask"
 #: JHMDB-Sentences has one split (it is used for evaluation only).
 JHMDB_SPLITS = ("test",)
+#: The expected A2D-Sentences layout, quoted in errors about a wrong data root.
+A2D_LAYOUT = (f"an A2D-Sentences root: {A2D_VIDEOSET.as_posix()}, {A2D_CLIPS.as_posix()}/<video>.mp4, "
+              f"{A2D_SENTENCES.as_posix()}, {A2D_MISSED.as_posix()}, {A2D_MASKS.as_posix()}/<video>/<frame>.h5")
+#: The expected JHMDB-Sentences layout, quoted in errors about a wrong data root.
+JHMDB_LAYOUT = (f"a JHMDB-Sentences root: {JHMDB_SENTENCES.as_posix()}, {JHMDB_FRAMES.as_posix()}/<class>/<video>/"
+                f"<frame>.png, {JHMDB_MASKS.as_posix()}/<class>/<video>/{JHMDB_MASK_FILE}")
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -156,9 +162,7 @@ def read_a2d(root: Path, split: str, *, h5_reader: Callable[[Path], tuple[list[i
         AnnotationError: unknown split, a missing file or folder (named, with the expected layout),
             a malformed ``videoset.csv`` row, or a missing video.
     """
-    from svac.evaluation.benchmarks import BENCHMARKS
-
-    layout = BENCHMARKS["a2d"].layout
+    layout = A2D_LAYOUT
     h5_reader = read_a2d_h5 if h5_reader is None else h5_reader
     if split not in A2D_SUBSETS:
         raise AnnotationError(f"A2D-Sentences split must be one of {sorted(A2D_SUBSETS)}, got {split!r}")
@@ -253,9 +257,7 @@ def read_jhmdb(root: Path, split: str) -> FrameLevelDataset:
         AnnotationError: another split, missing files (named, with the expected layout), or a video
             whose frames or masks are missing.
     """
-    from svac.evaluation.benchmarks import BENCHMARKS
-
-    layout = BENCHMARKS["jhmdb"].layout
+    layout = JHMDB_LAYOUT
     if split not in JHMDB_SPLITS:
         raise AnnotationError(f"JHMDB-Sentences has one split, {JHMDB_SPLITS[0]!r}; got {split!r}")
     rows = _read_csv_rows(_require(root / JHMDB_SENTENCES, layout), ("video_id", "query"))

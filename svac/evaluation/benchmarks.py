@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from svac.evaluation.a2d_readers import A2D_LAYOUT, JHMDB_LAYOUT
 from svac.evaluation.predictions import MEVIS_ZIP_PREFIX, YTVOS_ZIP_PREFIX
 
 if TYPE_CHECKING:
@@ -138,16 +139,13 @@ BENCHMARKS: Mapping[str, BenchmarkSpec] = MappingProxyType({
     "a2d": BenchmarkSpec(
         reader="a2d", default_split="test", prediction_format="rle_json",
         metrics="P@0.5:0.9, overall IoU, mean IoU, COCO mAP 0.5:0.95",
-        layout="an A2D-Sentences root: Release/videoset.csv, Release/clips320H/<video>.mp4, "
-               "text_annotations/a2d_annotation.txt, text_annotations/a2d_missed_videos.txt, "
-               "text_annotations/a2d_annotation_with_instances/<video>/<frame>.h5",
+        layout=A2D_LAYOUT,
         source="Gavrilyuk et al., CVPR 2018; mAP as in MTTR (Botach et al., CVPR 2022)",
         factory=_a2d_task("a2d")),
     "jhmdb": BenchmarkSpec(
         reader="jhmdb", default_split="test", prediction_format="rle_json",
         metrics="P@0.5:0.9, overall IoU, mean IoU, COCO mAP 0.5:0.95",
-        layout="a JHMDB-Sentences root: jhmdb_annotation.txt, Rename_Images/<class>/<video>/<frame>.png, "
-               "puppet_mask/<class>/<video>/puppet_mask.mat",
+        layout=JHMDB_LAYOUT,
         source="Gavrilyuk et al., CVPR 2018; mAP as in MTTR (Botach et al., CVPR 2022)",
         factory=_a2d_task("jhmdb")),
     "refcoco": BenchmarkSpec(reader="refcoco", default_split="val", prediction_format="rle_json",

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from svac.config import SVACConfig, apply_overrides, check_path, from_dict, read_yaml
 from svac.errors import ConfigError
 
+#: The sub-folder of ``configs/`` holding the training configs (where a bare config name is looked up).
+TRAIN_CONFIG_DIR = "train"
+
 #: The LLM projections that get LoRA by default (Qwen2/Llama/Phi-3 names; attention and MLP).
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -251,11 +254,17 @@ class TrainConfig:
 
 
 def load_train_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Load a :class:`TrainConfig` from YAML (a path or a file shipped in ``configs/``) plus ``key=value`` overrides.
+    """Load a :class:`TrainConfig` from YAML plus ``key=value`` overrides.
+
+    Args:
+        source: a YAML file (``configs/train/svac_tiny_synthetic.yaml``); when no such file exists,
+            a config shipped in ``configs/``: ``configs/train/x.yaml``, or the bare name ``x.yaml``
+            (looked up in ``configs/train/``), from any working folder.
+        overrides: ``key.sub=value`` strings.
 
     Raises:
         FileNotFoundError: when the file does not exist.
         ConfigError: on unknown keys or wrongly typed values (the message names the key).
     """
-    data = apply_overrides(read_yaml(source), overrides)
+    data = apply_overrides(read_yaml(source, folder=TRAIN_CONFIG_DIR), overrides)
     return from_dict(TrainConfig, data)

@@ -8,7 +8,7 @@ measures, per run:
 * visual tokens read by the LLM;
 * LLM prefill, SAM-2 image-encoder and end-to-end seconds (:class:`svac.outputs.Timings`);
 * peak memory: process RSS sampled during the run, and CUDA peak allocation on GPUs
-  (:mod:`svac.evaluation.memory`);
+  (``eval/peak_memory.py``);
 * J, F, J&F (MeViS protocol, every frame) where the videos have ground truth;
 * the **overhead ratio** end-to-end ÷ (SAM-2 encoder + LLM prefill): the pipeline cannot run
   faster than its encoder and prefill, so the ratio says how much the rest adds.
@@ -16,24 +16,34 @@ measures, per run:
 Videos: ``num_videos`` synthetic videos drawn in memory (:func:`svac.data.synthetic.generate_video`,
 with ground truth) by default; or the first expressions of an ``rvos``-layout dataset
 (``data_root``, with ground truth); or user videos (``videos``, without ground truth). Every
-video is looped to at least max(T) frames (:class:`~svac.evaluation.video_sources.LoopedVideo`),
+video is looped to at least max(T) frames (:class:`svac.evaluation.video_sources.LoopedVideo`),
 so SAM-2 processes the same frames at every T and only the MLLM input changes.
 
 Also measured: the SAM-2 encoder time with K = 1, 2, 4 objects (random ``[SEG]`` prompts
 through :func:`svac.inference.ground`; the encoder runs once per frame whatever K), and a
-per-stage split of one run per T (:mod:`svac.evaluation.pipeline_profile`).
+per-stage split of one run per T (``eval/pipeline_profile.py``).
 
 Timings are wall-clock medians over ``repeats`` runs after one warm-up run per mode; on a
 shared machine they carry the noise of other processes (the per-run values are kept in
 ``frame_scaling_runs.csv``).
+
+Run it as ``svac bench frames [ARGS]`` or ``python eval/frame_scaling.py [ARGS]`` (the same
+arguments; ``--help`` lists them). Example (the tiny random model, a few minutes on a CPU)::
+
+    python eval/frame_scaling.py --model tiny.yaml --out runs/frame_scaling
+
+Its report is written by ``eval/scaling_report.py``; the default settings are in
+``eval/frame_scaling_settings.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +53,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from svac import cli_types
 from svac.errors import ConfigError
-from svac.evaluation.frame_scaling_settings import (  # noqa: F401  -- its settings, importable from here too
+from svac.evaluation.video_sources import LoopedVideo
+from svac.video.reader import ArrayVideo, VideoSource, open_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's sibling modules in eval/
+from frame_scaling_settings import (  # noqa: E402
     DEFAULT_CLIP_LENS,
     DEFAULT_EXPRESSION,
     DEFAULT_FRAMES,
@@ -54,10 +69,9 @@ from svac.evaluation.frame_scaling_settings import (  # noqa: F401  -- its setti
     MODES,
     OVERHEAD_TARGET,
 )
-from svac.evaluation.memory import PeakMemory
-from svac.evaluation.pipeline_profile import PipelineProfile, profile_segment
-from svac.evaluation.video_sources import LoopedVideo
-from svac.video.reader import ArrayVideo, VideoSource, open_video
+from peak_memory import PeakMemory  # noqa: E402
+from pipeline_profile import PipelineProfile, profile_segment  # noqa: E402
+from scaling_report import check_outputs, markdown_table, write_report  # noqa: E402
 
 if TYPE_CHECKING:
     from svac.model import SVAC
@@ -415,7 +429,7 @@ def run_frame_scaling(*, model_spec: str | None = None, out_dir: str | os.PathLi
 
     Args:
         model_spec: the model (see :func:`svac.loading.load_model`); ``None``: the default model.
-        out_dir: output folder (see :mod:`svac.evaluation.scaling_report` for the files).
+        out_dir: output folder (see ``eval/scaling_report.py`` for the files).
         data_root: an ``rvos``-layout dataset whose first ``num_videos`` expressions are used.
         split: its split.
         videos: video files / frame folders to use instead (no ground truth: no J&F).
@@ -447,7 +461,6 @@ def run_frame_scaling(*, model_spec: str | None = None, out_dir: str | os.PathLi
         svac.errors.AnnotationError / VideoReadError: when ``data_root`` / ``videos`` cannot be read.
     """
     from svac.atomic_folder import reserve_folder
-    from svac.evaluation.scaling_report import check_outputs
 
     frames = tuple(int(t) for t in frames)
     _check_args(frames, tuple(clip_lens), tuple(modes), num_videos, repeats, tuple(k_objects))
@@ -470,8 +483,6 @@ def run_frame_scaling(*, model_spec: str | None = None, out_dir: str | os.PathLi
 
 def _study(*, model_spec, out: Path, data_root, split, videos, expression, frames, clip_lens, modes, num_videos,
            repeats, k_objects, device, overrides, seed, overwrite, progress, model) -> FrameScalingResult:
-    from svac.evaluation.scaling_report import write_report
-
     started = time.perf_counter()
     if model is None:
         from svac.loading import load_model
@@ -515,3 +526,71 @@ def _study(*, model_spec, out: Path, data_root, split, videos, expression, frame
         video_frames=study[0].source.num_frames, repeats=repeats, wall_seconds=time.perf_counter() - started)
     files = write_report(result, out, overwrite=overwrite)
     return dataclasses.replace(result, files=files, wall_seconds=time.perf_counter() - started)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of the study (``svac bench frames`` / ``python eval/frame_scaling.py``)."""
+    p.add_argument("--model", default=None, help="config YAML (path or name in configs/); default: the default model")
+    p.add_argument("--out", default="frame_scaling", help="output folder (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="use the first --num-videos expressions of an rvos dataset")
+    p.add_argument("--split", default="valid", help="split of --data-root (default: %(default)s)")
+    p.add_argument("--videos", nargs="+", default=[], metavar="VIDEO",
+                   help="video files / frame folders to use (no ground truth, no J&F)")
+    p.add_argument("--expression", default=None, help="query asked on --videos")
+    p.add_argument("--frames", type=cli_types.positive_int_list, default=list(DEFAULT_FRAMES), metavar="T,T,...",
+                   help="values of T (default: %(default)s)")
+    p.add_argument("--clip-lens", type=cli_types.positive_int_list, default=list(DEFAULT_CLIP_LENS),
+                   metavar="M,M,...",
+                   help="ASTC clip lengths m (default: %(default)s)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="input modes (default: all)")
+    p.add_argument("--num-videos", type=cli_types.positive_int, default=1,
+                   help="synthetic videos / dataset expressions (default: 1)")
+    p.add_argument("--repeats", type=cli_types.positive_int, default=3, help="measured runs per setting (default: 3)")
+    p.add_argument("--k-objects", type=cli_types.positive_int_list, default=list(DEFAULT_K_OBJECTS),
+                   metavar="K,K,...",
+                   help="object counts of the encoder-vs-K check (default: %(default)s)")
+    p.add_argument("--device", type=cli_types.device, default=None, help="auto, cpu, cuda or cuda:N (default: config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    p.add_argument("--seed", type=cli_types.nonnegative_int, default=0,
+                   help="seed of the synthetic videos and random prompts")
+    p.add_argument("--threads", type=cli_types.positive_int, default=DEFAULT_THREADS,
+                   help="torch CPU threads during the study (default: %(default)s, steady on a shared CPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace the study's files in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the study with parsed ``args``; prints the table and the files; returns the exit code."""
+    result = run_frame_scaling(model_spec=args.model, out_dir=args.out, data_root=args.data_root, split=args.split,
+                               videos=args.videos, expression=args.expression or DEFAULT_EXPRESSION,
+                               frames=args.frames, clip_lens=args.clip_lens, modes=args.modes,
+                               num_videos=args.num_videos, repeats=args.repeats, k_objects=args.k_objects,
+                               device=args.device, overrides=tuple(args.overrides), seed=args.seed,
+                               threads=args.threads, overwrite=args.overwrite, progress=not args.quiet)
+    print(markdown_table(list(result.rows)))
+    print(f"overhead ratio: max {result.max_overhead_ratio:.2f} (target <= {OVERHEAD_TARGET}: "
+          f"{'met' if result.overhead_target_met else 'NOT met'}); token mismatches: {len(result.token_mismatches)}")
+    for role, path in result.files.items():
+        print(f"{role}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the study; returns the exit code (2 on bad input)."""
+    from svac.errors import INPUT_ERRORS
+
+    parser = argparse.ArgumentParser(prog="svac bench frames",
+                                     description="SVAC frame-scaling study: tokens, seconds, memory, J&F vs T "
+                                                 "(ASTC vs uncompressed vs first_k)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except INPUT_ERRORS as exc:
+        print(f"svac: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,10 +23,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from svac.evaluation.frame_scaling import OVERHEAD_TARGET, FrameScalingResult, ScalingRow
 from svac.metrics.output import refuse_existing, write_texts_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's sibling modules in eval/
+from frame_scaling_settings import OVERHEAD_TARGET  # noqa: E402
+
+if TYPE_CHECKING:
+    from frame_scaling import FrameScalingResult, ScalingRow
 
 OUTPUT_FILES: dict[str, str] = {
     "csv": "frame_scaling.csv",

@@ -1,5 +1,8 @@
-"""Default settings of the frame-scaling study (``svac bench frames``), importable without torch (the CLI's
-argument parser reads them)."""
+"""Default settings of the frame-scaling study (``svac bench frames``, ``eval/frame_scaling.py``).
+
+Apart from the study so that its report (``eval/scaling_report.py``) reads the target without
+importing the study.
+"""
 
 DEFAULT_FRAMES: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
 DEFAULT_CLIP_LENS: tuple[int, ...] = (5, 10, 20)
