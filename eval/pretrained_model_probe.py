@@ -201,7 +201,7 @@ def main() -> None:
 
         def skeleton():
             rows = model.mllm.get_input_embeddings().num_embeddings
-            return build_skeleton(model.config, model.tokenizer, vocab_size=rows)
+            return build_skeleton(model.config, model.tokenizer, model_class=type(model), vocab_size=rows)
 
         weights = next(folder.glob("model*.safetensors"))
         loaded = skeleton()

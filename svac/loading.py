@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from svac.config import SVACConfig, load_config
-from svac.model import SVAC
 
 if TYPE_CHECKING:
-    from svac.heads.rvos import RVOSBaseline
+    from svac.segmentation_model import SegmentationModel
 
 #: Folder inside the installed package holding the trained default model (svac's checkpoint format).
 DEFAULT_MODEL_DIR = "default_model"
@@ -30,12 +29,12 @@ class UntrainedModelWarning(UserWarning):
     """The model has random weights: its answers and masks are meaningless."""
 
 
-def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=None) -> "SVAC | RVOSBaseline":
+def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=None) -> "SegmentationModel":
     """Build the model of ``config.head`` with random weights drawn reproducibly from ``seed``.
 
     The global RNG is left untouched. ``tokenizer`` (optional) replaces the one the config
-    names (see :meth:`SVAC.from_config` and :meth:`svac.heads.rvos.RVOSBaseline.from_config`).
-    Returns an :class:`SVAC` for ``head: svac``, else the baseline model of :data:`svac.heads.HEADS`.
+    names (see :meth:`svac.SVAC.from_config` and :meth:`svac.heads.rvos.RVOSBaseline.from_config`).
+    Returns an :class:`svac.SVAC` for ``head: svac``, else the baseline model of :data:`svac.heads.HEADS`.
 
     Raises:
         svac.errors.ConfigError: for an unknown head or an invalid config.
@@ -70,7 +69,7 @@ def is_checkpoint_spec(spec: str) -> bool:
 
 
 def load_model(spec: str | None = None, *, device: str | None = None,
-               overrides: list[str] | tuple[str, ...] = ()) -> "SVAC | RVOSBaseline":
+               overrides: list[str] | tuple[str, ...] = ()) -> "SegmentationModel":
     """Load the model a user names.
 
     Args:
@@ -78,13 +77,14 @@ def load_model(spec: str | None = None, *, device: str | None = None,
             the random-weight ``configs/tiny.yaml`` if it is missing); a YAML config (path, or a name shipped in
             ``configs/``) for a randomly initialised model of that architecture; a checkpoint
             folder (svac's format or a Sa2VA release) or a Hugging Face Hub id such as
-            ``ByteDance/Sa2VA-1B`` for trained weights (:meth:`SVAC.from_pretrained`, or the
-            baseline class of the stored ``head``).
+            ``ByteDance/Sa2VA-1B`` for trained weights (``from_pretrained`` of the class of the
+            stored ``head``: :meth:`svac.SVAC.from_pretrained` or a baseline's).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``None`` uses ``config.inference.device``.
         overrides: ``key=value`` config overrides.
 
     Returns:
-        The model in eval mode on ``device``. Untrained models emit :class:`UntrainedModelWarning`.
+        The model (a :class:`~svac.segmentation_model.SegmentationModel`) in eval mode on ``device``.
+        Untrained models emit :class:`UntrainedModelWarning`.
 
     Raises:
         FileNotFoundError: when ``spec`` names nothing that exists.
@@ -103,12 +103,9 @@ def load_model(spec: str | None = None, *, device: str | None = None,
 
         config = read_checkpoint_config(source, overrides=overrides)
         target = resolve_device(device or config.inference.device)
-        if config.head == "svac":
-            model = SVAC.from_pretrained(source, device_map=str(target), overrides=overrides)
-        else:
-            from svac.heads import head_class
+        from svac.heads import head_class
 
-            model = head_class(config.head).from_pretrained(source, device=target, overrides=overrides)
+        model = head_class(config.head).from_pretrained(source, device_map=str(target), overrides=overrides)
         if not config.trained:
             warnings.warn(f"model {config.name!r} ({source}) is UNTRAINED (config.trained is false): its answers "
                           "and masks are meaningless until it is fine-tuned", UntrainedModelWarning, stacklevel=2)

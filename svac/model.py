@@ -3,19 +3,23 @@
 :class:`SVAC` receives its parts ready-made -- the transformers InternVL model,
 its tokenizer, the SAM-2 grounding model and the ``text_hidden_fcs`` projector
 -- and wires them together; :meth:`SVAC.from_config` builds them from an
-:class:`~svac.config.SVACConfig` with random weights. Inference
-(:meth:`SVAC.segment`, :meth:`SVAC.chat`) lives in :mod:`svac.inference` and
-:mod:`svac.chat`; training uses :meth:`SVAC.mllm_forward`,
+:class:`~svac.config.SVACConfig` with random weights. The model is a model: loading and
+saving live in the base class :class:`svac.checkpoints.pretrained.PretrainedMixin`
+(:meth:`SVAC.from_pretrained`, :meth:`SVAC.save_pretrained`, run by :mod:`svac.checkpoints`);
+inference (:meth:`SVAC.segment`, :meth:`SVAC.chat`) lives in :mod:`svac.inference` and
+:mod:`svac.chat`; training lives in :mod:`svac.training` (its hooks for SVAC in
+:data:`svac.training.hooks.TRAINING_HOOKS`), which uses :meth:`SVAC.mllm_forward`,
 :meth:`SVAC.seg_prompts` and :mod:`svac.grounding.tracking`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 
+from svac.checkpoints.pretrained import PretrainedMixin
 from svac.config import SVACConfig
 from svac.errors import ConfigError
 from svac.mllm.chat_template import load_chat_template
@@ -23,6 +27,7 @@ from svac.mllm.internvl import build_internvl, tokens_per_image
 from svac.mllm.tokenizer import add_svac_tokens, build_byte_tokenizer, seg_token_id, token_id
 from svac.mllm.tokens import IMG_CONTEXT
 from svac.prompting import load_segmentation_prompts
+from svac.seg_projector import build_text_hidden_fcs  # noqa: F401  -- also importable from here
 
 if TYPE_CHECKING:
     from transformers import InternVLForConditionalGeneration, PreTrainedTokenizerBase
@@ -32,21 +37,9 @@ if TYPE_CHECKING:
     from svac.outputs import ChatResponse, SegmentationResult
     from svac.streaming import SegmentationStream
     from svac.progress import Progress
-    from svac.training.config import TrainConfig
-    from svac.training.data import ExampleBuilder, TrainingBatch
-    from svac.training.params import TrainableSummary
 
 
-def build_text_hidden_fcs(llm_dim: int, prompt_dim: int) -> nn.Sequential:
-    """The ``[SEG]`` projector: Linear(D, D) -> ReLU -> Linear(D, C) (``text_hidden_fcs`` in Sa2VA §3.2).
-
-    Maps an LLM hidden state ``(..., D)`` to a SAM-2 prompt token ``(..., C)`` (C = 256 for
-    released SAM 2 models). The layer indices (0 and 2) match Sa2VA checkpoints.
-    """
-    return nn.Sequential(nn.Linear(llm_dim, llm_dim), nn.ReLU(), nn.Linear(llm_dim, prompt_dim), nn.Dropout(0.0))
-
-
-class SVAC(nn.Module):
+class SVAC(PretrainedMixin, nn.Module):
     """An SVAC model: the MLLM reads the ASTC-compressed video, ``[SEG]`` states prompt SAM-2 (SVAC §3).
 
     Args:
@@ -120,63 +113,6 @@ class SVAC(nn.Module):
         fcs = build_text_hidden_fcs(mllm.config.text_config.hidden_size, grounding.hidden_dim)
         return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs)
 
-    @classmethod
-    def from_pretrained(cls, source, *, torch_dtype=None, device_map=None, overrides: Sequence[str] = (),
-                        revision: str | None = None, cache_dir=None, local_files_only: bool = False,
-                        load_in_8bit: bool = False, load_in_4bit: bool = False, quantization_config=None,
-                        load_adapter: bool = True, tokenizer=None, sam2_checkpoint=None) -> "SVAC":
-        """Load a model saved by :meth:`save_pretrained`, or a Sa2VA release, from a folder or Hub id.
-
-        Loading never runs code from the checkpoint and never unpickles: weights are read from
-        safetensors shard by shard into an empty model, strictly (any missing, unexpected or
-        mis-shaped tensor raises an error listing them). A Sa2VA checkpoint
-        (``ByteDance/Sa2VA-1B`` ...) is mapped onto transformers' InternVL and the ``sam2``
-        package and loads in Sa2VA's pipeline (``pipeline="sa2va"``, :mod:`svac.sa2va_pipeline`).
-
-        Args:
-            source: a checkpoint folder or a Hugging Face Hub id.
-            torch_dtype: ``bfloat16``/``float16``/``float32`` (or a ``torch.dtype``); ``None``:
-                the config's ``inference.dtype``.
-            device_map: ``None`` (CPU), a device, ``{module prefix: device}`` or ``"auto"``.
-            overrides: ``key.sub=value`` config overrides (``csa.mode=per_clip`` ...).
-            revision, cache_dir, local_files_only: Hugging Face Hub options.
-            load_in_8bit, load_in_4bit, quantization_config: bitsandbytes LLM quantization (CUDA).
-            load_adapter: load the LoRA adapter saved in ``adapter/``.
-            tokenizer: a tokenizer folder replacing the checkpoint's.
-            sam2_checkpoint: a Meta SAM 2 ``.pt`` replacing the checkpoint's SAM 2.
-
-        Raises:
-            svac.errors.CheckpointError: see :func:`svac.checkpoints.loader.load_checkpoint`.
-        """
-        from svac.checkpoints.loader import load_checkpoint
-
-        return load_checkpoint(source, torch_dtype=torch_dtype, device_map=device_map, overrides=overrides,
-                               revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                               load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit,
-                               quantization_config=quantization_config, load_adapter=load_adapter,
-                               tokenizer=tokenizer, sam2_checkpoint=sam2_checkpoint).model
-
-    def save_pretrained(self, directory, *, max_shard_size: int | None = None, overwrite: bool = False):
-        """Save the model in svac's format: ``config.json``, sharded safetensors, tokenizer, ``adapter/``.
-
-        Args:
-            directory: the folder to create (written atomically).
-            max_shard_size: largest weight shard in bytes (default 2 GiB).
-            overwrite: replace an existing non-empty folder.
-
-        Returns:
-            A :class:`svac.checkpoints.svac_format.SavedCheckpoint`.
-
-        Raises:
-            svac.errors.OutputExistsError: when the folder holds files and ``overwrite`` is false.
-            svac.errors.CheckpointError: see :func:`svac.checkpoints.svac_format.save_svac`.
-        """
-        from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES
-        from svac.checkpoints.svac_format import save_svac
-
-        size = DEFAULT_MAX_SHARD_BYTES if max_shard_size is None else max_shard_size
-        return save_svac(self, directory, max_shard_bytes=size, overwrite=overwrite)
-
     # ------------------------------------------------------------------ properties
 
     @property
@@ -229,39 +165,6 @@ class SVAC(nn.Module):
     def seg_positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Positions of ``[SEG]`` in a 1-D id sequence at or after ``start``, ``long (n,)``."""
         return (input_ids[start:] == self.seg_token_id).nonzero().flatten() + start
-
-    # ------------------------------------------------------------------ training interface
-    # The recipe (train/finetune.py) trains any head through these four methods:
-    # configure_training, example_builder (an object with build(samples, rng) -> example),
-    # collate_fn and training_objective (a module whose forward(batch) returns .loss and .as_floats()).
-
-    def configure_training(self, cfg: "TrainConfig") -> "TrainableSummary":
-        """Apply LoRA to the LLM (when ``cfg.lora.enabled``) and unfreeze ``cfg.trainable`` (see :mod:`svac.training.params`)."""
-        from svac.training.params import apply_lora, configure_trainable
-
-        if cfg.lora.enabled:
-            apply_lora(self, cfg.lora)
-        return configure_trainable(self, cfg.trainable)
-
-    def example_builder(self) -> "ExampleBuilder":
-        """Turns a video's referring samples into a training example for this model (:mod:`svac.training.data`)."""
-        from svac.training.data import ExampleBuilder
-
-        return ExampleBuilder.for_model(self)
-
-    def collate_fn(self) -> "Callable[[list], TrainingBatch]":
-        """A picklable function collating training examples into a batch (pads with the tokenizer's pad id)."""
-        from functools import partial
-
-        from svac.training.data import collate
-
-        return partial(collate, pad_token_id=self.tokenizer.pad_token_id)
-
-    def training_objective(self, cfg: "TrainConfig") -> nn.Module:
-        """The module whose ``forward(batch)`` returns the training losses (:class:`svac.training.objective.SVACObjective`)."""
-        from svac.training.objective import SVACObjective
-
-        return SVACObjective(self, cfg.loss, sam2_memory=cfg.sam2_memory)
 
     # ------------------------------------------------------------------ inference
 

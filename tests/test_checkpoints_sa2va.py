@@ -102,7 +102,7 @@ def expected_targets(name: str, t: torch.Tensor, family: str) -> dict[str, torch
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_tensor_lands_in_its_parameter(tmp_path, family):
     tensors = write_sa2va_checkpoint(tmp_path / "ck", family, seed=3)
-    loaded = load_checkpoint(tmp_path / "ck")
+    loaded = load_checkpoint(tmp_path / "ck", model_class=SVAC)
     model = loaded.model
     state = model.state_dict()
     filled = {}
@@ -349,7 +349,7 @@ def test_unsharded_single_file_checkpoint_loads(good_checkpoint, tmp_path):
         shard.unlink()
     (folder / "model.safetensors.index.json").unlink()
     save_file(merged, str(folder / "model.safetensors"))
-    loaded = load_checkpoint(folder)
+    loaded = load_checkpoint(folder, model_class=SVAC)
     assert loaded.report.files == ("model.safetensors",)
     assert torch.equal(loaded.model.state_dict()["mllm.model.multi_modal_projector.linear_1.weight"],
                        merged["mlp1.1.weight"])

@@ -77,7 +77,7 @@ def test_hub_id_in_the_cache_loads_offline(tmp_path, monkeypatch):
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(COMMIT)
     assert resolve_checkpoint(HUB_ID, cache_dir=cache) == snapshot
-    loaded = load_checkpoint(HUB_ID, cache_dir=cache)
+    loaded = load_checkpoint(HUB_ID, model_class=SVAC, cache_dir=cache)
     assert loaded.folder == snapshot and loaded.report.kind == "sa2va"
 
 
@@ -150,7 +150,7 @@ def test_meta_files_are_never_unpickled(tiny_config, tmp_path):
 def test_sa2va_with_its_sam2_replaced_by_a_meta_file(tmp_path, meta_sam2_file):
     path, state = meta_sam2_file
     tensors = write_sa2va_checkpoint(tmp_path / "ck", "qwen2", seed=8)
-    loaded = load_checkpoint(tmp_path / "ck", sam2_checkpoint=_tiny_sam2_config(path))
+    loaded = load_checkpoint(tmp_path / "ck", model_class=SVAC, sam2_checkpoint=_tiny_sam2_config(path))
     ignored = loaded.report.ignored
     assert set(ignored) == {k for k in tensors if k.startswith("grounding_encoder.sam2_model.")}
     assert all("replaced by the SAM 2 checkpoint" in why for why in ignored.values())
@@ -167,14 +167,14 @@ def test_compose_internvl_chat_checkpoint_with_sam2(tmp_path, meta_sam2_file):
     tensors = write_sa2va_checkpoint(tmp_path / "InternVL2_5-tiny", "qwen2", model_type="internvl_chat",
                                      template="internvl2_5", seed=9)
     assert not any(k.startswith(("grounding_encoder", "text_hidden_fcs")) for k in tensors)
-    first = compose_from_pretrained(tmp_path / "InternVL2_5-tiny", _tiny_sam2_config(path))
+    first = compose_from_pretrained(tmp_path / "InternVL2_5-tiny", _tiny_sam2_config(path), model_class=SVAC)
     model = first.model
     assert first.report.kind == "internvl_chat" and model.config.trained is False
     assert model.config.csa.mode == "per_clip" and model.config.mllm.chat_template == "qwen"
     weights = model.state_dict()
     assert torch.equal(weights["mllm.model.multi_modal_projector.linear_2.weight"], tensors["mlp1.3.weight"])
     assert all(torch.equal(weights["grounding." + k], v) for k, v in state.items())
-    second = compose_from_pretrained(tmp_path / "InternVL2_5-tiny", _tiny_sam2_config(path))
+    second = compose_from_pretrained(tmp_path / "InternVL2_5-tiny", _tiny_sam2_config(path), model_class=SVAC)
     assert torch.equal(second.model.state_dict()["text_hidden_fcs.0.weight"], weights["text_hidden_fcs.0.weight"])
     with pytest.raises(CheckpointError, match="InternVL checkpoint without SAM 2.*compose_from_pretrained"):
         SVAC.from_pretrained(tmp_path / "InternVL2_5-tiny")
@@ -185,7 +185,7 @@ def test_compose_native_transformers_internvl_with_sam2(tiny_model, tmp_path, me
     folder = tmp_path / "InternVL-hf-tiny"
     tiny_model.mllm.save_pretrained(folder)
     tiny_model.tokenizer.save_pretrained(folder)
-    model = compose_from_pretrained(folder, _tiny_sam2_config(path)).model
+    model = compose_from_pretrained(folder, _tiny_sam2_config(path), model_class=SVAC).model
     ours, theirs = model.mllm.state_dict(), tiny_model.mllm.state_dict()
     assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert model.config.mllm.text_model_type == "qwen2" and model.config.mllm.chat_template == "qwen"

@@ -142,6 +142,7 @@ def test_zero2_run_finishes_its_updates_with_one_optimizer_shard_per_process(run
 def test_zero2_updates_equal_one_process_accumulating_the_same_batches(runs):
     from svac.loading import load_model
     from svac.training.config import load_train_config
+    from svac.training.hooks import training_hooks
 
     ours, reference = _history(runs.zero2), _history(runs.reference)
     assert [h["lr"] for h in ours] == pytest.approx([h["lr"] for h in reference], rel=1e-9, abs=1e-12)
@@ -149,7 +150,7 @@ def test_zero2_updates_equal_one_process_accumulating_the_same_batches(runs):
     finetune = importlib.import_module("svac.recipes.finetune")
     cfg = load_train_config(runs.config)
     init = finetune.build_model(cfg, finetune.training_samples(cfg))  # the runs' own initialisation
-    init.configure_training(cfg)
+    training_hooks(init).configure_training(init, cfg)
     before = init.state_dict()
     got = load_model(runs.zero2 / "model", device="cpu").state_dict()
     want = load_model(runs.reference / "model", device="cpu").state_dict()

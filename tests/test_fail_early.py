@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import svac.loading
+import svac.model
 from svac.cli import main
 from svac.config import load_config
 from svac.errors import ConfigError
@@ -28,7 +29,7 @@ def no_model_building(monkeypatch):
         raise AssertionError("a model was built before the bad value was reported")
 
     monkeypatch.setattr(svac.loading, "build_from_config", refuse)
-    monkeypatch.setattr(svac.loading.SVAC, "from_pretrained", refuse)
+    monkeypatch.setattr(svac.model.SVAC, "from_pretrained", refuse)
 
 
 def _frames(tmp: pathlib.Path) -> str:

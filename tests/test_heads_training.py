@@ -13,6 +13,7 @@ import torch
 from svac.config import from_dict, read_yaml
 from svac.errors import ConfigError
 from svac.training.config import TrainConfig
+from svac.training.hooks import training_hooks
 
 finetune = importlib.import_module("svac.recipes.finetune")
 
@@ -86,7 +87,7 @@ def test_examples_hold_window_frames_and_resized_ground_truth(samples):
     from svac.training.data import VideoExpressionDataset
 
     model = _build("lavt", input_size=[64, 96], window=4)
-    ds = VideoExpressionDataset(samples, model.example_builder(), expressions_per_video=2, seed=0)
+    ds = VideoExpressionDataset(samples, training_hooks(model).example_builder(model), expressions_per_video=2, seed=0)
     ex = ds[0]
     group = ds.videos[0]
     assert ex.frames.shape == (4, 3, 64, 96) and ex.frames.dtype == torch.float32
@@ -98,7 +99,7 @@ def test_examples_hold_window_frames_and_resized_ground_truth(samples):
         gt = resize_masks(by_expression[text].load_masks(ex.frame_indices), (64, 96))
         assert torch.equal(ex.masks[k], gt)
     assert ds[0].frame_indices.tolist() == ex.frame_indices.tolist()  # reproducible per (seed, epoch, index)
-    batch = model.collate_fn()([ex, ds[1]])
+    batch = training_hooks(model).collate_fn(model)([ex, ds[1]])
     assert batch.frames.shape[0] == batch.masks.shape[0] == batch.input_ids.shape[0] == 4  # one item per expression
     assert torch.equal(batch.frames[0], batch.frames[1])  # the two expressions of video 0 share its frames
     lengths = batch.attention_mask.sum(1)
@@ -112,9 +113,9 @@ def test_objective_trains_everything_but_the_frozen_parts(head, samples):
 
     model = _build(head, input_size=[64, 64], window=3).train()
     cfg = from_dict(TrainConfig, {"model": read_yaml(YAMLS[head]), "lora": {"enabled": False}})
-    summary = model.configure_training(cfg)
-    ds = VideoExpressionDataset(samples, model.example_builder(), expressions_per_video=1, seed=0)
-    out = model.training_objective(cfg)(model.collate_fn()([ds[0], ds[1]]))
+    summary = training_hooks(model).configure_training(model, cfg)
+    ds = VideoExpressionDataset(samples, training_hooks(model).example_builder(model), expressions_per_video=1, seed=0)
+    out = training_hooks(model).training_objective(model, cfg)(training_hooks(model).collate_fn(model)([ds[0], ds[1]]))
     out.loss.backward()
     floats = out.as_floats()
     assert np.isfinite(floats["loss"]) and floats["loss"] > 0 and len(floats) > 1
@@ -137,7 +138,8 @@ def test_objective_trains_everything_but_the_frozen_parts(head, samples):
 def test_svac_only_training_options_are_refused(changes, message):
     model = _build("lavt")
     with pytest.raises(ConfigError, match=message):
-        model.configure_training(from_dict(TrainConfig, {"model": read_yaml(YAMLS["lavt"]), **changes}))
+        cfg = from_dict(TrainConfig, {"model": read_yaml(YAMLS["lavt"]), **changes})
+        training_hooks(model).configure_training(model, cfg)
 
 
 def test_lora_with_a_baseline_fails_before_training(synth_root, tmp_path):
@@ -181,7 +183,7 @@ def _samples_of(root):
 
 def test_param_groups_skip_frozen_parameters():
     model = _build("referformer")
-    model.configure_training(from_dict(TrainConfig, {"model": read_yaml(YAMLS["referformer"]),
+    training_hooks(model).configure_training(model, from_dict(TrainConfig, {"model": read_yaml(YAMLS["referformer"]),
                                                      "lora": {"enabled": False}}))
     groups = finetune._param_groups(model, 0.1)
     ids = {id(p) for g in groups for p in g["params"]}

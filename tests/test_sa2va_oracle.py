@@ -102,11 +102,12 @@ def test_generation_stops_at_a_stop_word_the_tokenizer_has_no_token_for(frames, 
     from transformers import LogitsProcessorList
 
     from svac.checkpoints.loader import load_checkpoint
+    from svac.model import SVAC
     from svac.inference import answer_by_generation, encode_turns, prepare_video
     from svac.mllm.chat_template import Turn
     from svac.prompting import load_sa2va_prompts
 
-    model = load_checkpoint(FIXTURES / "sa2va_4b", torch_dtype=torch.float32).model
+    model = load_checkpoint(FIXTURES / "sa2va_4b", model_class=SVAC, torch_dtype=torch.float32).model
     assert model.config.pipeline == "sa2va" and model.config.inference.max_new_tokens == 2048
     tok = model.tokenizer
     assert tok.convert_tokens_to_ids("<|end|>") is None  # not a token: only a stop string can end the answer

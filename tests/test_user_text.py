@@ -41,11 +41,12 @@ def sa2va_model(tmp_path_factory):
     from test_checkpoints_synthetic import write_sa2va_checkpoint
 
     from svac.checkpoints.loader import load_checkpoint
+    from svac.model import SVAC
 
     folder = tmp_path_factory.mktemp("sa2va") / "Sa2VA-tiny"
     write_sa2va_checkpoint(folder, "qwen2", seed=1)
     # Sa2VA checkpoints generate their answer; this random one says no [SEG]: read Sa2VA's template answer
-    return load_checkpoint(folder, overrides=["inference.answer_mode=template"]).model.eval()
+    return load_checkpoint(folder, model_class=SVAC, overrides=["inference.answer_mode=template"]).model.eval()
 
 
 def _control_tokens(tokenizer) -> list[str]:

@@ -11,8 +11,9 @@ frames with its memory as at inference; the loss is CE + 2.0 BCE + 0.5 Dice (+ S
 Checkpoints are atomic and resumable with the same loss trajectory; a non-finite loss stops the
 run with the last good checkpoint kept.
 
-The loop only talks to the model through ``configure_training``, ``example_builder``,
-``collate_fn``, ``training_objective`` and ``save_pretrained``, so the baseline heads
+The loop only talks to the model through the training hooks of its head
+(:data:`svac.training.hooks.TRAINING_HOOKS`: ``configure_training``, ``example_builder``,
+``collate_fn``, ``training_objective``) and ``save_pretrained``, so the baseline heads
 (``model.head: referformer | lavt``, :mod:`svac.heads.rvos`) train through it unchanged: each
 example is ``baseline.window`` frames of a video with its expressions, and the loss is the
 head's own criterion.
@@ -34,6 +35,7 @@ from svac.errors import SVACError
 from svac.training.checkpointing import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from svac.training.config import TrainConfig
 from svac.training.data import VideoExpressionDataset
+from svac.training.hooks import training_hooks
 from svac.training.params import row_masked_parameters
 
 LOG_FILE = "train_log.jsonl"
@@ -116,9 +118,10 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
 
     samples = training_samples(cfg)
     model = build_model(cfg, samples)
-    summary = model.configure_training(cfg)
+    hooks = training_hooks(model)
+    summary = hooks.configure_training(model, cfg)
     dataset, loader = training_data(cfg, model, samples)
-    objective = model.training_objective(cfg)
+    objective = hooks.training_objective(model, cfg)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas)
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
@@ -243,8 +246,9 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
                                 f"in {run_dir / 'checkpoints'}")
     cfg = load_train_config(config_file)
     model = build_model(cfg, training_samples(cfg))
-    model.configure_training(cfg)
-    objective = model.training_objective(cfg)
+    hooks = training_hooks(model)
+    hooks.configure_training(model, cfg)
+    objective = hooks.training_objective(model, cfg)
     weights = path / SAFE_WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{path} has no {SAFE_WEIGHTS_NAME} (DeepSpeed checkpoints: convert with "
@@ -278,9 +282,11 @@ def training_data(cfg: TrainConfig, model, samples: list):
     Call ``dataset.set_epoch(e)`` before each epoch so the expressions and prompt templates drawn
     per video change between epochs, as :func:`run` does.
     """
-    dataset = VideoExpressionDataset(samples, model.example_builder(),
+    hooks = training_hooks(model)
+    dataset = VideoExpressionDataset(samples, hooks.example_builder(model),
                                      expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=model.collate_fn(),
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
+                                         collate_fn=hooks.collate_fn(model),
                                          num_workers=cfg.data.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
     return dataset, loader

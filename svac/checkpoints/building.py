@@ -55,12 +55,15 @@ def load_tokenizer(source: str | Path, *, model_name: str) -> "PreTrainedTokeniz
     return tokenizer
 
 
-def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, vocab_size: int,
-                   grounding: "nn.Module | None" = None, text_hidden_fcs: "nn.Module | None" = None) -> "SVAC":
-    """An :class:`~svac.SVAC` for ``config`` whose parameters are on ``meta`` (see :func:`empty_model`).
+def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, model_class: "type[SVAC]",
+                   vocab_size: int, grounding: "nn.Module | None" = None,
+                   text_hidden_fcs: "nn.Module | None" = None) -> "SVAC":
+    """A ``model_class`` model (:class:`~svac.SVAC`) for ``config``, parameters on ``meta`` (see :func:`empty_model`).
 
     Args:
         config: the model's configuration (``config.sam2.checkpoint`` is not loaded here).
+        model_class: the class to build (:class:`svac.SVAC` or a subclass), handed in by its
+            ``from_pretrained`` so that loading never imports the model module.
         tokenizer: the checkpoint's tokenizer (with svac's tokens).
         vocab_size: rows of the LLM's embedding table, as stored in the checkpoint.
         grounding, text_hidden_fcs: parts built beforehand with real weights (a Meta SAM 2
@@ -75,18 +78,18 @@ def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, 
     from svac.mllm.internvl import build_internvl
     from svac.mllm.tokenizer import token_id
     from svac.mllm.tokens import IMG_CONTEXT
-    from svac.model import SVAC, build_text_hidden_fcs
+    from svac.seg_projector import build_text_hidden_fcs
 
     if len(tokenizer) > vocab_size:
         raise CheckpointError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's embedding table only "
                               f"{vocab_size} rows (tokens missing from the checkpoint's tokenizer had to be added)")
 
-    def build() -> SVAC:
+    def build() -> "SVAC":
         mllm = build_internvl(config.mllm, vocab_size=vocab_size, image_token_id=token_id(tokenizer, IMG_CONTEXT),
                               pad_token_id=tokenizer.pad_token_id)
         sam2 = grounding if grounding is not None else build_sam2_model(dataclasses.replace(config.sam2, checkpoint=None))
         fcs = text_hidden_fcs if text_hidden_fcs is not None else build_text_hidden_fcs(
             mllm.config.text_config.hidden_size, sam2.hidden_dim)
-        return SVAC(config, mllm=mllm, tokenizer=tokenizer, grounding=sam2, text_hidden_fcs=fcs)
+        return model_class(config, mllm=mllm, tokenizer=tokenizer, grounding=sam2, text_hidden_fcs=fcs)
 
     return empty_model(build)

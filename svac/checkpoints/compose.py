@@ -30,6 +30,7 @@ from svac.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     from svac.config import SAM2Config
+    from svac.model import SVAC
 
 #: Seed of the fresh ``text_hidden_fcs`` (the same as untrained models built from a config).
 DEFAULT_SEED = 0
@@ -38,7 +39,8 @@ NATIVE_TEMPLATES = {"qwen2": "qwen", "qwen3": "qwen", "phi3": "phi3"}
 
 
 def compose_from_pretrained(internvl: str | Path, sam2_checkpoint: "str | Path | SAM2Config", *,
-                            torch_dtype: torch.dtype | str | None = None, device_map: Any = None,
+                            model_class: "type[SVAC]", torch_dtype: torch.dtype | str | None = None,
+                            device_map: Any = None,
                             chat_template: str | None = None, seed: int = DEFAULT_SEED, revision: str | None = None,
                             cache_dir: str | Path | None = None, local_files_only: bool = False,
                             tokenizer: str | Path | None = None) -> LoadedModel:
@@ -49,6 +51,8 @@ def compose_from_pretrained(internvl: str | Path, sam2_checkpoint: "str | Path |
         sam2_checkpoint: a Meta ``.pt`` (config from its file name: ``sam2.1_hiera_large.pt`` ->
             ``configs/sam2.1/sam2.1_hiera_l.yaml``) or a :class:`~svac.config.SAM2Config` with
             ``checkpoint`` set.
+        model_class: the model class to build, :class:`svac.SVAC` (handed in: loading never
+            imports the model module).
         torch_dtype: dtype of the floating weights (default: the InternVL checkpoint's).
         device_map: as in :meth:`svac.SVAC.from_pretrained` (a single device for native InternVL).
         chat_template: svac chat template; default from the checkpoint (``template`` field, or
@@ -72,23 +76,23 @@ def compose_from_pretrained(internvl: str | Path, sam2_checkpoint: "str | Path |
     document = read_config_document(folder)
     kind = classify(document, where=str(folder))
     if kind == "internvl_chat":
-        return _compose_chat(folder, document, sam2_checkpoint, torch_dtype=torch_dtype, device_map=device_map,
-                             chat_template=chat_template, seed=seed, tokenizer=tokenizer)
+        return _compose_chat(folder, document, sam2_checkpoint, model_class=model_class, torch_dtype=torch_dtype,
+                             device_map=device_map, chat_template=chat_template, seed=seed, tokenizer=tokenizer)
     if kind == "internvl":
-        return _compose_native(folder, sam2_checkpoint, torch_dtype=torch_dtype, device_map=device_map,
-                               chat_template=chat_template, seed=seed, tokenizer=tokenizer)
+        return _compose_native(folder, sam2_checkpoint, model_class=model_class, torch_dtype=torch_dtype,
+                               device_map=device_map, chat_template=chat_template, seed=seed, tokenizer=tokenizer)
     raise CheckpointError(f"{folder} is a {kind} checkpoint, not a bare InternVL; load it with SVAC.from_pretrained")
 
 
-def _compose_chat(folder: Path, document, sam2_checkpoint, *, torch_dtype, device_map, chat_template, seed,
-                  tokenizer) -> LoadedModel:
+def _compose_chat(folder: Path, document, sam2_checkpoint, *, model_class, torch_dtype, device_map, chat_template,
+                  seed, tokenizer) -> LoadedModel:
     from svac.checkpoints.building import build_skeleton, load_tokenizer
     from svac.checkpoints.keymaps import DECODER, FCS, GROUNDING, LM_HEAD, CheckpointLayout, internvl_plan
     from svac.checkpoints.sam2_meta import meta_grounding
     from svac.checkpoints.sa2va import embedding_rows, internvl_chat_config
     from svac.checkpoints.shards import read_weights
     from svac.mllm.chat_template import load_chat_template
-    from svac.model import build_text_hidden_fcs
+    from svac.seg_projector import build_text_hidden_fcs
 
     config, family = internvl_chat_config(document, folder, kind="internvl_chat")
     if chat_template is not None:
@@ -103,12 +107,13 @@ def _compose_chat(folder: Path, document, sam2_checkpoint, *, torch_dtype, devic
     plan = internvl_plan(weights.tensors, CheckpointLayout(llm=family.conversion, with_grounding=False))
     if rows > stored_rows:
         plan = _pad_vocabulary(plan, rows, {f"{DECODER}.embed_tokens.weight", LM_HEAD})
-    model = build_skeleton(config, tok, vocab_size=rows, grounding=grounding, text_hidden_fcs=fcs)
+    model = build_skeleton(config, tok, model_class=model_class, vocab_size=rows, grounding=grounding,
+                           text_hidden_fcs=fcs)
     return finish_loading(model, weights, plan, kind="internvl_chat", torch_dtype=torch_dtype, device_map=device_map,
                           provided=(GROUNDING, FCS), load_adapter=False)
 
 
-def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, chat_template, seed,
+def _compose_native(folder: Path, sam2_checkpoint, *, model_class, torch_dtype, device_map, chat_template, seed,
                     tokenizer) -> LoadedModel:
     from transformers import InternVLForConditionalGeneration
 
@@ -122,7 +127,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
     from svac.mllm.chat_template import load_chat_template
     from svac.mllm.tokenizer import token_id
     from svac.mllm.tokens import IMG_CONTEXT
-    from svac.model import SVAC, build_text_hidden_fcs
+    from svac.seg_projector import build_text_hidden_fcs
 
     from svac.checkpoints.placement import AUTO_MAPS
 
@@ -165,7 +170,7 @@ def _compose_native(folder: Path, sam2_checkpoint, *, torch_dtype, device_map, c
                         inference=InferenceConfig(dtype=CANONICAL[dtype]))
     config, grounding = meta_grounding(config, sam2_checkpoint)
     fcs = _fresh_fcs(text_config.hidden_size, grounding.hidden_dim, seed, build_text_hidden_fcs)
-    model = SVAC(config, mllm=mllm, tokenizer=tok, grounding=grounding, text_hidden_fcs=fcs)
+    model = model_class(config, mllm=mllm, tokenizer=tok, grounding=grounding, text_hidden_fcs=fcs)
     model = cast_weights(model.to(device=device), dtype).eval()
     report = LoadReport(source=str(folder), kind="internvl", files=(), num_tensors=len(mllm.state_dict()),
                         ignored={}, dtype=CANONICAL[dtype], devices=(str(device),))

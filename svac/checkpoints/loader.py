@@ -62,7 +62,8 @@ def read_checkpoint_config(source: str | Path, *, overrides: Sequence[str] = (),
     return config
 
 
-def load_checkpoint(source: str | Path, *, torch_dtype: torch.dtype | str | None = None, device_map: Any = None,
+def load_checkpoint(source: str | Path, *, model_class: "type[SVAC]", torch_dtype: torch.dtype | str | None = None,
+                    device_map: Any = None,
                     overrides: Sequence[str] = (), revision: str | None = None, cache_dir: str | Path | None = None,
                     local_files_only: bool = False, load_in_8bit: bool = False, load_in_4bit: bool = False,
                     quantization_config: Any = None, load_adapter: bool = True, tokenizer: str | Path | None = None,
@@ -71,6 +72,8 @@ def load_checkpoint(source: str | Path, *, torch_dtype: torch.dtype | str | None
 
     Args:
         source: a checkpoint folder or a Hugging Face Hub id (``ByteDance/Sa2VA-1B``).
+        model_class: the model class to build, :class:`svac.SVAC` (its ``from_pretrained`` hands
+            itself in: loading never imports the model module).
         torch_dtype: dtype of the floating weights (``bfloat16``/``float16``/``float32`` or a
             ``torch.dtype``); ``None``/``"auto"``: the config's ``inference.dtype`` (for Sa2VA,
             the checkpoint's ``torch_dtype``).
@@ -132,7 +135,7 @@ def load_checkpoint(source: str | Path, *, torch_dtype: torch.dtype | str | None
         layout = CheckpointLayout(llm=family.conversion, with_grounding=True,
                                   grounding_ignored_reason=replaced if grounding is not None else None)
         plan = internvl_plan(weights.tensors, layout)
-    model = build_skeleton(config, tok, vocab_size=rows, grounding=grounding)
+    model = build_skeleton(config, tok, model_class=model_class, vocab_size=rows, grounding=grounding)
     provided = (GROUNDING,) if grounding is not None else ()
     return finish_loading(model, weights, plan, kind=kind, torch_dtype=torch_dtype, device_map=device_map,
                           provided=provided, quantization=quant, load_adapter=load_adapter)
@@ -189,4 +192,5 @@ def _config_of(folder: Path, overrides: Sequence[str]):
             config = from_dict(SVACConfig, apply_overrides(config.to_dict(), overrides))
         return config, family
     raise CheckpointError(f"{folder} is an InternVL checkpoint without SAM 2 or a [SEG] projector; build an SVAC "
-                          "from it with svac.checkpoints.compose_from_pretrained(internvl, sam2_checkpoint)")
+                          "from it with svac.checkpoints.compose_from_pretrained(internvl, sam2_checkpoint, "
+                          "model_class=SVAC)")

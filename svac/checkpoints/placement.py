@@ -74,6 +74,33 @@ def resolve_dtype(value: torch.dtype | str | None, default: str) -> torch.dtype:
     return value
 
 
+def single_device(device_map, *, what: str) -> torch.device:
+    """The one device a model that is not split across devices goes to, from a ``device_map``.
+
+    Args:
+        device_map: ``None`` (the CPU), a device (``"cuda:1"``, ``torch.device``), a dict whose
+            values all name one device (``{"": "cuda:0"}``), or ``"auto"`` / ``"balanced"`` ...
+            (CUDA when available, else the CPU).
+        what: the model, for the error message.
+
+    Raises:
+        ConfigError: for a map that spreads the model over several devices, or another type.
+    """
+    if device_map is None:
+        return torch.device("cpu")
+    if isinstance(device_map, torch.device):
+        return device_map
+    if isinstance(device_map, str):
+        if device_map in AUTO_MAPS:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(device_map)
+    if isinstance(device_map, Mapping):
+        devices = {str(v) if not isinstance(v, int) else f"cuda:{v}" for v in device_map.values()}
+        if len(devices) == 1:
+            return torch.device(devices.pop())
+    raise ConfigError(f"{what} is loaded on one device; pass device_map=None or a device, got {device_map!r}")
+
+
 def resolve_device_map(model: nn.Module, device_map, dtype: torch.dtype) -> dict[str, str]:
     """A ``{module prefix: device}`` map for ``model`` (a skeleton on ``meta``).
 

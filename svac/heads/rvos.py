@@ -1,4 +1,4 @@
-"""The classic R-VOS baselines as svac models: same ``segment``, checkpoints and training interface as SVAC.
+"""The classic R-VOS baselines as svac models: same ``segment`` and checkpoints as SVAC, trained by the same recipe.
 
 :class:`RVOSBaseline` wraps a baseline head module (ReferFormer, LAVT) with its
 text tokenizer and the :class:`~svac.config.SVACConfig` that selected it
@@ -12,8 +12,8 @@ run it unchanged:
   and thresholded at ``inference.mask_threshold`` (a logit: 0 = probability 0.5);
 * :meth:`RVOSBaseline.save_pretrained` / :meth:`RVOSBaseline.from_pretrained`
   (:mod:`svac.heads.rvos_checkpoint`);
-* the training interface of ``train/finetune.py``: :meth:`configure_training`,
-  :meth:`example_builder`, :meth:`collate_fn`, :meth:`training_objective`.
+* what the recipe's training hooks for baselines use (:data:`svac.training.hooks.TRAINING_HOOKS`):
+  :meth:`frozen_modules` and :meth:`objective`.
 
 Subclasses (:class:`svac.heads.referformer_rvos.ReferFormerRVOS`,
 :class:`svac.heads.lavt_rvos.LAVTRVOS`) build the head and turn its output on
@@ -22,11 +22,9 @@ one window into per-frame object logits.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -42,9 +40,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from svac.checkpoints.svac_format import SavedCheckpoint
-    from svac.heads.rvos_training import BaselineBatch, BaselineExampleBuilder
-    from svac.training.config import TrainConfig
-    from svac.training.params import TrainableSummary
 
 #: ``SegmentationResult.mode`` of a baseline: the video is read in consecutive windows.
 RESULT_MODE = "window"
@@ -159,20 +154,21 @@ class RVOSBaseline(nn.Module):
         return cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer)
 
     @classmethod
-    def from_pretrained(cls, source, *, device: torch.device | str | None = None, overrides: Sequence[str] = (),
-                        torch_dtype: torch.dtype | str | None = None, revision: str | None = None, cache_dir=None,
+    def from_pretrained(cls, source, *, torch_dtype: torch.dtype | str | None = None, device_map: Any = None,
+                        overrides: Sequence[str] = (), revision: str | None = None, cache_dir=None,
                         local_files_only: bool = False) -> "RVOSBaseline":
         """Load a model saved by :meth:`save_pretrained` from a folder or Hugging Face Hub id.
 
         The model is rebuilt from the stored config, text-encoder config and tokenizer (no other
         file is read) with empty weights, then every tensor is loaded strictly
-        (:func:`svac.heads.rvos_checkpoint.load_state`).
+        (:func:`svac.heads.rvos_checkpoint.load_baseline`).
 
         Args:
             source: a checkpoint folder or Hub id.
-            device: where to put the model; ``None``: the CPU.
-            overrides: ``key.sub=value`` config overrides (``baseline.window=8`` ...).
             torch_dtype: dtype of the floating weights; ``None``: ``config.inference.dtype``.
+            device_map: where to put the model, as for :meth:`svac.SVAC.from_pretrained` but on one
+                device: ``None`` (the CPU), a device, a dict naming one device, or ``"auto"``.
+            overrides: ``key.sub=value`` config overrides (``baseline.window=8`` ...).
             revision, cache_dir, local_files_only: Hub options.
 
         Returns:
@@ -181,30 +177,12 @@ class RVOSBaseline(nn.Module):
         Raises:
             svac.errors.CheckpointError: a missing or incomplete checkpoint, another head's
                 checkpoint, or weights that do not match (listed).
+            ConfigError: a ``device_map`` that spreads the model over several devices.
         """
-        from svac.checkpoints.materialize import empty_model
-        from svac.checkpoints.placement import CANONICAL, resolve_dtype
-        from svac.errors import CheckpointError
-        from svac.heads.head_configs import head_config
-        from svac.heads.rvos_checkpoint import load_state, read_baseline_checkpoint
-        from svac.heads.text import load_expression_tokenizer
+        from svac.heads.rvos_checkpoint import load_baseline
 
-        folder, config, text_config = read_baseline_checkpoint(source, overrides=overrides, revision=revision,
-                                                               cache_dir=cache_dir, local_files_only=local_files_only)
-        if config.head != cls.head_name:
-            raise CheckpointError(f"{folder} holds a {config.head!r} model, not {cls.head_name!r}; load it with "
-                                  "svac.loading.load_model")
-        try:
-            tokenizer = load_expression_tokenizer(str(folder))
-        except ConfigError as exc:
-            raise CheckpointError(f"{folder}: {exc}") from exc
-        typed = head_config(config, tokenizer=tokenizer, text_encoder=text_config)
-        model = empty_model(lambda: cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer))
-        dtype = resolve_dtype(torch_dtype, config.inference.dtype)
-        load_state(model, folder, dtype=dtype, device=torch.device(device) if device is not None else torch.device("cpu"))
-        inference = dataclasses.replace(config.inference, dtype=CANONICAL[dtype])
-        model.config = dataclasses.replace(config, inference=inference)
-        return model.eval()
+        return load_baseline(cls, source, torch_dtype=torch_dtype, device_map=device_map, overrides=overrides,
+                             revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
 
     def save_pretrained(self, directory, *, overwrite: bool = False,
                         max_shard_size: int | None = None) -> "SavedCheckpoint":
@@ -346,64 +324,3 @@ class RVOSBaseline(nn.Module):
             ConfigError: always (use :meth:`segment`).
         """
         self.start_chat(video)
-
-    # ------------------------------------------------------------------ training interface
-
-    def configure_training(self, cfg: "TrainConfig") -> "TrainableSummary":
-        """Make every parameter trainable except the head's frozen parts (:meth:`frozen_modules`).
-
-        A baseline trains in full, as in its paper; LoRA, ``trainable`` and ``loss`` are SVAC's
-        options and must keep their defaults off / unset (the head's loss weights live in
-        ``model.baseline.<head>``).
-
-        Returns:
-            A :class:`svac.training.params.TrainableSummary` (parts: the head's top-level modules).
-
-        Raises:
-            ConfigError: when ``lora.enabled`` is true, or ``trainable`` / ``loss`` are changed.
-        """
-        from svac.training.config import DEFAULT_TRAINABLE, LossConfig
-        from svac.training.params import TrainableSummary
-
-        where = f"model.baseline.{self.head_name}"
-        if cfg.lora.enabled:
-            raise ConfigError(f"lora.enabled must be false for the {self.head_name} head: LoRA adapts SVAC's LLM, and "
-                              f"a baseline trains its own weights in full (set lora.enabled: false)")
-        if list(cfg.trainable) != list(DEFAULT_TRAINABLE):
-            raise ConfigError(f"trainable names SVAC parts; the {self.head_name} head trains in full except the parts "
-                              f"its config freezes ({where}); remove trainable from the config")
-        if cfg.loss != LossConfig():
-            raise ConfigError(f"loss holds SVAC's loss weights; the {self.head_name} head's loss weights are in "
-                              f"{where}; remove loss from the config")
-        self.requires_grad_(True)
-        for module in self.frozen_modules().values():
-            module.requires_grad_(False)
-        parts: dict[str, int] = {}
-        for name, child in self.head.named_children():
-            count = sum(p.numel() for p in child.parameters() if p.requires_grad)
-            if count:
-                parts[name] = count
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
-        return TrainableSummary(trainable=trainable, frozen=frozen, parts=parts)
-
-    def example_builder(self) -> "BaselineExampleBuilder":
-        """Turns K expressions of one video into a training example (:mod:`svac.heads.rvos_training`)."""
-        from svac.heads.rvos_training import BaselineExampleBuilder
-
-        b = self.config.baseline
-        return BaselineExampleBuilder(input_size=tuple(b.input_size), window=b.window, train_frames=b.train_frames,
-                                      tokenizer=self.tokenizer, max_length=self.max_text_length)
-
-    def collate_fn(self) -> "Callable[[list], BaselineBatch]":
-        """A picklable function collating examples into a :class:`~svac.heads.rvos_training.BaselineBatch`."""
-        from svac.heads.rvos_training import collate_baseline
-
-        return partial(collate_baseline, pad_token_id=self.tokenizer.pad_token_id)
-
-    def training_objective(self, cfg: "TrainConfig") -> nn.Module:
-        """The module whose ``forward(batch)`` returns the head's losses (``.loss``, ``.as_floats()``).
-
-        The head's own criterion with the weights of its config (ReferFormer §3.4, LAVT §3.4).
-        """
-        return self.objective()

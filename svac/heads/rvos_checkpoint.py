@@ -107,3 +107,46 @@ def load_state(model: torch.nn.Module, folder: Path, *, dtype: torch.dtype, devi
     weights = read_weights(folder)
     load_weights(model, weights, svac_plan(weights.tensors), kind=model.config.head, dtype=dtype,
                  device_for=lambda name: device)
+
+
+def load_baseline(model_class: "type[RVOSBaseline]", source: str | Path, *,
+                  torch_dtype: torch.dtype | str | None = None, device_map: Any = None, overrides: Sequence[str] = (), revision: str | None = None,
+                  cache_dir: str | Path | None = None, local_files_only: bool = False) -> "RVOSBaseline":
+    """What :meth:`svac.heads.rvos.RVOSBaseline.from_pretrained` runs: rebuild, then load every tensor strictly.
+
+    Args:
+        model_class: the baseline class (its ``head_name`` must be the checkpoint's ``head``).
+        source, torch_dtype, device_map, overrides, revision, cache_dir, local_files_only: see
+            :meth:`~svac.heads.rvos.RVOSBaseline.from_pretrained`.
+
+    Raises:
+        CheckpointError: a missing or incomplete checkpoint, another head's checkpoint, or weights
+            that do not match (listed).
+        svac.errors.ConfigError: a ``device_map`` that spreads the model over several devices.
+    """
+    import dataclasses
+
+    from svac.checkpoints.materialize import empty_model
+    from svac.checkpoints.placement import CANONICAL, resolve_dtype, single_device
+    from svac.errors import ConfigError
+    from svac.heads.head_configs import head_config
+    from svac.heads.text import load_expression_tokenizer
+
+    cls = model_class
+    device = single_device(device_map, what=f"a {cls.head_name} model")
+    folder, config, text_config = read_baseline_checkpoint(source, overrides=overrides, revision=revision,
+                                                           cache_dir=cache_dir, local_files_only=local_files_only)
+    if config.head != cls.head_name:
+        raise CheckpointError(f"{folder} holds a {config.head!r} model, not {cls.head_name!r}; load it with "
+                              "svac.loading.load_model")
+    try:
+        tokenizer = load_expression_tokenizer(str(folder))
+    except ConfigError as exc:
+        raise CheckpointError(f"{folder}: {exc}") from exc
+    typed = head_config(config, tokenizer=tokenizer, text_encoder=text_config)
+    model = empty_model(lambda: cls(config, head=cls.build_head(typed), head_config=typed, tokenizer=tokenizer))
+    dtype = resolve_dtype(torch_dtype, config.inference.dtype)
+    load_state(model, folder, dtype=dtype, device=device)
+    inference = dataclasses.replace(config.inference, dtype=CANONICAL[dtype])
+    model.config = dataclasses.replace(config, inference=inference)
+    return model.eval()

@@ -193,16 +193,18 @@ class _Recorder:
 
 def _load(folder: Path, report: StageReport, *, rename_g_weight: bool, scratch: Path):
     from svac.checkpoints.loader import load_checkpoint
+    from svac.model import SVAC
     from svac.errors import CheckpointError
 
     try:
-        return load_checkpoint(folder, torch_dtype=torch.float32).model
+        return load_checkpoint(folder, model_class=SVAC, torch_dtype=torch.float32).model
     except CheckpointError as exc:
         report.load_error = " ".join(str(exc).split())[:300]
         if not rename_g_weight:
             return None
     report.notes.append("measured after renaming the memory fuser's g_weight keys to gamma in a copy of the folder")
-    return load_checkpoint(renamed_copy(folder, scratch / folder.name), torch_dtype=torch.float32).model
+    return load_checkpoint(renamed_copy(folder, scratch / folder.name), model_class=SVAC,
+                           torch_dtype=torch.float32).model
 
 
 def compare(folder: Path, *, rename_g_weight: bool = False, frames: np.ndarray | None = None) -> StageReport:

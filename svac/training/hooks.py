@@ -1,0 +1,184 @@
+"""How the recipe trains each head: one :class:`TrainingHooks` entry per head in :data:`TRAINING_HOOKS`.
+
+The training loop (``train/finetune.py``) talks to a model only through the four hooks of its
+head (as in torchtune, the recipe side owns the loss, the data and the trainable set; the model
+stays a model):
+
+* ``configure_training(model, cfg)`` -- which parameters train (LoRA, unfrozen parts); returns a
+  :class:`~svac.training.params.TrainableSummary`;
+* ``example_builder(model)`` -- an object with ``build(samples, rng) -> example`` turning the
+  referring samples of one video into a training example;
+* ``collate_fn(model)`` -- a picklable function collating examples into a batch;
+* ``training_objective(model, cfg)`` -- a module whose ``forward(batch)`` returns the losses
+  (``.loss`` and ``.as_floats()``).
+
+SVAC's hooks: LoRA + Sa2VA's trainable parts, :class:`~svac.training.data.ExampleBuilder`,
+:func:`~svac.training.data.collate`, :class:`~svac.training.objective.SVACObjective`. The
+baselines' (ReferFormer, LAVT): the whole head except its frozen parts,
+:class:`~svac.heads.rvos_training.BaselineExampleBuilder`,
+:func:`~svac.heads.rvos_training.collate_baseline` and the head's own criterion
+(``model.objective()``). The table is fixed: a config's ``head`` only looks an entry up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from torch import nn
+
+from svac.errors import ConfigError
+
+if TYPE_CHECKING:
+    from svac.heads.rvos import RVOSBaseline
+    from svac.heads.rvos_training import BaselineBatch, BaselineExampleBuilder
+    from svac.model import SVAC
+    from svac.training.config import TrainConfig
+    from svac.training.data import ExampleBuilder, TrainingBatch
+    from svac.training.params import TrainableSummary
+
+
+@dataclass(frozen=True)
+class TrainingHooks:
+    """The training interface of one head (see the module docstring for each hook's contract).
+
+    Attributes:
+        configure_training: ``(model, cfg) -> TrainableSummary``.
+        example_builder: ``(model) -> builder`` with ``builder.build(samples, rng) -> example``.
+        collate_fn: ``(model) -> collate`` with ``collate(examples) -> batch`` (picklable).
+        training_objective: ``(model, cfg) -> nn.Module`` whose ``forward(batch)`` returns the losses.
+    """
+
+    configure_training: Callable[[Any, "TrainConfig"], "TrainableSummary"]
+    example_builder: Callable[[Any], Any]
+    collate_fn: Callable[[Any], Callable[[list], Any]]
+    training_objective: Callable[[Any, "TrainConfig"], nn.Module]
+
+
+# ---------------------------------------------------------------------------------------------- SVAC
+
+
+def svac_configure_training(model: "SVAC", cfg: "TrainConfig") -> "TrainableSummary":
+    """Apply LoRA to the LLM (when ``cfg.lora.enabled``), unfreeze ``cfg.trainable`` (:mod:`svac.training.params`)."""
+    from svac.training.params import apply_lora, configure_trainable
+
+    if cfg.lora.enabled:
+        apply_lora(model, cfg.lora)
+    return configure_trainable(model, cfg.trainable)
+
+
+def svac_example_builder(model: "SVAC") -> "ExampleBuilder":
+    """Turns a video's referring samples into a training example for this model (:mod:`svac.training.data`)."""
+    from svac.training.data import ExampleBuilder
+
+    return ExampleBuilder.for_model(model)
+
+
+def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
+    """A picklable function collating training examples into a batch (pads with the tokenizer's pad id)."""
+    from svac.training.data import collate
+
+    return partial(collate, pad_token_id=model.tokenizer.pad_token_id)
+
+
+def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
+    """The module whose ``forward(batch)`` returns the losses (:class:`svac.training.objective.SVACObjective`)."""
+    from svac.training.objective import SVACObjective
+
+    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
+
+
+# --------------------------------------------------------------------------- baselines (ReferFormer, LAVT)
+
+
+def baseline_configure_training(model: "RVOSBaseline", cfg: "TrainConfig") -> "TrainableSummary":
+    """Make every parameter trainable except the head's frozen parts (``model.frozen_modules()``).
+
+    A baseline trains in full, as in its paper; LoRA, ``trainable`` and ``loss`` are SVAC's
+    options and must keep their defaults off / unset (the head's loss weights live in
+    ``model.baseline.<head>``).
+
+    Returns:
+        A :class:`svac.training.params.TrainableSummary` (parts: the head's top-level modules).
+
+    Raises:
+        ConfigError: when ``lora.enabled`` is true, or ``trainable`` / ``loss`` are changed.
+    """
+    from svac.training.config import DEFAULT_TRAINABLE, LossConfig
+    from svac.training.params import TrainableSummary
+
+    where = f"model.baseline.{model.head_name}"
+    if cfg.lora.enabled:
+        raise ConfigError(f"lora.enabled must be false for the {model.head_name} head: LoRA adapts SVAC's LLM, and "
+                          f"a baseline trains its own weights in full (set lora.enabled: false)")
+    if list(cfg.trainable) != list(DEFAULT_TRAINABLE):
+        raise ConfigError(f"trainable names SVAC parts; the {model.head_name} head trains in full except the parts "
+                          f"its config freezes ({where}); remove trainable from the config")
+    if cfg.loss != LossConfig():
+        raise ConfigError(f"loss holds SVAC's loss weights; the {model.head_name} head's loss weights are in "
+                          f"{where}; remove loss from the config")
+    model.requires_grad_(True)
+    for module in model.frozen_modules().values():
+        module.requires_grad_(False)
+    parts: dict[str, int] = {}
+    for name, child in model.head.named_children():
+        count = sum(p.numel() for p in child.parameters() if p.requires_grad)
+        if count:
+            parts[name] = count
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return TrainableSummary(trainable=trainable, frozen=frozen, parts=parts)
+
+
+def baseline_example_builder(model: "RVOSBaseline") -> "BaselineExampleBuilder":
+    """Turns K expressions of one video into a training example (:mod:`svac.heads.rvos_training`)."""
+    from svac.heads.rvos_training import BaselineExampleBuilder
+
+    b = model.config.baseline
+    return BaselineExampleBuilder(input_size=tuple(b.input_size), window=b.window, train_frames=b.train_frames,
+                                  tokenizer=model.tokenizer, max_length=model.max_text_length)
+
+
+def baseline_collate_fn(model: "RVOSBaseline") -> "Callable[[list], BaselineBatch]":
+    """A picklable function collating examples into a :class:`~svac.heads.rvos_training.BaselineBatch`."""
+    from svac.heads.rvos_training import collate_baseline
+
+    return partial(collate_baseline, pad_token_id=model.tokenizer.pad_token_id)
+
+
+def baseline_training_objective(model: "RVOSBaseline", cfg: "TrainConfig") -> nn.Module:
+    """The module whose ``forward(batch)`` returns the head's losses (``.loss``, ``.as_floats()``).
+
+    The head's own criterion with the weights of its config (ReferFormer §3.4, LAVT §3.4).
+    """
+    return model.objective()
+
+
+# ------------------------------------------------------------------------------------------ the table
+
+SVAC_TRAINING = TrainingHooks(configure_training=svac_configure_training, example_builder=svac_example_builder,
+                              collate_fn=svac_collate_fn, training_objective=svac_training_objective)
+BASELINE_TRAINING = TrainingHooks(configure_training=baseline_configure_training,
+                                  example_builder=baseline_example_builder, collate_fn=baseline_collate_fn,
+                                  training_objective=baseline_training_objective)
+
+#: Head name (a config's ``head``, the keys of :data:`svac.heads.HEADS`) -> its training hooks (read-only).
+TRAINING_HOOKS: Mapping[str, TrainingHooks] = MappingProxyType({
+    "svac": SVAC_TRAINING,
+    "referformer": BASELINE_TRAINING,
+    "lavt": BASELINE_TRAINING,
+})
+
+
+def training_hooks(model: Any) -> TrainingHooks:
+    """The training hooks of ``model``'s head (``model.config.head``).
+
+    Raises:
+        ConfigError: for a head without training hooks.
+    """
+    head = model.config.head
+    if head not in TRAINING_HOOKS:
+        raise ConfigError(f"the {head!r} head has no training hooks; heads that train: {', '.join(TRAINING_HOOKS)}")
+    return TRAINING_HOOKS[head]
