@@ -1,8 +1,9 @@
 """Training data and loss outputs of the baseline heads (ReferFormer, LAVT) in svac's recipe.
 
 The recipe (``train/finetune.py``) groups referring samples by video
-(:class:`svac.training.data.VideoExpressionDataset`) and asks the model's
-:meth:`example_builder` to turn K expressions of one video into an example.
+(:class:`svac.training.data.VideoExpressionDataset`) and asks the head's
+example builder (:data:`svac.training.hooks.TRAINING_HOOKS`) to turn K expressions of one video
+into an example.
 For a baseline an example is ``window`` frames of the video resized to the
 head's ``input_size`` and ImageNet-normalised -- exactly what inference feeds
 the head per window (:func:`preprocess_frames`) -- with the K expressions

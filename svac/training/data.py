@@ -185,7 +185,7 @@ class VideoExpressionDataset(torch.utils.data.Dataset):
 
     Args:
         samples: referring samples (any reader's output); grouped by ``(dataset, video_id)``.
-        builder: the model's example builder (``model.example_builder()``: an object whose
+        builder: the model's example builder (``training_hooks(model).example_builder(model)``, whose
             ``build(samples, rng)`` makes one example; :class:`ExampleBuilder` for SVAC).
         expressions_per_video: K, expressions per example (fewer when a video has fewer).
         seed: base seed.
