@@ -52,6 +52,6 @@ class SegmentationModel(Protocol):
     def save_pretrained(self, directory, *, max_shard_size: int | None = None, overwrite: bool = False) -> Any:
         """Write the model into ``directory`` (svac's checkpoint format, atomically)."""
 
-    def segment(self, video, expression: str, *, num_frames: int | None = None, clip_len: int | None = None,
+    def segment(self, video, query: str, /, *, num_frames: int | None = None, clip_len: int | None = None,
                 progress: "Progress" = False) -> "SegmentationResult":
-        """Segment what ``expression`` refers to in every frame of ``video``."""
+        """Segment what ``query`` (a referring expression) refers to in every frame of ``video``."""
