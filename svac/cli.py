@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(chat)
 
     train = sub.add_parser("train", help="train or fine-tune a model (recipe: train/finetune.py)")
-    train.add_argument("config", help="training config YAML: a path such as configs/train/svac_tiny_synthetic.yaml, or "
-                                      "the bare name of a config shipped in configs/train/ (svac_tiny_synthetic.yaml)")
+    train.add_argument("config", help="training config YAML: a path such as configs/train/lavt_synthetic.yaml, or "
+                                      "the bare name of a config shipped in configs/train/ (lavt_synthetic.yaml)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. max_steps=100")
     train.add_argument("--deepspeed", default=None, metavar="JSON",
                        help="DeepSpeed config, e.g. configs/deepspeed/zero2.json (GPUs; needs the train extra)")

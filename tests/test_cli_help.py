@@ -29,7 +29,7 @@ def _help_texts(parser: argparse.ArgumentParser, where: str = "svac"):
 
 def test_every_file_the_help_names_exists():
     named = [(where, name) for where, text in _help_texts(build_parser()) for name in FILE_NAME.findall(text)]
-    assert any(name == "configs/train/svac_tiny_synthetic.yaml" for _, name in named)  # the scan sees the train help
+    assert any(where == "svac train" and name.startswith("configs/train/") for where, name in named)  # sees the help
     missing = [(where, name) for where, name in named
                if not ((REPO / name).is_file() or ("/" not in name and shipped_config(name, TRAIN_CONFIG_DIR)))]
     assert not missing, f"help names files that do not exist: {missing}"
