@@ -98,7 +98,7 @@ def write_indexed_pngs(labels: np.ndarray, frame_names: Sequence[str], folder: s
         ValueError: when ``labels`` is not ``uint8 (N, H, W)`` or names and frames differ in number.
         svac.errors.OutputExistsError: when ``folder`` exists and ``overwrite`` is False.
     """
-    from svac.video.export import davis_palette
+    from svac.video.overlay import davis_palette
 
     _check_masks(labels, frame_names, str(folder))
     if labels.dtype != np.uint8:

@@ -110,8 +110,9 @@ def load_state(model: torch.nn.Module, folder: Path, *, dtype: torch.dtype, devi
 
 
 def load_baseline(model_class: "type[RVOSBaseline]", source: str | Path, *,
-                  torch_dtype: torch.dtype | str | None = None, device_map: Any = None, overrides: Sequence[str] = (), revision: str | None = None,
-                  cache_dir: str | Path | None = None, local_files_only: bool = False) -> "RVOSBaseline":
+                  torch_dtype: torch.dtype | str | None = None, device_map: Any = None,
+                  overrides: Sequence[str] = (), revision: str | None = None, cache_dir: str | Path | None = None,
+                  local_files_only: bool = False) -> "RVOSBaseline":
     """What :meth:`svac.heads.rvos.RVOSBaseline.from_pretrained` runs: rebuild, then load every tensor strictly.
 
     Args:

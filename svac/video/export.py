@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from svac.atomic_folder import OutputFolder
-from svac.outputs import MaskChunk, SegmentationResult, Timings
 from svac.progress import Progress, progress_bar, progress_iter
 from svac.video.formats import FORMATS, RLE_FILE, SVAC_MASKS_DIR, MaskFiles, check_format, mask_writer
 from svac.video.overlay import (  # noqa: F401  -- re-exported: the overlay's public names live here too
@@ -46,7 +45,7 @@ from svac.video.overlay import (  # noqa: F401  -- re-exported: the overlay's pu
 from svac.video.reader import VideoSource
 
 if TYPE_CHECKING:
-    from svac.outputs import SegmentedObject
+    from svac.outputs import MaskChunk, SegmentationResult, SegmentedObject, Timings
 
 #: Fixed names svac writes inside an output folder (and refuses to overwrite without ``overwrite=True``);
 #: the ``davis`` format adds the video's folder (see :func:`result_folder`).
@@ -136,8 +135,7 @@ class ResultWriter:
         self.objects = list(objects)
         self.source = source
         self.next_frame = 0
-        self._report_timings = timings is not None
-        self.timings = timings if timings is not None else Timings()
+        self.timings = timings
         self.masks = mask_writer(self.format, self.folder, video_name, self.frame_names, self.frame_size, self.objects)
         h, w = self.frame_size
         self._overlay = OverlayWriter(self.folder / "overlay.mp4", w, h, fps, len(self.objects)) if overlay else None
@@ -148,7 +146,12 @@ class ResultWriter:
         """Mask files written so far."""
         return self.masks.num_files
 
-    def write(self, chunk: MaskChunk) -> None:
+    def _spent(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to ``timings.<stage>`` when the call's timings are reported."""
+        if self.timings is not None:
+            setattr(self.timings, stage, getattr(self.timings, stage) + seconds)
+
+    def write(self, chunk: "MaskChunk") -> None:
         """Write the masks (and overlay frames) of ``chunk``, the next frames in order."""
         k, n, h, w = chunk.masks.shape
         num_frames = len(self.frame_names)
@@ -161,7 +164,7 @@ class ResultWriter:
         t0 = time.perf_counter()
         self.masks.write(chunk.start, chunk.masks)
         t1 = time.perf_counter()
-        self.timings.write_masks += t1 - t0
+        self._spent("write_masks", t1 - t0)
         if self._overlay is not None:
             frames = chunk.frames
             if frames is None:
@@ -169,7 +172,7 @@ class ResultWriter:
                     raise ValueError("the overlay needs the frames: give the chunk's frames or the source")
                 frames = self.source.read(range(chunk.start, chunk.start + n))
             self._overlay.write(frames, chunk.masks)
-            self.timings.write_overlay += time.perf_counter() - t1
+            self._spent("write_overlay", time.perf_counter() - t1)
         self.next_frame = chunk.start + n
         self._bar.update(n)
 
@@ -188,13 +191,13 @@ class ResultWriter:
         t0 = time.perf_counter()
         self.masks.finish(scores)
         t1 = time.perf_counter()
-        self.timings.write_masks += t1 - t0
+        self._spent("write_masks", t1 - t0)
         if self._overlay is not None:
             self._overlay.close()
-            self.timings.write_overlay += time.perf_counter() - t1
+            self._spent("write_overlay", time.perf_counter() - t1)
         self._bar.close()
         summary = dict(summary)
-        if self._report_timings:
+        if self.timings is not None:
             summary["timings_seconds"] = self.timings.to_dict()
         summary["files"] = {"format": self.format, "masks": self.masks.layout,
                             "overlay": "overlay.mp4" if self._overlay is not None else None}
