@@ -34,8 +34,7 @@ from svac.progress import ProgressEvent
 if TYPE_CHECKING:
     import gradio
 
-    from svac.heads.rvos import RVOSBaseline
-    from svac.model import SVAC
+    from svac.segmentation_model import SegmentationModel
 
 #: How to install the optional dependencies of the demo (shown when Gradio is missing).
 INSTALL_HINT = 'pip install -e ".[demo]" (in a source checkout) or pip install "svac[demo]"'
@@ -235,7 +234,7 @@ def _sigterm_stops_serving() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def launch_demo(model: "SVAC | RVOSBaseline", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+def launch_demo(model: "SegmentationModel", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
                 num_frames: int | None = None, clip_len: int | None = None, examples: list[Path] | None = None,
                 block: bool = True, quiet: bool = False) -> DemoServer | None:
     """Serve the demo page for ``model``.

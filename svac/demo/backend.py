@@ -36,8 +36,7 @@ from svac.video.reader import VideoSource, open_video
 
 if TYPE_CHECKING:
     from svac.chat import ChatSession
-    from svac.heads.rvos import RVOSBaseline
-    from svac.model import SVAC
+    from svac.segmentation_model import SegmentationModel
     from svac.outputs import ChatResponse, SegmentationResult
 
 #: Shown when Segment or Send is pressed before a video is chosen.
@@ -113,7 +112,7 @@ class DemoBackend:
         keep_runs: run folders kept on disk (the oldest beyond this are deleted).
     """
 
-    def __init__(self, model: "SVAC | RVOSBaseline", work_dir: str | Path, *, num_frames: int | None = None,
+    def __init__(self, model: "SegmentationModel", work_dir: str | Path, *, num_frames: int | None = None,
                  clip_len: int | None = None, keep_runs: int = MAX_KEPT_RUNS) -> None:
         if keep_runs < 1:
             raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")

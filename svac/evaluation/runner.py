@@ -53,6 +53,7 @@ from svac.metrics.output import write_text_atomic
 
 if TYPE_CHECKING:
     from svac.model import SVAC
+    from svac.segmentation_model import SegmentationModel
 
 RUN_FILE = "run.json"
 ITEMS_DIR = "items"
@@ -114,7 +115,8 @@ def load_record(out_dir: Path, key: str) -> dict | None:
     return record if isinstance(record, dict) and record.get("key") == key else None
 
 
-def predict_item(model: "SVAC", item: EvalItem, *, num_frames: int | None, clip_len: int | None) -> Prediction:
+def predict_item(model: "SegmentationModel", item: EvalItem, *, num_frames: int | None,
+                 clip_len: int | None) -> Prediction:
     """Segment one item with ``model`` and reduce the result to a :class:`Prediction`.
 
     The prediction mask is the union of the K objects the answer segmented (empty when K = 0),
@@ -197,7 +199,8 @@ def run_benchmark(name: str, *, data_root: str | os.PathLike[str], model_spec: s
                   out_dir: str | os.PathLike[str], num_frames: int | None = None, clip_len: int | None = None,
                   split: str | None = None, resume: bool = True, progress: bool = True, device: str | None = None,
                   overrides: Sequence[str] = (), skip_invalid: bool = False, shard: Shard | None = None,
-                  merge: bool = True, merge_timeout: float | None = None, model: "SVAC | None" = None
+                  merge: bool = True, merge_timeout: float | None = None,
+                  model: "SegmentationModel | None" = None
                   ) -> BenchmarkResult:
     """Evaluate a model on one split of a benchmark (resumable, shardable).
 
@@ -365,7 +368,7 @@ def _device_for(shard: Shard, device: str | None) -> str | None:
     return device
 
 
-def _load_model(spec: str | None, device: str | None, overrides: Sequence[str]) -> "SVAC":
+def _load_model(spec: str | None, device: str | None, overrides: Sequence[str]) -> "SegmentationModel":
     from svac.loading import UntrainedModelWarning, load_model
 
     with warnings.catch_warnings():
