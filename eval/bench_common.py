@@ -218,3 +218,20 @@ def check_out(out: Path, name: str, overwrite: bool) -> None:
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (float)."""
     return float(np.median(np.asarray(values, dtype=np.float64)))
+
+
+def run_locked(build_parser, study, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``build_parser()``, then run ``study(args)`` with ``--out`` checked and locked first.
+
+    The writability probe and the lock (svac's ``reserve_folder``) come before any measurement, so a
+    bad ``--out`` fails in a second, not after the study. Returns ``study``'s exit code.
+
+    Raises:
+        SystemExit: for bad arguments (argparse).
+        svac.atomic_folder.OutputLockedError: when another run holds ``--out``.
+    """
+    from svac.atomic_folder import reserve_folder
+
+    args = build_parser().parse_args(argv)
+    with reserve_folder(Path(args.out)):
+        return study(args)

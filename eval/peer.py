@@ -191,11 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse the arguments, then run the study with ``--out`` checked and locked first (see :func:`study`)."""
-    from svac.atomic_folder import reserve_folder
-
-    args = build_parser().parse_args(argv)
-    with reserve_folder(Path(args.out)):  # writability probe and lock before any measurement
-        return study(args)
+    return bc.run_locked(build_parser, study, argv)
 
 
 def study(args) -> int:

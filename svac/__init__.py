@@ -16,7 +16,7 @@ Raises:
 
 from __future__ import annotations
 
-import importlib
+from svac.lazy_exports import lazy_getattr
 
 #: Public name -> the module that defines it (a fixed table; nothing read from a file chooses code).
 _EXPORTS = {
@@ -29,11 +29,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import the public names on first use (no work at ``import svac``)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'svac' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

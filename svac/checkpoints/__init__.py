@@ -31,7 +31,7 @@ missing tensor on the meta device without an error, so svac reads the shards its
 
 from __future__ import annotations
 
-import importlib
+from svac.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "load_checkpoint": "svac.checkpoints.loader",
@@ -53,8 +53,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import the public names on first use (no work at ``import svac.checkpoints``)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'svac.checkpoints' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+#: Import the public names on first use (no work at ``import svac.checkpoints``).
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
