@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--videos", type=cli_types.positive_int, required=True, help="number of videos")
     synth.add_argument("--seed", type=cli_types.nonnegative_int, required=True,
                        help="random seed (same seed, same files)")
-    synth.add_argument("--subset", default="standard", choices=["standard", "fast", "late"])
+    synth.add_argument("--subset", default="standard", choices=["standard", "fast", "late", "static"],
+                       help="static: colour, shape, size and position expressions only (default: %(default)s)")
     synth.add_argument("--domain", default="base", choices=["base", "novel_colors", "real_backgrounds"])
     synth.add_argument("--split", default="train", help="split folder name (default: %(default)s)")
     synth.add_argument("--backgrounds", default=None, help="folder of real frames (domain real_backgrounds)")
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--share", default="false", choices=["true", "false"],
                       help="also open a public Gradio share link (needs internet access; default: %(default)s)")
     _add_model_args(demo)
+    compare = metrics.add_parser("compare", help="paired comparison of two svac eval runs (B - A, bootstrap 95%% CI)")
+    compare.add_argument("run_a", help="svac eval --out folder of run A (e.g. the baseline)")
+    compare.add_argument("run_b", help="svac eval --out folder of run B, same benchmark split")
+    compare.add_argument("--out", default=None, help="write the comparison as JSON to this file (must not exist)")
     return parser
 
 
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "data":
             return _synth(args)
         if args.command == "metrics":
-            return _metrics_davis(args)
+            return _metrics_compare(args) if args.metrics_command == "compare" else _metrics_davis(args)
         if args.command == "eval":
             from svac.evaluation.cli_args import run_eval_command
 
@@ -359,6 +364,26 @@ def _metrics_davis(args) -> int:
                                         sequences=args.sequences, overwrite=args.overwrite)
     g = result.global_scores
     print(f"J&F {g.jf_mean:.4f}  J {g.j_mean:.4f}  F {g.f_mean:.4f}  ({args.protocol}); files in {args.out}")
+    return 0
+
+
+def _metrics_compare(args) -> int:
+    import json
+    from pathlib import Path
+
+    from svac.evaluation.expression_stats import compare_runs
+    from svac.metrics.output import write_text_atomic
+
+    result = compare_runs(args.run_a, args.run_b).to_dict()
+    text = json.dumps(result, indent=1)
+    if args.out is not None:
+        write_text_atomic(Path(args.out), text + "\n", overwrite=False)
+    d = result["b_minus_a"]
+    print(f"J&F A {result['a']['mean']:.4f} {result['a']['ci95']}  B {result['b']['mean']:.4f} {result['b']['ci95']}  "
+          f"B-A {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over {d['n']} expressions")
+    for name, f in result["families"].items():
+        print(f"  {name:9s} n={f['b_minus_a']['n']:4d}  A {f['a']['mean']:.4f}  B {f['b']['mean']:.4f}  "
+              f"B-A {f['b_minus_a']['mean']:+.4f} [{f['b_minus_a']['ci95'][0]:+.4f}, {f['b_minus_a']['ci95'][1]:+.4f}]")
     return 0
 
 

@@ -7,6 +7,7 @@ One dataclass per concern:
 * :class:`CSAConfig`       -- Clip-Specific Allocation of ``[SEG]`` tokens (SVAC §3.4);
 * :class:`SAM2Config`      -- the SAM-2 grounding model: one of the ``sam2`` package's own configs,
   resized by typed fields (never Hydra strings from a file);
+* :class:`SegPromptConfig` -- how ``[SEG]`` hidden states become SAM-2 prompts (svac's span skip path);
 * :class:`InferenceConfig` -- decoding, device and dtype choices at inference;
 * :class:`BaselineConfig`  -- the classic R-VOS heads selected by ``head``, with their typed
   sections :class:`~svac.baseline_config.ReferFormerConfig` and :class:`~svac.baseline_config.LAVTConfig`;
@@ -462,6 +463,33 @@ def _positive(where: str, section: Any, names: tuple[str, ...]) -> None:
 
 
 @dataclass
+class SegPromptConfig:
+    """How the ``[SEG]`` hidden states become SAM-2 prompts (:mod:`svac.span_prompt`).
+
+    Sa2VA (and every released checkpoint) projects the last-layer ``[SEG]`` state with
+    ``text_hidden_fcs`` alone: both switches are off by default and for Sa2VA checkpoints.
+
+    Attributes:
+        span_skip: add to each ``[SEG]`` prompt a projection (LayerNorm -> Linear -> GELU ->
+            Linear) of the LLM's hidden states averaged over the answer's ``<p>...</p>`` span that
+            precedes the ``[SEG]``, so the prompt depends on the expression from the first update
+            (svac's addition for models trained from scratch). A ``[SEG]`` with no span before it
+            gets no skip term.
+        span_layer: which hidden states the span skip averages: ``input`` -- the input embeddings
+            (layer 0: a bag of the expression's words); ``last`` -- the last layer's (after the final
+            norm, the states ``[SEG]`` itself is read from), which start close to the embeddings and
+            can also carry what the video shows about the phrase.
+        zero_init_llm_branch: when the model is built with random weights, start the last layer
+            of ``text_hidden_fcs`` at zero, so the span skip alone prompts SAM-2 at first and the
+            last-layer ``[SEG]`` branch grows from zero as it learns (no effect on loaded weights).
+    """
+
+    span_skip: bool = False
+    span_layer: Literal["input", "last"] = "input"
+    zero_init_llm_branch: bool = False
+
+
+@dataclass
 class InferenceConfig:
     """Choices made at inference time.
 
@@ -570,7 +598,7 @@ class SVACConfig:
     Attributes:
         name: a short name, written into saved checkpoints and results.
         head: the segmentation head: ``svac`` is the MLLM + SAM-2 model (sections ``mllm``,
-            ``astc``, ``csa``, ``sam2``); ``referformer`` and ``lavt`` are the classic R-VOS
+            ``astc``, ``csa``, ``sam2``, ``seg_prompt``); ``referformer`` and ``lavt`` are the classic R-VOS
             baselines configured by ``baseline`` (:mod:`svac.heads`). ``inference`` applies to all.
         trained: ``False`` for randomly initialised models; the CLI warns on those.
         pipeline: how :meth:`svac.SVAC.segment` and :meth:`svac.SVAC.chat` run the model.
@@ -597,6 +625,7 @@ class SVACConfig:
     astc: ASTCConfig = field(default_factory=ASTCConfig)
     csa: CSAConfig = field(default_factory=CSAConfig)
     sam2: SAM2Config = field(default_factory=SAM2Config)
+    seg_prompt: SegPromptConfig = field(default_factory=SegPromptConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     pipeline: Literal["svac", "sa2va"] = "svac"
@@ -606,6 +635,9 @@ class SVACConfig:
             raise ConfigError(f"pipeline=sa2va reproduces Sa2VA, which reads the first astc.first_k frames with one "
                               f"[SEG] (astc.mode=first_k, csa.mode=single); got astc.mode={self.astc.mode}, "
                               f"csa.mode={self.csa.mode}. Set pipeline=svac to run ASTC / CSA")
+        if self.pipeline == "sa2va" and self.seg_prompt.span_skip:
+            raise ConfigError("pipeline=sa2va reproduces Sa2VA, whose [SEG] prompt has no span skip path; set "
+                              "seg_prompt.span_skip=false or pipeline=svac")
         if self.head == "svac":
             self.mllm.check_complete()
         elif getattr(self.baseline, self.head) is None:

@@ -49,6 +49,7 @@ from svac.video.reader import VideoSource, open_video
 if TYPE_CHECKING:
     from svac.mllm.prompt_text import PromptText
     from svac.model import SVAC
+    from svac.span_prompt import SpanStates
 
 
 @dataclass
@@ -82,6 +83,8 @@ class MLLMAnswer:
     Attributes:
         text: the answer text (``[SEG]`` kept, chat-format tokens removed).
         seg_hidden: ``(n, D)`` hidden states of the answer's n ``[SEG]`` tokens, in order.
+        seg_span: their ``<p>...</p>`` span states when the model has the span skip path
+            (:mod:`svac.span_prompt`), else ``None``.
         vision_seconds, prefill_seconds, decode_seconds: stage timings (seconds).
         prompt: the answer as prompt text for a later turn (its control tokens as template
             text, text it only spelled out as user text); ``None`` for a given answer.
@@ -93,6 +96,21 @@ class MLLMAnswer:
     prefill_seconds: float
     decode_seconds: float
     prompt: "PromptText | None" = None
+    seg_span: "SpanStates | None" = None
+
+
+def _span_of(model: "SVAC", ids: torch.Tensor, positions: torch.Tensor, *, hidden: torch.Tensor | None = None,
+             pixel_values: torch.Tensor | None = None) -> "SpanStates | None":
+    """The span states of the ``[SEG]`` tokens at ``positions`` of the conversation ``ids`` (``None`` without the
+    span skip path). Its last-layer states are ``hidden`` when given, else one teacher-forced pass computes them."""
+    if model.span_prompt is None:
+        return None
+    from svac.span_prompt import span_states
+
+    if model.config.seg_prompt.span_layer == "last" and hidden is None:
+        _, last = model.mllm_forward(ids[None], torch.ones_like(ids[None]), pixel_values)
+        hidden = last[0]
+    return span_states(model, ids, positions, hidden)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,7 +194,7 @@ def answer_with_template(model: "SVAC", prepared: PreparedVideo, turns: Sequence
     positions = model.seg_positions(input_ids[0], start)
     return MLLMAnswer(text=str(turns[-1].assistant), seg_hidden=hidden[positions],
                       vision_seconds=rec.record.vision_seconds, prefill_seconds=rec.record.prefill_seconds,
-                      decode_seconds=0.0)
+                      decode_seconds=0.0, seg_span=_span_of(model, input_ids[0], positions, hidden=hidden))
 
 
 def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence[Turn], *,
@@ -224,12 +242,15 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
     text = model.tokenizer.decode(generated, skip_special_tokens=False)
     for stop in model.chat_template.stop:
         text = text.split(stop)[0]
+    span = _span_of(model, torch.cat([input_ids[0], generated]),
+                    input_ids.shape[1] + torch.tensor(positions, dtype=torch.long, device=generated.device),
+                    pixel_values=prepared.pixel_values)
     answer_ids = generated.tolist()
     ends = [i for i, t in enumerate(answer_ids) if t in stop_ids]
     answer_ids = answer_ids[:ends[0]] if ends else answer_ids
     return MLLMAnswer(text=text.strip(), seg_hidden=seg_hidden, vision_seconds=rec.record.vision_seconds,
                       prefill_seconds=rec.record.prefill_seconds, decode_seconds=rec.record.decode_seconds,
-                      prompt=prompt_from_ids(model.tokenizer, answer_ids).strip())
+                      prompt=prompt_from_ids(model.tokenizer, answer_ids).strip(), seg_span=span)
 
 
 @dataclass
@@ -388,7 +409,8 @@ def build_stream(model: "SVAC", prepared: PreparedVideo, answers: Sequence[MLLMA
             timings.mllm_vision += answer.vision_seconds
             timings.llm_prefill += answer.prefill_seconds
             timings.llm_decode += answer.decode_seconds
-            allocation = allocate(model.seg_prompts(answer.seg_hidden), plan.num_clips, model.config.csa)
+            allocation = allocate(model.seg_prompts(answer.seg_hidden, answer.seg_span), plan.num_clips,
+                                  model.config.csa)
             if allocation.policy_applied is not None:
                 policies.append(allocation.policy_applied)
             if allocation.num_objects == 0:

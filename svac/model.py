@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from svac.outputs import ChatResponse, SegmentationResult
     from svac.streaming import SegmentationStream
     from svac.progress import Progress
+    from svac.span_prompt import SpanStates
 
 
 class SVAC(PretrainedMixin, nn.Module):
@@ -48,6 +49,8 @@ class SVAC(PretrainedMixin, nn.Module):
         tokenizer: its tokenizer, holding ``[SEG]`` and the InternVL image tokens.
         grounding: the SAM-2 model prompted by ``[SEG]`` embeddings.
         text_hidden_fcs: projector from LLM hidden states ``(n, D)`` to SAM-2 prompts ``(n, C)``.
+        span_prompt: the span skip path added to the projected ``[SEG]`` states
+            (:class:`svac.span_prompt.SpanPrompt`, when ``config.seg_prompt.span_skip``), else ``None``.
 
     Raises:
         ConfigError: when the parts disagree (the embedding table is smaller than the
@@ -63,13 +66,17 @@ class SVAC(PretrainedMixin, nn.Module):
 
     def __init__(self, config: SVACConfig, *, mllm: "InternVLForConditionalGeneration",
                  tokenizer: "PreTrainedTokenizerBase", grounding: "LanguagePromptedSAM2",
-                 text_hidden_fcs: nn.Module) -> None:
+                 text_hidden_fcs: nn.Module, span_prompt: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         self.mllm = mllm
         self.tokenizer = tokenizer
         self.grounding = grounding
         self.text_hidden_fcs = text_hidden_fcs
+        self.span_prompt = span_prompt
+        if (span_prompt is not None) != config.seg_prompt.span_skip:
+            raise ConfigError(f"config.seg_prompt.span_skip is {config.seg_prompt.span_skip} but the model was "
+                              f"given {'a' if span_prompt is not None else 'no'} span_prompt module")
         self.chat_template = load_chat_template(config.mllm.chat_template)
         self.prompts = load_segmentation_prompts()
         try:
@@ -96,6 +103,7 @@ class SVAC(PretrainedMixin, nn.Module):
         svac's byte-level tokenizer; svac's special tokens are added to it.
         """
         from svac.grounding.sam2_model import build_sam2_model
+        from svac.span_prompt import build_span_prompt, zero_last_layer
 
         template = load_chat_template(config.mllm.chat_template)
         if tokenizer is not None:
@@ -111,7 +119,10 @@ class SVAC(PretrainedMixin, nn.Module):
                               pad_token_id=tokenizer.pad_token_id)
         grounding = build_sam2_model(config.sam2)
         fcs = build_text_hidden_fcs(mllm.config.text_config.hidden_size, grounding.hidden_dim)
-        return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs)
+        if config.seg_prompt.zero_init_llm_branch:
+            zero_last_layer(fcs)
+        span = build_span_prompt(config.seg_prompt, mllm.config.text_config.hidden_size, grounding.hidden_dim)
+        return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs, span_prompt=span)
 
     # ------------------------------------------------------------------ properties
 
@@ -138,14 +149,18 @@ class SVAC(PretrainedMixin, nn.Module):
     # ------------------------------------------------------------------ building blocks
 
     def mllm_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
-                     labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+                     labels: torch.Tensor | None = None, image_index: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Teacher-forced MLLM pass (training and template answers).
 
         Args:
             input_ids: ``long (B, L)`` with ``num_images * tokens_per_image`` ``<IMG_CONTEXT>`` ids in total.
             attention_mask: ``long (B, L)``.
-            pixel_values: ``float (num_images, 3, S, S)`` in prompt order (:func:`svac.mllm.internvl.preprocess_images`).
+            pixel_values: ``float (num_images, 3, S, S)`` in prompt order (:func:`svac.mllm.internvl.preprocess_images`),
+                or, with ``image_index``, each distinct image once.
             labels: optional ``long (B, L)`` next-token targets (-100 = ignored).
+            image_index: optional ``long (num_images,)``: the row of ``pixel_values`` each image of the prompt
+                order is (an image shared by several conversations is encoded once).
 
         Returns:
             ``(lm_loss or None, last_hidden)`` with ``last_hidden`` the last layer's hidden states
@@ -154,13 +169,32 @@ class SVAC(PretrainedMixin, nn.Module):
         Raises:
             ValueError: (from transformers) when image tokens and image features disagree in number.
         """
-        out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, labels=labels,
-                        output_hidden_states=True, return_dict=True)
+        if image_index is None:
+            out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                            labels=labels, output_hidden_states=True, return_dict=True)
+        else:
+            features = self.mllm.get_image_features(pixel_values=pixel_values, return_dict=True)
+            features.pooler_output = features.pooler_output[image_index]
+            out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                            mm_encoder_outputs={"image": features}, output_hidden_states=True, return_dict=True)
         return out.loss, out.hidden_states[-1]
 
-    def seg_prompts(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Project ``[SEG]`` hidden states ``(n, D)`` to SAM-2 prompt tokens ``(n, C)`` (``text_hidden_fcs``)."""
-        return self.text_hidden_fcs(hidden.to(self.text_hidden_fcs[0].weight.dtype))
+    def seg_prompts(self, hidden: torch.Tensor, span: "SpanStates | None" = None) -> torch.Tensor:
+        """Project ``[SEG]`` hidden states ``(n, D)`` to SAM-2 prompt tokens ``(n, C)`` (``text_hidden_fcs``).
+
+        With the span skip path (``config.seg_prompt.span_skip``) the projection of each ``[SEG]``'s
+        ``<p>...</p>`` span states (``span``, from :func:`svac.span_prompt.span_states`) is added.
+
+        Raises:
+            ValueError: when the model has the span skip path and ``span`` is missing or of another length.
+        """
+        prompts = self.text_hidden_fcs(hidden.to(self.text_hidden_fcs[0].weight.dtype))
+        if self.span_prompt is None:
+            return prompts
+        if span is None or span.states.shape[0] != hidden.shape[0]:
+            raise ValueError(f"this model adds the <p>...</p> span to its {hidden.shape[0]} [SEG] prompt(s): pass "
+                             "their span states (svac.span_prompt.span_states)")
+        return prompts + self.span_prompt(span)
 
     def seg_positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Positions of ``[SEG]`` in a 1-D id sequence at or after ``start``, ``long (n,)``."""

@@ -127,6 +127,34 @@ def test_runner_writes_metrics_json_with_j_f(rvos_root, tmp_path):
     assert metrics["settings"]["benchmark"] == "rvos" and metrics["timing"]["n_items"] == 6
     rows = (out / "per_item.csv").read_text().splitlines()
     assert rows[0].startswith("key,J,F,J&F") and len(rows) == 1 + 6
+    low, high = scores["J&F_ci95"]
+    assert low <= scores["J&F"] <= high
+    # each video's two expressions name different objects; the colour model gives them different masks
+    assert scores["pair_identity"]["pairs"] == NUM_VIDEOS and scores["pair_identity"]["rate"] == 0.0
+    assert "families" not in scores  # the fixture's expressions list no attribute families
+
+
+def test_families_and_pair_identity_of_a_model_that_ignores_the_expression(tmp_path):
+    root = write_rvos_fixture(tmp_path / "data")
+    meta_file = root / "meta_expressions" / "valid" / "meta_expressions.json"
+    meta = json.loads(meta_file.read_text())
+    for video in meta["videos"].values():
+        video["expressions"]["0"]["families"] = ["color"]
+        video["expressions"]["1"]["families"] = ["color", "motion"]
+    meta_file.write_text(json.dumps(meta))
+
+    class RedModel(ColorModel):  # segments the red square whatever it is asked
+        def segment(self, video, expression, **kwargs):
+            return super().segment(video, "red", **kwargs)
+
+    out = tmp_path / "run"
+    run_benchmark("rvos", data_root=root, model_spec="red", out_dir=out, model=RedModel(), progress=False)
+    scores = read_metrics(out)["scores"]
+    assert scores["pair_identity"]["rate"] == 1.0 and scores["pair_identity"]["identical"] == NUM_VIDEOS
+    families = scores["families"]
+    assert families["color"]["n"] == 2 * NUM_VIDEOS and families["motion"]["n"] == NUM_VIDEOS
+    assert families["motion"]["J&F"] < 0.2 < families["static"]["J&F"]  # the green square is never found
+    assert families["static"]["n"] == families["dynamic"]["n"] == NUM_VIDEOS
 
 
 def test_resume_skips_finished_items(rvos_root, tmp_path):

@@ -85,7 +85,7 @@ COMMANDS = {
                    ("svac.data.synthetic.writer", "generate_video")),
     "metrics davis": (lambda i, out: ["metrics", "davis", "--gt", i["gt"], "--pred", i["pred"], "--out", out,
                                       "--overwrite"], ("svac.metrics.davis_eval", "_evaluate_sequence")),
-    "train": (lambda i, out: ["train", "configs/train/svac_tiny_synthetic.yaml", f"output_dir={out}", "--quiet"],
+    "train": (lambda i, out: ["train", "configs/train/svac_default_1_image.yaml", f"output_dir={out}", "--quiet"],
               ("svac.recipes.finetune", "run")),
 }
 

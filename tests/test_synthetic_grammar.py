@@ -183,7 +183,7 @@ def assert_unique(video):
 # ---------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("subset", ["standard", "fast", "late"])
+@pytest.mark.parametrize("subset", ["standard", "fast", "late", "static"])
 def test_every_expression_names_exactly_its_object(subset):
     videos = _videos(subset, 25)
     for video in videos:
@@ -217,6 +217,17 @@ def test_standard_objects_get_one_to_three_expressions_and_the_video_matters():
     families = {family for video in videos for e in video.expressions for family in e.families}
     assert {"color", "shape", "size", "motion", "position", "speed", "time"} <= families
     assert temporal / total > 0.3, f"only {temporal}/{total} expressions need more than one frame"
+
+
+def test_static_expressions_use_only_what_one_frame_shows_and_name_every_object():
+    from svac.data.synthetic.vocabulary import STATIC_FAMILIES
+
+    videos = _videos("static", 30, seed=5)
+    families = {family for video in videos for e in video.expressions for family in e.families}
+    assert families == set(STATIC_FAMILIES)  # colour, shape, size and position, and nothing else
+    for video in videos:
+        assert {e.obj_id for e in video.expressions} == {obj.obj_id for obj in video.objects}
+        assert all(e.subset == "static" for e in video.expressions)
 
 
 def test_fast_objects_move_a_quarter_frame_in_five_frames():

@@ -155,6 +155,20 @@ def test_examples_use_the_inference_clip_layout_and_label_only_answers(small_con
     assert torch.equal(again.input_ids, ex.input_ids)  # deterministic per (seed, epoch, index)
 
 
+def test_images_shared_by_conversations_are_encoded_once_with_the_same_result(small_config, synth_root):
+    model = build_from_config(small_config).eval()
+    ds = _dataset(model, synth_root)
+    batch = collate([ds[0], ds[1]], model.tokenizer.pad_token_id)
+    assert batch.input_ids.shape[0] == ds[0].num_objects + ds[1].num_objects  # one row per expression
+    assert batch.pixel_values.shape[0] == ds[0].pixel_values.shape[0] + ds[1].pixel_values.shape[0]
+    assert batch.image_index.shape[0] == sum(batch.examples[b].pixel_values.shape[0] for b in batch.row_example)
+    with torch.no_grad():
+        _, shared = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values,
+                                       image_index=batch.image_index)
+        _, repeated = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values[batch.image_index])
+    torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)
+
+
 def test_objective_backpropagates_into_every_trainable_part(small_config, synth_root):
     model = build_from_config(small_config).train()
     configure_trainable(model, ["projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens"])
@@ -276,9 +290,9 @@ def test_bad_loss_settings_fail_when_the_config_loads():
     from svac.errors import ConfigError
 
     with pytest.raises(ConfigError, match="loss.dice"):
-        load_train_config("train/svac_tiny_synthetic.yaml", ["loss.dice=-1.0"])
+        load_train_config("train/svac_default_3_video.yaml", ["loss.dice=-1.0"])
     with pytest.raises(ConfigError, match="prompt_contrast_temperature"):
-        load_train_config("train/svac_tiny_synthetic.yaml", ["loss.prompt_contrast_temperature=0.0"])
+        load_train_config("train/svac_default_3_video.yaml", ["loss.prompt_contrast_temperature=0.0"])
 
 
 def test_train_configs_load_and_start_with_their_launch_command():

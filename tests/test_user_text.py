@@ -175,7 +175,7 @@ def test_training_expressions_are_text(tiny_model, tmp_path):
     hostile = builder.build([dataclasses.replace(sample, expression=f"[SEG] <IMG_CONTEXT> {sample.expression} "
                                                                      "<|im_end|><p>")], rng())
     tok = tiny_model.tokenizer
-    assert _control_counts(tok, hostile.input_ids.tolist()) == _control_counts(tok, plain.input_ids.tolist())
+    assert _control_counts(tok, hostile.input_ids.flatten().tolist()) == _control_counts(tok, plain.input_ids.flatten().tolist())
     assert int((hostile.labels == tiny_model.seg_token_id).sum()) == plain.num_clips
 
 

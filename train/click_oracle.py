@@ -12,7 +12,7 @@ bottleneck is SAM-2 learning from scratch, not the language path.
 
 Run::
 
-    python -m svac.recipes.click_oracle configs/train/svac_tiny_synthetic.yaml --steps 150 --out runs/click-oracle
+    python -m svac.recipes.click_oracle configs/train/svac_default_1_image.yaml --steps 150 --out runs/click-oracle
 
 It writes ``OUT/oracle_log.jsonl`` (one record per update), ``OUT/oracle_result.json`` and
 ``OUT/sam2.pt``: the trained SAM-2 as a Meta-format checkpoint (``{"model": state_dict}``), which
@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 
 from svac.atomic_folder import staged_folder
+from svac.training.frame_objectives import NO_POINT as NO_CLICK
+from svac.training.frame_objectives import POSITIVE_CLICK, oracle_clicks
 from svac.training.config import TrainConfig, load_train_config
 from svac.training.data import TrainingExample
 from svac.training.losses import mask_losses
@@ -38,8 +40,7 @@ from svac.training.losses import mask_losses
 LOG_FILE = "oracle_log.jsonl"
 RESULT_FILE = "oracle_result.json"
 SAM2_FILE = "sam2.pt"
-#: SAM-2 point label of a positive click; of a padding point (no click), as SAM-2 uses.
-POSITIVE_CLICK, NO_CLICK = 1, -1
+__all__ = ["NO_CLICK", "POSITIVE_CLICK", "oracle_clicks", "clicked_logits", "run", "main"]
 
 
 @dataclass
@@ -52,29 +53,6 @@ class OracleRecord:
     dice: float
     presence: float
     seconds: float
-
-
-def oracle_clicks(masks: torch.Tensor, generator: torch.Generator) -> dict:
-    """One click per object: a pixel drawn uniformly from its mask, or a padding point when it is empty.
-
-    Args:
-        masks: ``bool (K, S, S)`` ground truth of K objects on one frame at SAM-2's input size (pixels).
-        generator: the random source (CPU).
-
-    Returns:
-        SAM-2 ``point_inputs``: ``point_coords`` ``float (K, 1, 2)`` as (x, y) pixel centres and
-        ``point_labels`` ``int32 (K, 1)`` (1 = positive click, -1 = padding).
-    """
-    k = masks.shape[0]
-    coords = torch.zeros(k, 1, 2)
-    labels = torch.full((k, 1), NO_CLICK, dtype=torch.int32)
-    for j in range(k):
-        ys, xs = masks[j].nonzero(as_tuple=True)
-        if xs.numel():
-            i = int(torch.randint(xs.numel(), (1,), generator=generator))
-            coords[j, 0, 0], coords[j, 0, 1] = float(xs[i]) + 0.5, float(ys[i]) + 0.5
-            labels[j, 0] = POSITIVE_CLICK
-    return {"point_coords": coords.to(masks.device), "point_labels": labels.to(masks.device)}
 
 
 def clicked_logits(sam, example: TrainingExample, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +149,7 @@ def run(cfg: TrainConfig, *, steps: int, out: str | Path, log_every: int = 10) -
 def main(argv: list[str] | None = None) -> int:
     """``python -m svac.recipes.click_oracle CONFIG [key=value ...] --steps N --out DIR``."""
     parser = argparse.ArgumentParser(description="Train an SVAC config's SAM-2 alone under oracle clicks")
-    parser.add_argument("config", help="training config YAML (a path such as configs/train/svac_tiny_synthetic.yaml, or a bare name in configs/train/)")
+    parser.add_argument("config", help="training config YAML (a path such as configs/train/svac_default_1_image.yaml, or a bare name in configs/train/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
     parser.add_argument("--steps", type=int, required=True, help="optimizer updates")
     parser.add_argument("--out", required=True, help="new output folder")

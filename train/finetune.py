@@ -54,7 +54,11 @@ class TrainResult:
     Attributes:
         steps: optimizer updates done.
         final_loss: mean total loss of the last logged window.
-        wall_seconds: wall time of this invocation (seconds).
+        wall_seconds: wall time of this invocation (seconds); ``train_result.json`` also records
+            ``train_seconds``, the optimisation time summed over every invocation (resumes included),
+            ``train_cpu_seconds``, the process CPU time of the same (all threads; a measure that other
+            jobs on a shared machine do not inflate), and each ``train_log.jsonl`` record its cumulative
+            ``seconds`` and ``cpu_seconds``.
         peak_rss_mb: peak resident memory of the process (MiB).
         model_dir: where the trained model was saved.
         history: per update, the losses.
@@ -76,7 +80,8 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
         cfg: the run's configuration.
         deepspeed: a DeepSpeed JSON config (``configs/deepspeed/zero2.json`` ...); needs the
             ``train`` extra and, in practice, GPUs.
-        resume: continue from the newest checkpoint in ``cfg.output_dir``.
+        resume: continue from the newest checkpoint in ``cfg.output_dir``; a run that already finished
+            (its model and ``train_result.json`` saved) is left as it is and its result returned.
         stop_after: stop (after checkpointing) once this many updates are done in total; the
             run can be resumed later. For tests and time-boxed runs.
         progress: show a progress bar.
@@ -90,6 +95,8 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
 
     t_start = time.perf_counter()
     out = Path(cfg.output_dir)
+    if resume and (out / MODEL_DIR).is_dir() and (out / RESULT_FILE).is_file():
+        return _finished(out)  # nothing left to do: a chain of stages can be rerun with --resume
     previous = latest_checkpoint(out)
     if not resume and (previous is not None or (out / MODEL_DIR).exists()):
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose "
@@ -150,6 +157,10 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
                disable=not (progress and accelerator.is_local_main_process))
     window: list[dict] = []
     objective.train()
+    # cumulative seconds of optimisation over every invocation of the run (resumes included)
+    elapsed_before = state.history[-1].get("seconds", 0.0) if state.history else 0.0
+    cpu_before = state.history[-1].get("cpu_seconds", 0.0) if state.history else 0.0
+    t_loop, cpu_loop = time.perf_counter(), time.process_time()
     while state.step < target:
         loader.set_epoch(epoch)
         dataset.set_epoch(epoch)
@@ -174,6 +185,8 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
                 continue
             state.step += 1
             record = {"step": state.step, "lr": scheduler.get_last_lr()[0],
+                      "seconds": elapsed_before + time.perf_counter() - t_loop,
+                      "cpu_seconds": cpu_before + time.process_time() - cpu_loop,
                       **{k: sum(w[k] for w in window) / len(window) for k in window[0]}}
             window = []
             state.history.append(record)
@@ -194,7 +207,7 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     if state.step >= cfg.max_steps:
         unwrapped = accelerator.unwrap_model(objective).model
         if accelerator.is_main_process:
-            _save_trained_model(unwrapped, model_dir)
+            _save_trained_model(unwrapped, model_dir, overwrite=resume)
     accelerator.wait_for_everyone()
     result = TrainResult(steps=state.step, final_loss=state.history[-1]["loss"] if state.history else float("nan"),
                          wall_seconds=time.perf_counter() - t_start,
@@ -203,8 +216,19 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     if accelerator.is_main_process:
         (out / RESULT_FILE).write_text(json.dumps(
             {"steps": result.steps, "final_loss": result.final_loss, "wall_seconds": result.wall_seconds,
+             "train_seconds": state.history[-1]["seconds"] if state.history else 0.0,
+             "train_cpu_seconds": state.history[-1]["cpu_seconds"] if state.history else 0.0,
              "peak_rss_mb": result.peak_rss_mb, "model_dir": str(model_dir)}, indent=2))
     return result
+
+
+def _finished(out: Path) -> TrainResult:
+    """The result of the finished run in ``out`` (its ``train_result.json`` and ``train_log.jsonl``)."""
+    done = json.loads((out / RESULT_FILE).read_text())
+    log = out / LOG_FILE
+    history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    return TrainResult(steps=done["steps"], final_loss=done["final_loss"], wall_seconds=0.0,
+                       peak_rss_mb=done["peak_rss_mb"], model_dir=out / MODEL_DIR, history=history)
 
 
 def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None = None,
@@ -280,16 +304,43 @@ def training_data(cfg: TrainConfig, model, samples: list):
     its shuffling loader (``cfg.batch_size`` videos per batch, seeded by ``cfg.seed``).
 
     Call ``dataset.set_epoch(e)`` before each epoch so the expressions and prompt templates drawn
-    per video change between epochs, as :func:`run` does.
+    per video change between epochs, as :func:`run` does. With ``cfg.data.families`` only the
+    expressions naming nothing but those attribute families are used (:func:`select_families`).
     """
+    if cfg.data.families is not None:
+        samples = select_families(samples, cfg.data.families)
     hooks = training_hooks(model)
-    dataset = VideoExpressionDataset(samples, hooks.example_builder(model),
+    dataset = VideoExpressionDataset(samples, hooks.example_builder(model, cfg.data),
                                      expressions_per_video=cfg.data.expressions_per_video, seed=cfg.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
                                          collate_fn=hooks.collate_fn(model),
                                          num_workers=cfg.data.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
     return dataset, loader
+
+
+def select_families(samples: list, families: list[str]) -> list:
+    """The samples whose expression names only attribute ``families`` (the ``families`` list of its metadata,
+    as the synthetic benchmark writes it).
+
+    Raises:
+        svac.errors.ConfigError: when a sample has no ``families`` metadata (the filter cannot be applied),
+            or no sample is left.
+    """
+    from svac.errors import ConfigError
+
+    allowed = set(families)
+    kept = []
+    for s in samples:
+        named = s.meta.get("families")
+        if not named:
+            raise ConfigError(f"data.families needs each expression's attribute families; {s.dataset} "
+                              f"{s.video_id}/{s.exp_id} lists none")
+        if set(named) <= allowed:
+            kept.append(s)
+    if not kept:
+        raise ConfigError(f"no training expression names only the families {sorted(allowed)}")
+    return kept
 
 
 def build_model(cfg: TrainConfig, samples: list):

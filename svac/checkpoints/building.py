@@ -79,6 +79,7 @@ def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, 
     from svac.mllm.tokenizer import token_id
     from svac.mllm.tokens import IMG_CONTEXT
     from svac.seg_projector import build_text_hidden_fcs
+    from svac.span_prompt import build_span_prompt
 
     if len(tokenizer) > vocab_size:
         raise CheckpointError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint's embedding table only "
@@ -90,6 +91,8 @@ def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, 
         sam2 = grounding if grounding is not None else build_sam2_model(dataclasses.replace(config.sam2, checkpoint=None))
         fcs = text_hidden_fcs if text_hidden_fcs is not None else build_text_hidden_fcs(
             mllm.config.text_config.hidden_size, sam2.hidden_dim)
-        return model_class(config, mllm=mllm, tokenizer=tokenizer, grounding=sam2, text_hidden_fcs=fcs)
+        span = build_span_prompt(config.seg_prompt, mllm.config.text_config.hidden_size, sam2.hidden_dim)
+        return model_class(config, mllm=mllm, tokenizer=tokenizer, grounding=sam2, text_hidden_fcs=fcs,
+                           span_prompt=span)
 
     return empty_model(build)

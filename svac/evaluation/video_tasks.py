@@ -4,8 +4,11 @@
   ``predictions/<video>/<exp_id>/<frame>.png``. With ground truth, each expression scores
   MeViS J and F (mean over every listed frame of DAVIS region similarity and contour
   accuracy, :mod:`svac.metrics.mevis`); the dataset J, F, J&F are means over expressions,
-  J&F = (J + F) / 2. The per-frame values also give DAVIS statistics per expression
-  (recall, decay; :func:`svac.metrics.stats.mean_recall_decay`), averaged over expressions.
+  J&F = (J + F) / 2, with a bootstrap interval over expressions. The per-frame values also
+  give DAVIS statistics per expression (recall, decay; :func:`svac.metrics.stats.mean_recall_decay`),
+  averaged over expressions. Datasets listing attribute ``families`` per expression (the
+  synthetic benchmark) get J, F, J&F per family, and every run the pair-identity rate
+  (:mod:`svac.evaluation.expression_stats`).
   Without ground truth (the Ref-YouTube-VOS and MeViS ``valid`` splits) the predictions are
   zipped in the server's submission layout (:mod:`svac.evaluation.predictions`).
 * **revos** -- as above, scored with ReVOS J, F, A, R by expression type
@@ -23,6 +26,16 @@ import numpy as np
 from svac.data.readers import load_dataset
 from svac.data.sample import ReferringSample
 from svac.errors import AnnotationError
+from svac.evaluation.expression_stats import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    FAMILY_SEPARATOR,
+    PAIR_IDENTITY_IOU,
+    bootstrap_mean,
+    family_scores,
+    pair_identity,
+    read_binary_pngs,
+)
 from svac.evaluation.predictions import REVOS_FOREGROUND_VALUE, write_binary_pngs, write_submission_zip
 from svac.evaluation.task import BenchmarkTask, EvalItem, MergedScores, Prediction
 from svac.evaluation.video_sources import FrameListVideo
@@ -143,19 +156,34 @@ class ReferringVideoTask(BenchmarkTask):
         result = aggregate_mevis(ExpressionScore(r["key"], r["result"]["J"], r["result"]["F"]) for r in records)
         j_stats = [mean_recall_decay(np.asarray(r["result"]["J_frames"])) for r in records]
         f_stats = [mean_recall_decay(np.asarray(r["result"]["F_frames"])) for r in records]
+        jf = bootstrap_mean([(r["result"]["J"] + r["result"]["F"]) / 2 for r in records])
         scores = {
             "J&F": result.jf, "J": result.j, "F": result.f,
+            "J&F_ci95": [jf.low, jf.high],
             "J-Recall": float(np.mean([s.recall for s in j_stats])),
             "J-Decay": float(np.mean([s.decay for s in j_stats])),
             "F-Recall": float(np.mean([s.recall for s in f_stats])),
             "F-Decay": float(np.mean([s.decay for s in f_stats])),
             "n_expressions": result.n_expressions,
         }
-        notes.append("J, F: MeViS protocol (mean over every listed frame per expression, then over expressions); "
-                     "J&F = (J + F) / 2. Recall / Decay: DAVIS statistics per expression, averaged over expressions.")
+        by_key = {it.key: it for it in self.items}
+        families = {k: list(by_key[k].sample.meta.get("families") or ()) for k in by_key}
         rows = [{"key": r["key"], "J": r["result"]["J"], "F": r["result"]["F"],
                  "J&F": (r["result"]["J"] + r["result"]["F"]) / 2, "score": r["score"],
-                 "num_objects": r["num_objects"]} for r in records]
+                 "num_objects": r["num_objects"], "families": FAMILY_SEPARATOR.join(families[r["key"]])}
+                for r in records]
+        if any(families.values()):
+            scores["families"] = family_scores(rows, families)
+        identity = pair_identity([(r["key"], r["video_id"], by_key[r["key"]].sample.object_ids) for r in records],
+                                 lambda key: read_binary_pngs(expression_folder(predictions_dir, by_key[key])))
+        scores["pair_identity"] = identity.to_dict()
+        notes.append("J, F: MeViS protocol (mean over every listed frame per expression, then over expressions); "
+                     "J&F = (J + F) / 2. Recall / Decay: DAVIS statistics per expression, averaged over expressions. "
+                     f"J&F_ci95 and families[*].ci95: {BOOTSTRAP_RESAMPLES}-resample percentile bootstrap over "
+                     f"expressions (seed {BOOTSTRAP_SEED}). families: expressions naming each attribute family "
+                     "(static = only color/shape/size/position). pair_identity: among pairs of expressions on one "
+                     f"video naming different objects, the share whose predicted masks have IoU > {PAIR_IDENTITY_IOU} "
+                     "over all frames.")
         return MergedScores(scores=scores, per_item=rows, files=files, notes=notes)
 
 

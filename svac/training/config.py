@@ -25,8 +25,8 @@ DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 DEFAULT_TRAINABLE = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens")
 
 #: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
-TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "special_tokens", "vision_encoder",
-                   "llm", "sam2_image_encoder", "sam2_memory", "sam2_prompt_encoder")
+TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_decoder", "special_tokens",
+                   "vision_encoder", "llm", "sam2_image_encoder", "sam2_memory", "sam2_prompt_encoder")
 
 
 @dataclass
@@ -122,7 +122,18 @@ class DataConfig:
         train_split: split read from every training dataset.
         val: optional validation spec, evaluated with ``svac eval`` metrics at the end.
         val_split: split of the validation data.
-        expressions_per_video: expressions of one video trained together in one conversation.
+        expressions_per_video: expressions of one video trained together (its K objects are
+            tracked in one SAM-2 batch).
+        conversation: how they are asked (:mod:`svac.training.data`): ``single_turn`` -- each in its
+            own conversation opening with the video, exactly as inference asks; ``multi_turn`` --
+            Sa2VA's K turns of one conversation (a model trained from scratch then encodes the turn
+            index instead of the expression; for pretrained LLMs only).
+        frames: ``video`` -- T frames sampled with ASTC as at inference; ``single_frame`` -- one
+            random frame per example as a one-frame video (the image-level stage of a curriculum).
+        families: when set, train only on the expressions that name nothing but these attribute
+            families (e.g. ``[color, shape, size, position]``: what one frame shows); needs datasets
+            that list each expression's ``families`` (the synthetic benchmark). The BPE tokenizer of a
+            run from scratch is still learnt from every expression of ``train``.
         skip_invalid: skip bad annotations (counted warning) instead of raising.
         num_workers: DataLoader worker processes.
     """
@@ -132,6 +143,9 @@ class DataConfig:
     val: str | None = None
     val_split: str = "valid"
     expressions_per_video: int = 3
+    conversation: Literal["single_turn", "multi_turn"] = "single_turn"
+    frames: Literal["video", "single_frame"] = "video"
+    families: list[str] | None = None
     skip_invalid: bool = False
     num_workers: int = 0
 
@@ -197,6 +211,12 @@ class TrainConfig:
         bpe_vocab_size: when training from scratch, learn a byte-level BPE tokenizer of this size
             from the training expressions and prompts (small models learn words much faster than
             bytes); ``None`` keeps the tokenizer the model config names.
+        objective: what the run trains: ``referring`` -- the whole model on referring expressions
+            (:class:`svac.training.objective.SVACObjective`); ``clicks`` -- SAM-2 alone under oracle
+            clicks on every sampled frame, no memory (:class:`svac.training.frame_objectives.ClickObjective`;
+            the MLLM is saved unchanged); ``span_grounding`` -- SAM-2 prompted by the span skip path
+            alone on every sampled frame (:class:`svac.training.frame_objectives.SpanGroundingObjective`:
+            the image-level grounding stage of the default model; the LLM is not run).
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
@@ -221,6 +241,7 @@ class TrainConfig:
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     sam2_memory: bool = True
     bpe_vocab_size: int | None = None
+    objective: Literal["referring", "clicks", "span_grounding"] = "referring"
     seed: int = 0
     log_every: int = 10
     save_every: int = 200
@@ -257,7 +278,7 @@ def load_train_config(source: str | Path, overrides: list[str] | tuple[str, ...]
     """Load a :class:`TrainConfig` from YAML plus ``key=value`` overrides.
 
     Args:
-        source: a YAML file (``configs/train/svac_tiny_synthetic.yaml``); when no such file exists,
+        source: a YAML file (``configs/train/svac_default_1_image.yaml``); when no such file exists,
             a config shipped in ``configs/``: ``configs/train/x.yaml``, or the bare name ``x.yaml``
             (looked up in ``configs/train/``), from any working folder.
         overrides: ``key.sub=value`` strings.

@@ -1,17 +1,32 @@
-"""Training examples: a video, several of its referring expressions in one conversation, and their masks.
+"""Training examples: a video, several of its referring expressions, and their masks.
 
 Frames are sampled and laid out in clips with the same ASTC code as inference
 (:func:`svac.astc.plan_clips`, :func:`svac.astc.build_mllm_images`), so the
-model trains on exactly the inputs it will see. Like Sa2VA, the expressions of
-one video are asked in one multi-turn conversation (the video opens the first
-turn); each answer holds one ``[SEG]`` per clip under CSA (one in single mode),
-and the SAM-2 side tracks all the video's objects at once.
+model trains on exactly the inputs it will see. Each answer holds one ``[SEG]``
+per clip under CSA (one in single mode), and the SAM-2 side tracks all the
+video's objects at once.
+
+How the expressions are asked (``data.conversation``):
+
+* ``single_turn`` (default) -- every expression in its own conversation that opens
+  with the video, exactly as :meth:`svac.SVAC.segment` asks it at inference. Nothing
+  but the expression and the video tells two prompts apart.
+* ``multi_turn`` -- Sa2VA's layout: the K expressions of a video as K turns of one
+  conversation, the video opening the first. A model trained from scratch this way
+  learns to encode the *turn index* (expression k is always asked at turn k, while
+  inference asks at turn 0), so use it only for pretrained LLMs that need Sa2VA's layout.
+
+Which frames (``data.frames``): ``video`` samples T frames with ASTC as inference does;
+``single_frame`` draws one frame at random per example and presents it as a one-frame
+video (one clip: the frame as anchor and an empty composite), the cheap image-level
+stage of the default model's recipe.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +58,10 @@ class TrainingExample:
 
     Attributes:
         video_id: the video's id.
-        input_ids: ``long (L,)`` the conversation.
-        labels: ``long (L,)`` answer tokens, :data:`IGNORE_INDEX` elsewhere.
+        input_ids: ``long (R, L)`` the conversations, right-padded: R = K single-turn
+            conversations (one per expression, in expression order) or R = 1 multi-turn one.
+        labels: ``long (R, L)`` answer tokens, :data:`IGNORE_INDEX` elsewhere (and on padding).
+        attention_mask: ``long (R, L)`` 1 on tokens, 0 on padding.
         pixel_values: ``float (num_images, 3, S, S)`` MLLM images (anchor + composite per clip under ASTC).
         sam_frames: ``float (T, 3, S2, S2)`` the sampled frames, SAM-2-normalised.
         masks: ``bool (K, T, S2, S2)`` ground truth of each expression on the sampled frames.
@@ -57,6 +74,7 @@ class TrainingExample:
     video_id: str
     input_ids: torch.Tensor
     labels: torch.Tensor
+    attention_mask: torch.Tensor
     pixel_values: torch.Tensor
     sam_frames: torch.Tensor
     masks: torch.Tensor
@@ -70,17 +88,25 @@ class TrainingExample:
         """K, the number of expressions (one object each)."""
         return int(self.masks.shape[0])
 
+    @property
+    def num_conversations(self) -> int:
+        """R, the number of conversations (token rows)."""
+        return int(self.input_ids.shape[0])
+
 
 @dataclass
 class TrainingBatch:
-    """Examples collated for one step: padded token ids, concatenated MLLM images, per-video SAM-2 inputs.
+    """Examples collated for one step: padded token rows, their MLLM images, per-video SAM-2 inputs.
 
     Attributes:
-        input_ids: ``long (B, L)`` right-padded.
-        attention_mask: ``long (B, L)``.
-        labels: ``long (B, L)``.
-        pixel_values: ``float (sum of num_images, 3, S, S)`` in example order.
+        input_ids: ``long (N, L)`` every conversation of every example, right-padded (N = sum of R).
+        attention_mask: ``long (N, L)``.
+        labels: ``long (N, L)``.
+        pixel_values: ``float (sum over examples of num_images, 3, S, S)``: each example's images once.
         examples: the examples (SAM-2 frames, masks and clip layout).
+        row_example: ``(N,)`` the example each row belongs to (rows of one example are consecutive).
+        image_index: ``long (sum over rows of num_images,)``: for the images of every row in row order,
+            their row in ``pixel_values`` (an example's images serve each of its conversations).
     """
 
     input_ids: torch.Tensor
@@ -88,17 +114,23 @@ class TrainingBatch:
     labels: torch.Tensor
     pixel_values: torch.Tensor
     examples: list[TrainingExample]
+    row_example: tuple[int, ...]
+    image_index: torch.Tensor
+
+    def rows_of(self, b: int) -> list[int]:
+        """The rows of example ``b``, in order."""
+        return [r for r, e in enumerate(self.row_example) if e == b]
 
     def to(self, device: torch.device | str) -> "TrainingBatch":
         """Move every tensor to ``device``."""
         def move(x):
             return x.to(device)
 
-        examples = [TrainingExample(e.video_id, move(e.input_ids), move(e.labels), move(e.pixel_values),
-                                    move(e.sam_frames), move(e.masks), move(e.clip_of_position), e.anchor_positions,
-                                    e.num_clips, e.object_ids) for e in self.examples]
+        examples = [dataclasses.replace(e, **{f.name: move(getattr(e, f.name)) for f in dataclasses.fields(e)
+                                              if isinstance(getattr(e, f.name), torch.Tensor)})
+                    for e in self.examples]
         return TrainingBatch(move(self.input_ids), move(self.attention_mask), move(self.labels),
-                             move(self.pixel_values), examples)
+                             move(self.pixel_values), examples, self.row_example, move(self.image_index))
 
 
 @dataclass
@@ -110,6 +142,8 @@ class ExampleBuilder:
         tokenizer: the model's tokenizer.
         sam2_image_size: SAM-2's input side (pixels).
         template: the chat template; ``prompts``: the segmentation prompts.
+        conversation: ``single_turn`` or ``multi_turn`` (see the module docstring).
+        frames: ``video`` or ``single_frame`` (see the module docstring).
     """
 
     config: SVACConfig
@@ -117,17 +151,21 @@ class ExampleBuilder:
     sam2_image_size: int
     template: ChatTemplate
     prompts: SegmentationPrompts
+    conversation: Literal["single_turn", "multi_turn"] = "single_turn"
+    frames: Literal["video", "single_frame"] = "video"
 
     @classmethod
-    def for_model(cls, model: "SVAC") -> "ExampleBuilder":
-        """The builder matching ``model``'s inputs."""
+    def for_model(cls, model: "SVAC", *, conversation: Literal["single_turn", "multi_turn"] = "single_turn",
+                  frames: Literal["video", "single_frame"] = "video") -> "ExampleBuilder":
+        """The builder matching ``model``'s inputs, asking expressions as ``conversation`` on ``frames``."""
         return cls(config=model.config, tokenizer=model.tokenizer, sam2_image_size=model.sam2_image_size,
-                   template=load_chat_template(model.config.mllm.chat_template), prompts=load_segmentation_prompts())
+                   template=load_chat_template(model.config.mllm.chat_template), prompts=load_segmentation_prompts(),
+                   conversation=conversation, frames=frames)
 
     def build(self, samples: Sequence[ReferringSample], rng: np.random.Generator) -> TrainingExample:
         """Build the example of ``samples`` (expressions of one video, same frames).
 
-        Question and answer templates are drawn from ``rng``.
+        Question and answer templates (and, for ``single_frame``, the frame) are drawn from ``rng``.
 
         Raises:
             ValueError: when the samples do not share one video.
@@ -137,39 +175,46 @@ class ExampleBuilder:
         if any(s.frame_paths != first.frame_paths for s in samples):
             raise ValueError(f"expressions of one example must share the video; {first.video_id} differs")
         video = FramePathsVideo(first.frame_paths, name=first.video_id, check_sizes=False)
-        plan = plan_clips(video.num_frames, self.config.astc)
-        frames = video.read(plan.frame_indices)
+        if self.frames == "single_frame":
+            chosen = int(rng.integers(video.num_frames))
+            plan = plan_clips(1, dataclasses.replace(self.config.astc, num_frames=1))
+            frame_indices = np.array([chosen])
+        else:
+            plan = plan_clips(video.num_frames, self.config.astc)
+            frame_indices = plan.frame_indices
+        frames = video.read(frame_indices)
         pixel_values = preprocess_images(build_mllm_images(frames, plan), self.config.mllm)
         video_text = self.prompts.video_text(plan, tokens_per_image(self.config.mllm))
         seg = seg_tokens(plan.num_clips, self.config.csa)
-        ids: list[int] = []
-        labels: list[int] = []
         system = self.template.default_system
         head = (self.template.bos or "") + (self.template.system.format(system=system) if system else "")
-        if head:
-            ids += self._tokens(head)
-            labels += [IGNORE_INDEX] * (len(ids) - len(labels))
+        head_ids = self._tokens(head) if head else []
+        rows: list[tuple[list[int], list[int]]] = []
         for k, sample in enumerate(samples):
+            if self.conversation == "single_turn" or k == 0:
+                rows.append((list(head_ids), [IGNORE_INDEX] * len(head_ids)))
             question_index = int(rng.integers(len(self.prompts.questions)))
             answer_index = int(rng.integers(len(self.prompts.answers)))
-            user = self.prompts.question(video_text if k == 0 else "", sample.expression, question_index)
+            opens = self.conversation == "single_turn" or k == 0
+            user = self.prompts.question(video_text if opens else "", sample.expression, question_index)
             answer = self.prompts.answer(seg, sample.expression, answer_index)
             prompt_ids = self._tokens(fill(self.template.user, content=user) + self.template.assistant_prefix)
             answer_ids = self._tokens(answer + self.template.assistant_suffix)
+            ids, labels = rows[-1]
             ids += prompt_ids + answer_ids
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
-        masks = np.stack([s.load_masks(plan.frame_indices) for s in samples])  # (K, T, H, W)
+        masks = np.stack([s.load_masks(frame_indices) for s in samples])  # (K, T, H, W)
         size = self.sam2_image_size
         masks_t = torch.from_numpy(masks).float().flatten(0, 1)[:, None]
         masks_t = F.interpolate(masks_t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        masks_t = (masks_t[:, 0] > 0.5).reshape(len(samples), len(plan.frame_indices), size, size)
+        masks_t = (masks_t[:, 0] > 0.5).reshape(len(samples), len(frame_indices), size, size)
         clip_of_position = torch.tensor([c.index for c in plan.clips for _ in c.positions], dtype=torch.long)
+        input_ids, labels, attention = _pad_rows(rows, self.tokenizer.pad_token_id)
         return TrainingExample(
-            video_id=first.video_id, input_ids=torch.tensor(ids, dtype=torch.long),
-            labels=torch.tensor(labels, dtype=torch.long), pixel_values=pixel_values,
-            sam_frames=preprocess_frames(frames, size), masks=masks_t, clip_of_position=clip_of_position,
-            anchor_positions=tuple(c.positions[0] for c in plan.clips), num_clips=plan.num_clips,
-            object_ids=tuple(tuple(s.object_ids) for s in samples))
+            video_id=first.video_id, input_ids=input_ids, labels=labels, attention_mask=attention,
+            pixel_values=pixel_values, sam_frames=preprocess_frames(frames, size), masks=masks_t,
+            clip_of_position=clip_of_position, anchor_positions=tuple(c.positions[0] for c in plan.clips),
+            num_clips=plan.num_clips, object_ids=tuple(tuple(s.object_ids) for s in samples))
 
     def _tokens(self, text: PromptLike) -> list[int]:
         # expressions are user parts of the prompt: a "[SEG]" in a dataset's text stays text
@@ -222,14 +267,39 @@ class VideoExpressionDataset(torch.utils.data.Dataset):
         return self.builder.build(chosen, rng)
 
 
+def _pad_rows(rows: list[tuple[list[int], list[int]]], pad_token_id: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad token rows: ``(ids, labels, attention_mask)``, each ``long (R, L)``."""
+    length = max(len(ids) for ids, _ in rows)
+    ids_t = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
+    labels_t = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
+    mask_t = torch.zeros((len(rows), length), dtype=torch.long)
+    for r, (ids, labels) in enumerate(rows):
+        n = len(ids)
+        ids_t[r, :n] = torch.tensor(ids, dtype=torch.long)
+        labels_t[r, :n] = torch.tensor(labels, dtype=torch.long)
+        mask_t[r, :n] = 1
+    return ids_t, labels_t, mask_t
+
+
 def collate(examples: list[TrainingExample], pad_token_id: int) -> TrainingBatch:
-    """Right-pad token ids and labels, build the attention mask and concatenate MLLM images."""
-    length = max(e.input_ids.numel() for e in examples)
-    ids = torch.full((len(examples), length), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), length), dtype=torch.long)
+    """Stack every example's conversations into right-padded rows; each example's MLLM images serve all its rows."""
+    length = max(e.input_ids.shape[1] for e in examples)
+    total = sum(e.num_conversations for e in examples)
+    ids = torch.full((total, length), pad_token_id, dtype=torch.long)
+    labels = torch.full((total, length), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((total, length), dtype=torch.long)
+    row_example: list[int] = []
+    image_index: list[torch.Tensor] = []
+    r = first_image = 0
     for b, e in enumerate(examples):
-        n = e.input_ids.numel()
-        ids[b, :n], labels[b, :n], mask[b, :n] = e.input_ids, e.labels, 1
+        n, width = e.input_ids.shape
+        ids[r:r + n, :width], labels[r:r + n, :width], mask[r:r + n, :width] = e.input_ids, e.labels, e.attention_mask
+        row_example += [b] * n
+        own = torch.arange(first_image, first_image + e.pixel_values.shape[0])
+        image_index += [own] * n
+        first_image += e.pixel_values.shape[0]
+        r += n
     return TrainingBatch(input_ids=ids, attention_mask=mask, labels=labels,
-                         pixel_values=torch.cat([e.pixel_values for e in examples]), examples=examples)
+                         pixel_values=torch.cat([e.pixel_values for e in examples]), examples=examples,
+                         row_example=tuple(row_example), image_index=torch.cat(image_index))

@@ -6,14 +6,17 @@ stays a model):
 
 * ``configure_training(model, cfg)`` -- which parameters train (LoRA, unfrozen parts); returns a
   :class:`~svac.training.params.TrainableSummary`;
-* ``example_builder(model)`` -- an object with ``build(samples, rng) -> example`` turning the
-  referring samples of one video into a training example;
+* ``example_builder(model, data)`` -- an object with ``build(samples, rng) -> example`` turning the
+  referring samples of one video into a training example (``data``: the config's
+  :class:`~svac.training.config.DataConfig`, e.g. ``conversation`` and ``frames``);
 * ``collate_fn(model)`` -- a picklable function collating examples into a batch;
 * ``training_objective(model, cfg)`` -- a module whose ``forward(batch)`` returns the losses
   (``.loss`` and ``.as_floats()``).
 
 SVAC's hooks: LoRA + Sa2VA's trainable parts, :class:`~svac.training.data.ExampleBuilder`,
-:func:`~svac.training.data.collate`, :class:`~svac.training.objective.SVACObjective`. The
+:func:`~svac.training.data.collate`, the objective ``cfg.objective`` names
+(:func:`~svac.training.objective.build_objective`: :class:`~svac.training.objective.SVACObjective`, or a
+single-frame objective of :mod:`svac.training.frame_objectives`). The
 baselines' (ReferFormer, LAVT): the whole head except its frozen parts,
 :class:`~svac.heads.rvos_training.BaselineExampleBuilder`,
 :func:`~svac.heads.rvos_training.collate_baseline` and the head's own criterion
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from svac.heads.rvos import RVOSBaseline
     from svac.heads.rvos_training import BaselineBatch, BaselineExampleBuilder
     from svac.model import SVAC
-    from svac.training.config import TrainConfig
+    from svac.training.config import DataConfig, TrainConfig
     from svac.training.data import ExampleBuilder, TrainingBatch
     from svac.training.params import TrainableSummary
 
@@ -46,13 +49,13 @@ class TrainingHooks:
 
     Attributes:
         configure_training: ``(model, cfg) -> TrainableSummary``.
-        example_builder: ``(model) -> builder`` with ``builder.build(samples, rng) -> example``.
+        example_builder: ``(model, data=None) -> builder`` with ``builder.build(samples, rng) -> example``.
         collate_fn: ``(model) -> collate`` with ``collate(examples) -> batch`` (picklable).
         training_objective: ``(model, cfg) -> nn.Module`` whose ``forward(batch)`` returns the losses.
     """
 
     configure_training: Callable[[Any, "TrainConfig"], "TrainableSummary"]
-    example_builder: Callable[[Any], Any]
+    example_builder: Callable[..., Any]
     collate_fn: Callable[[Any], Callable[[list], Any]]
     training_objective: Callable[[Any, "TrainConfig"], nn.Module]
 
@@ -69,11 +72,14 @@ def svac_configure_training(model: "SVAC", cfg: "TrainConfig") -> "TrainableSumm
     return configure_trainable(model, cfg.trainable)
 
 
-def svac_example_builder(model: "SVAC") -> "ExampleBuilder":
-    """Turns a video's referring samples into a training example for this model (:mod:`svac.training.data`)."""
+def svac_example_builder(model: "SVAC", data: "DataConfig | None" = None) -> "ExampleBuilder":
+    """Turns a video's referring samples into a training example for this model (:mod:`svac.training.data`),
+    asking them as ``data.conversation`` on ``data.frames`` (defaults: single-turn, video)."""
+    from svac.training.config import DataConfig
     from svac.training.data import ExampleBuilder
 
-    return ExampleBuilder.for_model(model)
+    data = DataConfig() if data is None else data
+    return ExampleBuilder.for_model(model, conversation=data.conversation, frames=data.frames)
 
 
 def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
@@ -84,10 +90,11 @@ def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
 
 
 def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
-    """The module whose ``forward(batch)`` returns the losses (:class:`svac.training.objective.SVACObjective`)."""
-    from svac.training.objective import SVACObjective
+    """The module whose ``forward(batch)`` returns the losses for ``cfg.objective``
+    (:func:`svac.training.objective.build_objective`)."""
+    from svac.training.objective import build_objective
 
-    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
+    return build_objective(model, cfg)
 
 
 # --------------------------------------------------------------------------- baselines (ReferFormer, LAVT)
@@ -132,10 +139,19 @@ def baseline_configure_training(model: "RVOSBaseline", cfg: "TrainConfig") -> "T
     return TrainableSummary(trainable=trainable, frozen=frozen, parts=parts)
 
 
-def baseline_example_builder(model: "RVOSBaseline") -> "BaselineExampleBuilder":
-    """Turns K expressions of one video into a training example (:mod:`svac.heads.rvos_training`)."""
+def baseline_example_builder(model: "RVOSBaseline", data: "DataConfig | None" = None) -> "BaselineExampleBuilder":
+    """Turns K expressions of one video into a training example (:mod:`svac.heads.rvos_training`).
+
+    The baselines read each expression on its own (no conversation) over ``baseline.window`` frames.
+
+    Raises:
+        ConfigError: when ``data.frames`` asks for ``single_frame`` examples (SVAC's image-level stages only).
+    """
     from svac.heads.rvos_training import BaselineExampleBuilder
 
+    if data is not None and data.frames != "video":
+        raise ConfigError(f"data.frames={data.frames!r} is for SVAC; the {model.config.head} baseline trains on "
+                          "windows of baseline.window frames (data.frames=video)")
     b = model.config.baseline
     return BaselineExampleBuilder(input_size=tuple(b.input_size), window=b.window, train_frames=b.train_frames,
                                   tokenizer=model.tokenizer, max_length=model.max_text_length)

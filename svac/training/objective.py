@@ -1,9 +1,10 @@
 """The training objective of SVAC as one module, so accelerate / DeepSpeed wrap a single ``forward``.
 
-For a batch of videos (each with K expressions in one conversation):
+For a batch of videos (each with K expressions, in K single-turn conversations or one multi-turn one):
 
-1. the MLLM reads the conversation teacher-forced; cross-entropy on the answer tokens;
-2. the last-layer hidden states at the ``[SEG]`` inputs are projected (``text_hidden_fcs``) and
+1. the MLLM reads the conversations teacher-forced; cross-entropy on the answer tokens;
+2. the last-layer hidden states at the ``[SEG]`` inputs are projected (``text_hidden_fcs``, plus the
+   ``<p>...</p>`` span skip path when the model has it, :mod:`svac.span_prompt`) and
    allocated to clips and objects by CSA (:func:`svac.csa.allocate`);
 3. SAM-2 encodes the sampled frames once and tracks the K objects through them with its memory,
    as at inference, each frame prompted by its own clip's ``[SEG]``; memories carry no gradient back
@@ -18,6 +19,7 @@ For a batch of videos (each with K expressions in one conversation):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,9 +27,13 @@ from torch import nn
 from svac.csa import allocate
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
+from svac.span_prompt import SpanStates, span_states
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
 from svac.training.losses import MaskLossTerms, mask_losses, prompt_region_contrast
+
+if TYPE_CHECKING:
+    from svac.training.config import TrainConfig
 
 
 @dataclass
@@ -72,11 +78,10 @@ class SVACObjective(nn.Module):
                 (the answer templates always fit; this guards the data pipeline).
         """
         model = self.model
-        ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels)
-        prompts = []
-        for b, example in enumerate(batch.examples):
-            is_seg = (batch.input_ids[b] == model.seg_token_id) & (batch.labels[b] != IGNORE_INDEX)
-            prompts.append(allocate(model.seg_prompts(hidden[b, is_seg]), example.num_clips, model.config.csa).prompts)
+        ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels,
+                                        image_index=batch.image_index)
+        prompts = [allocate(self._seg_prompts(batch, hidden, b), example.num_clips, model.config.csa).prompts
+                   for b, example in enumerate(batch.examples)]
         logits, presence, targets = [], [], []
         regions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         groups: dict[tuple, list[int]] = {}
@@ -111,6 +116,17 @@ class SVACObjective(nn.Module):
                  + w.prompt_separation * separation + w.prompt_contrast * contrast)
         return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence,
                                separation=separation, contrast=contrast)
+
+    def _seg_prompts(self, batch: TrainingBatch, hidden: torch.Tensor, b: int) -> torch.Tensor:
+        """Projected prompts ``(n, C)`` of the answer ``[SEG]`` tokens of example ``b``'s rows, in row order."""
+        model = self.model
+        states, spans = [], []
+        for r in batch.rows_of(b):
+            positions = ((batch.input_ids[r] == model.seg_token_id) & (batch.labels[r] != IGNORE_INDEX)).nonzero()[:, 0]
+            states.append(hidden[r, positions])
+            if model.span_prompt is not None:
+                spans.append(span_states(model, batch.input_ids[r], positions, hidden[r]))
+        return model.seg_prompts(torch.cat(states), SpanStates.cat(spans) if spans else None)
 
     def _contrast(self, prompts: list[torch.Tensor], regions: dict[int, tuple[torch.Tensor, torch.Tensor]],
                   examples: list) -> torch.Tensor:
@@ -160,6 +176,22 @@ class SVACObjective(nn.Module):
         frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
         feats = sam.encode_frames(frames)
         return [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
+
+
+def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
+    """The training objective ``cfg.objective`` names for an SVAC ``model``.
+
+    ``referring``: :class:`SVACObjective`; ``clicks``: :class:`svac.training.frame_objectives.ClickObjective`
+    (SAM-2 alone under oracle clicks); ``span_grounding``:
+    :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone).
+    """
+    from svac.training import frame_objectives
+
+    if cfg.objective == "clicks":
+        return frame_objectives.ClickObjective(model, cfg.loss, seed=cfg.seed)
+    if cfg.objective == "span_grounding":
+        return frame_objectives.SpanGroundingObjective(model, cfg.loss)
+    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 
 def target_regions(frames: list[FrameFeatures], example) -> tuple[torch.Tensor, torch.Tensor]:

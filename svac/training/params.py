@@ -71,6 +71,7 @@ def part_modules(model: "SVAC") -> dict[str, list[nn.Module | nn.Parameter]]:
     return {
         "projector": [inner.multi_modal_projector],
         "text_hidden_fcs": [model.text_hidden_fcs],
+        "span_prompt": [model.span_prompt] if model.span_prompt is not None else [],
         "sam2_mask_decoder": [sam.sam_mask_decoder],
         "sam2_prompt_encoder": [sam.sam_prompt_encoder],
         "sam2_image_encoder": [sam.image_encoder],
@@ -85,7 +86,14 @@ def configure_trainable(model: "SVAC", parts: list[str]) -> TrainableSummary:
 
     Returns:
         A :class:`TrainableSummary`.
+
+    Raises:
+        svac.errors.ConfigError: when ``parts`` names ``span_prompt`` for a model without the span skip path.
     """
+    if "span_prompt" in parts and model.span_prompt is None:
+        from svac.errors import ConfigError
+
+        raise ConfigError("trainable part span_prompt: this model has no span skip path (seg_prompt.span_skip is false)")
     for p in model.parameters():
         p.requires_grad_(False)
     counts: dict[str, int] = {}

@@ -18,6 +18,11 @@ Subsets (``VideoSpec.subset``):
   / FAST_WINDOW_FRAMES`` pixels per frame, so it travels at least a quarter of
   the frame along its (bouncing) path in any 5 consecutive frames. Every
   object gets 1–3 expressions.
+* ``static`` — scenes drawn as in ``standard``, but every expression names its object
+  with static families only (:data:`~svac.data.synthetic.vocabulary.STATIC_FAMILIES`:
+  color, shape, size, position), so one frame suffices to tell which object is meant
+  (positions are judged over the frames the object is present, as everywhere). Every
+  object gets 1–3 expressions; scenes where an object has no static description are drawn again.
 * ``late`` — a *target* and a *decoy* share shape, size and color; from frame
   ``onset >= LATE_ONSET_MIN`` (6) on, the target enters the scene, turns
   another color, or starts moving in a direction (decoy: still throughout).
@@ -70,9 +75,11 @@ from svac.data.synthetic.vocabulary import (
     DOMAINS,
     SHAPES,
     SIZE_WORDS,
+    STATIC_FAMILIES,
     SUBSET_FAST,
     SUBSET_LATE,
     SUBSET_STANDARD,
+    SUBSET_STATIC,
     SUBSETS,
 )
 from svac.errors import ConfigError, SVACError
@@ -138,7 +145,7 @@ class VideoSpec:
     Attributes:
         num_frames: inclusive range (min, max) of the video length T in frames.
         size: frame (W, H) in pixels.
-        subset: ``"standard"``, ``"fast"`` or ``"late"`` (see the module docstring).
+        subset: ``"standard"``, ``"fast"``, ``"late"`` or ``"static"`` (see the module docstring).
         domain: ``"base"``, ``"novel_colors"`` or ``"real_backgrounds"``.
         num_objects: inclusive range (min, max) of objects per video.
         backgrounds: real frames, required by (and only allowed with) ``domain="real_backgrounds"``.
@@ -482,6 +489,8 @@ def _describe(
     expressions: list[SyntheticExpression] = []
     for obj_id, required in speakers:
         options = minimal_descriptions(obj_id, facts, spec.size)
+        if spec.subset == SUBSET_STATIC:
+            options = [atoms for atoms in options if all(atom.family in STATIC_FAMILIES for atom in atoms)]
         if late:
             options = [atoms for atoms in options if is_late_description(atoms, obj_id, objects, spec.size)]
         if not options:

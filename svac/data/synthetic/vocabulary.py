@@ -72,7 +72,8 @@ DOMAIN_COLORS: Mapping[str, Mapping[str, RGB]] = MappingProxyType(
 SUBSET_STANDARD = "standard"
 SUBSET_FAST = "fast"
 SUBSET_LATE = "late"
-SUBSETS: tuple[str, ...] = (SUBSET_STANDARD, SUBSET_FAST, SUBSET_LATE)
+SUBSET_STATIC = "static"
+SUBSETS: tuple[str, ...] = (SUBSET_STANDARD, SUBSET_FAST, SUBSET_LATE, SUBSET_STATIC)
 
 #: Motion directions in image coordinates (x to the right, y downwards), as unit steps.
 DIRECTION_VECTORS: Mapping[str, tuple[int, int]] = MappingProxyType(
@@ -106,6 +107,9 @@ FAMILIES: tuple[str, ...] = (
     FAMILY_STAYS,
     FAMILY_STARTS,
 )
+
+#: Families that one frame shows (the ``static`` subset names objects with these alone).
+STATIC_FAMILIES: frozenset[str] = frozenset({FAMILY_COLOR, FAMILY_SHAPE, FAMILY_SIZE, FAMILY_POSITION})
 
 MOTION_STILL = "still"
 SPEED_FASTEST = "fastest"

@@ -64,7 +64,7 @@ class SynthBenchmarkInfo:
     Attributes:
         out_dir: the benchmark root (OUT), as an absolute path.
         split: split folder name (e.g. ``"train"``).
-        subset: ``"standard"``, ``"fast"`` or ``"late"``.
+        subset: ``"standard"``, ``"fast"``, ``"late"`` or ``"static"``.
         domain: ``"base"``, ``"novel_colors"`` or ``"real_backgrounds"``.
         seed: the seed of the run.
         video_ids: ids of the written videos, in order.
@@ -149,7 +149,7 @@ def write_benchmark(
         out_dir: benchmark root OUT; must be absent or empty unless ``overwrite``.
         videos: number of videos (>= 1).
         seed: non-negative seed; same arguments give byte-identical files.
-        subset: ``"standard"``, ``"fast"`` or ``"late"`` (see :mod:`svac.data.synthetic.generator`).
+        subset: ``"standard"``, ``"fast"``, ``"late"`` or ``"static"`` (see :mod:`svac.data.synthetic.generator`).
         domain: ``"base"``, ``"novel_colors"`` or ``"real_backgrounds"``.
         split: split folder name, e.g. ``"train"`` or ``"valid"`` (both get Annotations).
         num_frames: inclusive range of video lengths (frames).

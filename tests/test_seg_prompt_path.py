@@ -1,0 +1,316 @@
+"""The [SEG] prompt path of models trained from scratch: single-turn examples, the span skip path, click stage.
+
+The headline test (issue 18): on a model trained a few updates with the default recipe's settings,
+prompts of one expression asked at different conversation turns are close, and prompts of different
+expressions of one video are not constant (the turn-index shortcut of multi-turn training is gone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from svac.config import SegPromptConfig, from_dict
+from svac.loading import build_from_config
+from svac.model import SVAC
+from svac.span_prompt import SpanStates, span_bounds, span_states
+from svac.training.config import DataConfig, LossConfig, TrainConfig, load_train_config
+from svac.training.data import IGNORE_INDEX, ExampleBuilder, collate
+from svac.training.params import configure_trainable
+
+finetune = importlib.import_module("svac.recipes.finetune")
+
+STAGES = ("train/svac_default_1_image.yaml", "train/svac_default_2_encoder.yaml", "train/svac_default_3_video.yaml")
+
+
+class FirstTemplates:
+    """A stand-in random generator that always picks the first question and answer template and frame 0."""
+
+    def integers(self, high):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    from svac.data.synthetic import write_benchmark
+
+    root = tmp_path_factory.mktemp("synth") / "bench"
+    write_benchmark(root, videos=4, seed=3, num_frames=(12, 14), size=(64, 64), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def samples(synth_root):
+    from svac.data.readers import load_dataset
+
+    return list(load_dataset(f"rvos:{synth_root}", "train"))
+
+
+def _span_config(tiny_config, **seg):
+    small = dataclasses.replace(tiny_config, astc=dataclasses.replace(tiny_config.astc, num_frames=6, clip_len=3))
+    return dataclasses.replace(small, seg_prompt=SegPromptConfig(**{"span_skip": True, "zero_init_llm_branch": True,
+                                                                    **seg}))
+
+
+def _video_with(samples, count):
+    groups = {}
+    for s in samples:
+        groups.setdefault(s.video_id, []).append(s)
+    return next(g for g in groups.values() if len(g) >= count and len({x.object_ids for x in g}) >= 2)
+
+
+def _prompts(model, example):
+    """The projected [SEG] prompts (n, C) the training objective computes for ``example``."""
+    from svac.training.objective import SVACObjective
+
+    batch = collate([example], model.tokenizer.pad_token_id)
+    with torch.no_grad():
+        _, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values,
+                                       image_index=batch.image_index)
+        return SVACObjective(model, LossConfig())._seg_prompts(batch, hidden, 0)
+
+
+# ---------------------------------------------------------------- span skip path
+
+def test_span_bounds_find_the_phrase_before_each_seg():
+    # tokens: 0 <p> 5 6 </p> S S 9 <p> </p> S
+    o, c, s = 1, 2, 3
+    ids = torch.tensor([0, o, 5, 6, c, s, s, 9, o, c, s])
+    assert span_bounds(ids, torch.tensor([5, 6, 10]), o, c) == [(2, 4), (2, 4), None]  # an empty phrase is no span
+    assert span_bounds(torch.tensor([s, o, 5, c]), torch.tensor([0]), o, c) == [None]  # no phrase before it
+
+
+def test_zero_initialised_llm_branch_leaves_the_span_term_alone_at_first(tiny_config, samples):
+    model = build_from_config(_span_config(tiny_config)).eval()
+    last = model.text_hidden_fcs[2]
+    assert last.weight.abs().sum() == 0 and last.bias.abs().sum() == 0
+    group = _video_with(samples, 2)
+    builder = ExampleBuilder.for_model(model)
+    a = builder.build([group[0]], FirstTemplates())
+    b = builder.build([group[1]], FirstTemplates())
+    pa, pb = _prompts(model, a), _prompts(model, b)
+    row = a.input_ids[0]
+    positions = (row == model.seg_token_id).nonzero()[:, 0]
+    with torch.no_grad():
+        span = span_states(model, row, positions)
+        assert span.present.all()
+        torch.testing.assert_close(pa, model.span_prompt(span))  # the [SEG] branch adds exactly zero
+    assert torch.nn.functional.cosine_similarity(pa[0], pb[0], dim=0) < 0.99  # the expression shows at step 0
+    with pytest.raises(ValueError, match="span"):
+        model.seg_prompts(torch.zeros(2, model.mllm.config.text_config.hidden_size))
+    # a [SEG] without a phrase before it gets no span term
+    none = SpanStates(torch.ones(1, span.states.shape[1]), torch.tensor([False]))
+    assert model.span_prompt(none).abs().sum() == 0
+
+
+def test_span_skip_is_saved_with_the_model_and_off_for_other_configs(tiny_config, tiny_model, tmp_path):
+    model = build_from_config(_span_config(tiny_config, zero_init_llm_branch=False)).eval()
+    model.save_pretrained(tmp_path / "ck")
+    loaded = SVAC.from_pretrained(tmp_path / "ck")
+    assert loaded.config.seg_prompt == SegPromptConfig(span_skip=True, zero_init_llm_branch=False)
+    want, got = model.state_dict(), loaded.state_dict()
+    assert any(k.startswith("span_prompt.") for k in want) and want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    video = np.random.default_rng(0).integers(0, 255, (6, 48, 64, 3), dtype=np.uint8)
+    a, b = model.segment(video, "the red square"), loaded.segment(video, "the red square")
+    assert np.array_equal(a.masks, b.masks)
+    assert tiny_model.span_prompt is None and tiny_model.config.seg_prompt == SegPromptConfig()
+
+
+# ---------------------------------------------------------------- single-turn examples
+
+def test_single_turn_examples_ask_every_expression_as_inference_does(tiny_config, samples):
+    from svac.inference import encode_turns
+    from svac.mllm.chat_template import Turn
+    from svac.astc import plan_clips
+    from svac.csa import seg_tokens
+
+    model = build_from_config(_span_config(tiny_config))
+    group = _video_with(samples, 3)[:3]
+    example = ExampleBuilder.for_model(model).build(group, FirstTemplates())
+    assert example.num_conversations == example.num_objects == 3
+    plan = plan_clips(group[0].num_frames, model.config.astc)
+    video_text = model.prompts.video_text(plan, model.tokens_per_image)
+    for row, sample in enumerate(group):
+        question = model.prompts.question(video_text, sample.expression)
+        answer = model.prompts.answer(seg_tokens(plan.num_clips, model.config.csa), sample.expression)
+        ids, start = encode_turns(model, [Turn(question, answer)])
+        n = int(example.attention_mask[row].sum())
+        assert example.input_ids[row, :n].tolist() == ids  # token for token the inference conversation
+        assert (example.labels[row, :start] == IGNORE_INDEX).all() and (example.labels[row, start:n] != IGNORE_INDEX).all()
+    multi = ExampleBuilder.for_model(model, conversation="multi_turn").build(group, FirstTemplates())
+    assert multi.num_conversations == 1 and int((multi.input_ids == model.seg_token_id).sum()) == 3 * example.num_clips
+
+
+def test_single_frame_examples_are_one_frame_videos(tiny_config, samples):
+    model = build_from_config(_span_config(tiny_config))
+    group = _video_with(samples, 2)[:2]
+    rng = np.random.default_rng(1)
+    example = ExampleBuilder.for_model(model, frames="single_frame").build(group, rng)
+    chosen = int(np.random.default_rng(1).integers(group[0].num_frames))
+    assert example.num_clips == 1 and example.sam_frames.shape[0] == 1 and example.pixel_values.shape[0] == 2
+    assert int((example.input_ids[0] == model.seg_token_id).sum()) == 1
+    gt = torch.from_numpy(group[1].load_masks([chosen])[0]).float()[None, None]
+    size = model.sam2_image_size
+    gt = torch.nn.functional.interpolate(gt, size=(size, size), mode="bilinear", antialias=True)[0, 0] > 0.5
+    assert torch.equal(example.masks[1, 0], gt)
+
+
+# ---------------------------------------------------------------- the turn-index shortcut is gone
+
+def _recipe(cfg_name, model_config, root, out, **extra):
+    stage = load_train_config(cfg_name).to_dict()
+    start = {"init_from": extra.pop("init_from")} if "init_from" in extra else {"model": model_config.to_dict()}
+    data = {**start, "lora": stage["lora"], "trainable": stage["trainable"],
+            "loss": stage["loss"], "optim": {**stage["optim"], "warmup_ratio": 0.0},
+            "data": {**stage["data"], "train": [f"rvos:{root}"]}, "objective": stage["objective"],
+            "output_dir": str(out), "batch_size": 2, "grad_accum": 1, "max_steps": 4, "precision": "fp32",
+            "log_every": 1, "save_every": 4, "seed": 0, **extra}
+    return from_dict(TrainConfig, data)
+
+
+def test_prompts_follow_the_expression_not_the_turn_after_a_few_updates(tiny_config, synth_root, samples, tmp_path):
+    """The default recipe's two stages, 4 updates each, on a tiny model (the issue's shortcut test).
+
+    Prompts of one expression asked at turn 0 (as inference asks) and at turn 3 of a multi-turn chat
+    about the same video stay close; prompts of different expressions of one video differ. Main's
+    recipe before this change (multi-turn training with prompt_separation, no span path) fails both:
+    its prompts encode the turn, and all expressions asked at turn 0 get one prompt.
+    """
+    stage = load_train_config(STAGES[0])
+    config = dataclasses.replace(tiny_config, mllm=dataclasses.replace(tiny_config.mllm, text={
+        **tiny_config.mllm.text, **{k: v for k, v in stage.model.mllm.text.items() if k != "hidden_size"}}),
+        seg_prompt=stage.model.seg_prompt)
+    config = dataclasses.replace(config, astc=dataclasses.replace(config.astc, num_frames=6, clip_len=3))
+    finetune.run(_recipe(STAGES[0], config, synth_root, tmp_path / "image"), progress=False)
+    finetune.run(_recipe(STAGES[1], config, synth_root, tmp_path / "video", init_from=str(tmp_path / "image/model")),
+                 progress=False)
+    from svac.loading import load_model
+
+    model = load_model(str(tmp_path / "video/model"), device="cpu")
+    assert model.text_hidden_fcs[2].weight.abs().sum() > 0  # the [SEG] branch has started to learn
+    group = _video_with(samples, 4)[:4]
+    single = ExampleBuilder.for_model(model)
+    multi = ExampleBuilder.for_model(model, conversation="multi_turn")
+    cos = torch.nn.functional.cosine_similarity
+    n = single.build([group[0]], FirstTemplates()).num_clips
+    same_turns, different = [], []
+    for k in range(len(group)):
+        first = _prompts(model, single.build([group[k]], FirstTemplates()))
+        order = [g for g in group if g is not group[k]][:3] + [group[k]]  # expression k asked at turn 3
+        later = _prompts(model, multi.build(order, FirstTemplates()))[-n:]
+        same_turns.append(float(cos(first, later, dim=-1).mean()))
+        for j in range(k):
+            if group[j].object_ids != group[k].object_ids and group[j].expression != group[k].expression:
+                other = _prompts(model, single.build([group[j]], FirstTemplates()))
+                different.append(float(cos(first, other, dim=-1).mean()))
+    assert min(same_turns) > 0.95, same_turns
+    assert different and max(different) < 0.95, different
+
+
+# ---------------------------------------------------------------- promptable (click) stage
+
+def test_oracle_prompts_are_a_click_inside_each_mask_and_a_padding_point():
+    from svac.training.frame_objectives import NO_POINT, POSITIVE_CLICK, oracle_prompts
+
+    masks = torch.zeros(3, 16, 16, dtype=torch.bool)
+    masks[0, 2:5, 10:13] = True
+    masks[2, 8:12, 1:3] = True
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        p = oracle_prompts(masks, gen)
+        assert p["point_labels"].tolist() == [[POSITIVE_CLICK, NO_POINT], [NO_POINT, NO_POINT], [POSITIVE_CLICK, NO_POINT]]
+        for j in (0, 2):
+            x, y = p["point_coords"][j, 0].tolist()
+            assert masks[j, int(y), int(x)]
+            seen.add((j, x, y))
+    assert len(seen) > 10  # the click is drawn anew each time
+
+
+def test_click_stage_trains_sam2_alone_and_a_finished_stage_resumes_as_a_no_op(tiny_config, synth_root, tmp_path):
+    config = _span_config(tiny_config)
+    cfg = _recipe(STAGES[0], config, synth_root, tmp_path / "clicks", max_steps=2, save_every=1, objective="clicks",
+                  trainable=["sam2_mask_decoder", "sam2_prompt_encoder"], data={
+                      "train": [f"rvos:{synth_root}"], "frames": "single_frame", "expressions_per_video": 2})
+    result = finetune.run(cfg, progress=False)
+    assert result.steps == 2 and set(result.history[-1]) >= {"bce", "dice", "presence", "seconds", "cpu_seconds"}
+    from svac.loading import load_model
+
+    before = build_from_config(config).state_dict()
+    after = load_model(str(tmp_path / "clicks/model"), device="cpu").state_dict()
+    changed = {k.split(".")[1] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"sam_mask_decoder", "sam_prompt_encoder"}  # the MLLM and the span path are saved unchanged
+    again = finetune.run(cfg, resume=True, progress=False)  # a chain of stages reruns with --resume
+    assert again.steps == 2 and again.wall_seconds == 0.0
+
+
+def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressions(tiny_config, synth_root,
+                                                                                     tmp_path, samples):
+    config = _span_config(tiny_config)
+    cfg = _recipe(STAGES[0], config, synth_root, tmp_path / "span", max_steps=2, save_every=2)
+    dataset, _ = finetune.training_data(cfg, build_from_config(config), samples)
+    static = {"color", "shape", "size", "position"}
+    assert all(set(s.meta["families"]) <= static for group in dataset.videos for s in group)
+    assert sum(len(g) for g in dataset.videos) < len(samples)  # the other expressions are left out
+    finetune.run(cfg, progress=False)
+    from svac.loading import load_model
+
+    before = build_from_config(config).state_dict()
+    after = load_model(str(tmp_path / "span/model"), device="cpu").state_dict()
+    changed = {".".join(k.split(".")[:2]) for k in before if not torch.equal(before[k], after[k])}
+    trained = {"span_prompt.norm", "span_prompt.proj", "grounding.sam_mask_decoder", "grounding.sam_prompt_encoder"}
+    assert {"span_prompt.proj", "grounding.sam_mask_decoder"} <= changed <= trained  # no MLLM weight moved
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="span_layer"):
+        finetune.run(_recipe(STAGES[0], _span_config(tiny_config, span_layer="last"), synth_root, tmp_path / "last"),
+                     progress=False)
+    with pytest.raises(ConfigError, match="families"):
+        finetune.select_families([dataclasses.replace(samples[0], meta={})], ["color"])
+    with pytest.raises(ConfigError, match="span skip path"):
+        configure_trainable(build_from_config(tiny_config), ["span_prompt"])
+
+
+def test_the_default_recipe_stages_chain_and_fix_the_shortcut():
+    cfgs = [load_train_config(name) for name in STAGES]
+    assert cfgs[0].objective == "span_grounding" and cfgs[0].init_from is None and cfgs[0].model.seg_prompt.span_skip
+    assert "initializer_range" not in cfgs[0].model.mllm.text  # the LLM starts at transformers' 0.02
+    for before, after in zip(cfgs, cfgs[1:]):
+        assert after.init_from == f"{before.output_dir}/model"
+    assert [c.objective for c in cfgs] == ["span_grounding", "span_grounding", "referring"]
+    for cfg in cfgs:
+        assert cfg.data.conversation == "single_turn" and cfg.loss.prompt_separation == 0.0
+        assert "vision_encoder" not in cfg.trainable  # the MLLM's random vision features stay intact
+    # SAM-2's image encoder trains only in stage 2, once the span prompt already names one object
+    assert ["sam2_image_encoder" in c.trainable for c in cfgs] == [False, True, False]
+    assert cfgs[1].optim.lr < cfgs[0].optim.lr
+    assert [c.data.frames for c in cfgs] == ["single_frame", "single_frame", "video"]
+    assert DataConfig().conversation == "single_turn"
+
+
+@pytest.mark.parametrize("layer", ["input", "last"])
+def test_generated_and_template_answers_give_the_same_span_prompts(tiny_config, small_video, monkeypatch, layer):
+    from helpers import scripted_generate
+
+    from svac.inference import answer_by_generation, answer_with_template, prepare_video
+    from svac.mllm.chat_template import Turn
+    from svac.mllm.prompt_text import encode_prompt
+
+    model = build_from_config(_span_config(tiny_config, span_layer=layer, zero_init_llm_branch=False)).eval()
+    prepared = prepare_video(model, small_video)
+    question = model.prompts.question(prepared.video_text, "the red square")
+    answer = model.prompts.answer("[SEG]" * prepared.plan.num_clips, "the red square")
+    tokens = encode_prompt(model.tokenizer, answer + model.chat_template.assistant_suffix)
+    monkeypatch.setattr(model.mllm, "generate", scripted_generate(model.mllm, tokens))
+    with torch.inference_mode():
+        forced = answer_with_template(model, prepared, [Turn(question, answer)])
+        generated = answer_by_generation(model, prepared, [Turn(question)])
+        assert forced.seg_span.present.all() and forced.seg_span.states.shape[0] == prepared.plan.num_clips
+        torch.testing.assert_close(generated.seg_span.states, forced.seg_span.states, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model.seg_prompts(generated.seg_hidden, generated.seg_span),
+                                   model.seg_prompts(forced.seg_hidden, forced.seg_span), rtol=1e-4, atol=1e-5)
