@@ -269,6 +269,15 @@ def test_resume_reproduces_the_uninterrupted_loss_trajectory(small_config, synth
     with pytest.raises(FileNotFoundError, match="step 7"):
         finetune.export_checkpoint(tmp_path / "b", tmp_path / "nope", step=7)
 
+    # the CLI exports into a new folder without --overwrite (its own lock there is not "files"),
+    # and refuses a second export into the now non-empty folder
+    from svac.cli import main
+
+    assert main(["export", str(tmp_path / "b"), "--step", "3", "--out", str(tmp_path / "cli")]) == 0
+    got = load_model(tmp_path / "cli", device="cpu").state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert main(["export", str(tmp_path / "b"), "--step", "3", "--out", str(tmp_path / "cli")]) != 0
+
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(small_config, synth_root, tmp_path, monkeypatch):
     calls = {"n": 0}

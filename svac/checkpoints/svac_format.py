@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from svac.atomic_folder import staged_folder
+from svac.atomic_folder import staged_folder, unexpected_entries
 from svac.checkpoints.materialize import LoadPlan, rename, tied_aliases
 from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES, write_weights
 from svac.config import SVACConfig, apply_overrides, from_dict
@@ -118,7 +118,8 @@ def write_checkpoint(directory: str | Path, *, config: SVACConfig, state: Mappin
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise CheckpointError(f"{target} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
+    # svac's own lock and staging entries (a command holding this folder) are not files of a checkpoint
+    if target.is_dir() and unexpected_entries(target, lambda name: False) and not overwrite:
         raise OutputExistsError(f"{target} already holds files; pass overwrite=True to replace it")
     on_meta = [k for k, v in state.items() if v.is_meta]
     if on_meta:
