@@ -229,6 +229,20 @@ class SVAC(PretrainedMixin, nn.Module):
         return segment_stream(self, video, queries, num_frames=num_frames, clip_len=clip_len, progress=progress,
                               chunk_size=chunk_size)
 
+    def refine(self, result: "SegmentationResult", *, frame: int, points=None, labels=None, box=None,
+               object: int | None = None) -> "SegmentationResult":
+        """Correct ``result`` (made by this model) with clicks and/or a box on one frame; a new result.
+
+        A SAM-2 correction prompt on ``frame`` (coordinates in original video pixels; labels 1 =
+        the object is here, 0 = it is not) and the object tracked again forwards and backwards
+        from it through SAM-2's memory, the ``[SEG]`` prompts staying as conditioning frames.
+        ``result.refine(...)`` is this call. See :func:`svac.refinement.refine` for the
+        arguments and errors.
+        """
+        from svac.refinement import refine
+
+        return refine(self, result, frame=frame, points=points, labels=labels, box=box, object=object)
+
     def start_chat(self, video, *, num_frames: int | None = None, clip_len: int | None = None,
                    system: str | None = None) -> "ChatSession":
         """Open a multi-turn chat about ``video`` (see :class:`svac.chat.ChatSession`)."""

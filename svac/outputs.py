@@ -136,6 +136,10 @@ class SegmentationResult:
             with the ``[SEG]`` prompts as conditioning.
         source: the video the result belongs to (:class:`svac.video.reader.VideoSource`), or ``None``.
         store: the files the masks are read from when ``masks`` is ``None`` (:mod:`svac.video.formats`).
+        corrections: the correction prompts this result was refined with, in order
+            (:class:`svac.refinement.Correction`; empty for a result straight from ``segment``).
+        model: the model that made the result, which :meth:`refine` uses, or ``None`` (a result
+            read back from files, merged, or built by hand).
     """
 
     text: str
@@ -159,6 +163,8 @@ class SegmentationResult:
     tracking: Any = field(default=None, repr=False)
     source: Any = field(default=None, repr=False)
     store: Any = field(default=None, repr=False)
+    corrections: tuple = ()
+    model: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.masks is not None:
@@ -249,12 +255,50 @@ class SegmentationResult:
         return export_result(self, self.source, out_dir, format=format, overwrite=overwrite, overlay=overlay,
                              progress=progress)
 
+    def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None) -> "SegmentationResult":
+        """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
+
+        Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
+        again forwards and backwards from the frame through SAM-2's memory, the ``[SEG]`` prompts
+        of the original run staying in memory as conditioning frames (:mod:`svac.refinement`).
+
+        Args:
+            frame: the frame index (0-based).
+            points: ``(x, y)`` clicks in pixels of the original video frame, e.g. ``[(320, 240)]``.
+            labels: one per point: 1 (the object is here), 0 (it is not).
+            box: ``(x0, y0, x1, y1)`` around the object, in pixels of the original frame.
+            object: the object id (1..K); may be left out when there is one object.
+
+        Returns:
+            A new result with ``masks bool (K, N, H, W)`` in memory and this correction appended
+            to :attr:`corrections`.
+
+        Raises:
+            ValueError: an invalid correction (frame or object out of range, no point and no box,
+                a label other than 0/1, a coordinate outside the frame), or a result that keeps no
+                model, video or ``[SEG]`` prompts (read back from a folder: see
+                :func:`svac.refinement.rerun_saved_result`).
+        """
+        from svac.refinement import refine
+
+        if self.model is None:
+            raise ValueError("this result is not bound to the model that made it (read back from files, merged or "
+                             "built by hand): call model.refine(result, ...) with that model, or re-run a saved "
+                             "result with svac.refinement.rerun_saved_result / 'svac refine'")
+        return refine(self.model, self, frame=frame, points=points, labels=labels, box=box, object=object)
+
     def summary(self) -> dict:
-        """A JSON-serialisable summary (everything but the masks; mask areas per frame instead)."""
+        """A JSON-serialisable summary (everything but the masks; mask areas per frame instead).
+
+        Besides the video, objects and timings it records what a later refinement re-runs: the
+        video's location when it is a file or frame folder (``video_path``) and the corrections.
+        """
         areas = self.object_areas()
         size = self.frame_size
+        location = getattr(self.source, "location", None)
         return {
             "video": self.video_name,
+            "video_path": str(location) if location is not None else None,
             "model": self.model_name,
             "text": self.text,
             "answers": list(self.answers),
@@ -273,6 +317,7 @@ class SegmentationResult:
                  "area_pixels": [int(a) for a in areas[k]]}
                 for k, obj in enumerate(self.objects)
             ],
+            "corrections": [c.to_dict() for c in self.corrections],
             "timings_seconds": self.timings.to_dict(),
         }
 

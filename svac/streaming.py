@@ -242,4 +242,4 @@ class SegmentationStream:
             mode=self.mode, csa_mode=self.csa_mode, num_visual_tokens=self.num_visual_tokens,
             seg_policy_applied=self.seg_policy_applied, model_name=self.model_name, timings=self.timings,
             objects=list(self.objects), answers=list(self.answers), areas=self.areas, frame_size=self.frame_size,
-            tracking=self.tracking, source=self.source, store=store)
+            tracking=self.tracking, source=self.source, store=store, model=self.model)

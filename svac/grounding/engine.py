@@ -94,9 +94,8 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
         ValueError: when ``tracking.clip_of_frame`` does not have one entry per frame.
         svac.errors.VideoReadError: when a frame cannot be decoded.
     """
-    from svac.grounding.sam2_model import preprocess_frames
     from svac.grounding.tracking import Sa2VATracker, SVACTracker
-    from svac.sa2va_pipeline import MEMORY_DTYPE, SAM2_STATS_DTYPE, upsample_logits
+    from svac.sa2va_pipeline import MEMORY_DTYPE
 
     n, h, w = source.num_frames, source.height, source.width
     if len(tracking.clip_of_frame) != n:
@@ -108,8 +107,6 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
     sa2va = tracking.pipeline == "sa2va"
     rows = list(tracking.tracked)
     num_obj = tracking.num_objects
-    threshold = model.config.inference.mask_threshold
-    frame_options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if sa2va else {}
     tracker = None
     if rows:
         prompts = tracking.prompts.to(device=device, dtype=dtype)
@@ -134,25 +131,16 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
             masks = np.zeros((num_obj, m, h, w), dtype=bool)
             presence = np.zeros((num_obj, m), dtype=np.float32)
             if tracker is not None:
-                with torch.inference_mode(), _sam2_precision(device, model.dtype):
-                    with _timer(device) as elapsed:
-                        images = preprocess_frames(frames, sam.image_size, device=device, dtype=dtype, **frame_options)
-                    timings.sam2_preprocess += elapsed()
-                    with _timer(device) as elapsed:
-                        feats = sam.encode_frames(images)
-                    timings.sam2_encoder += elapsed()
-                    with _timer(device) as elapsed:
+                with torch.inference_mode(), sam2_precision(model):
+                    feats = encode_frames(model, frames, pipeline=tracking.pipeline, timings=timings)
+                    with timer(device) as elapsed:
                         outs = [tracker.step(start + i, f) for i, f in enumerate(feats)]
                     timings.sam2_tracking += elapsed()
-                    with _timer(device) as elapsed:
-                        logits = torch.cat([o.mask_logits for o in outs], dim=1).float()  # (K_t, m, h', w')
-                        if sa2va:  # 256 -> 1024 -> frame size
-                            logits = upsample_logits(logits, sam.image_size, (h, w))
-                        else:
-                            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                        tracked = (logits > threshold).cpu().numpy()
+                    with timer(device) as elapsed:
+                        logits = torch.cat([o.mask_logits for o in outs], dim=1)  # (K_t, m, h', w')
+                        tracked = logits_to_masks(model, logits, pipeline=tracking.pipeline, frame_size=(h, w))
                         scores = torch.cat([o.object_score_logits for o in outs], dim=1).float().sigmoid().cpu().numpy()
-                        del logits, outs, feats, images
+                        del logits, outs, feats
                     timings.mask_upsample += elapsed()
                 if len(rows) == num_obj:
                     masks, presence = tracked, scores
@@ -164,7 +152,52 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
         bar.close()
 
 
-def _sam2_precision(device: torch.device, dtype: torch.dtype):
+def encode_frames(model: "SVAC", frames: np.ndarray, *, pipeline: Literal["svac", "sa2va"],
+                  timings: Timings) -> list:
+    """SAM-2's image encoder on a batch of decoded frames, preprocessed as the pipeline does.
+
+    Args:
+        model: the SVAC model (its SAM-2 and device).
+        frames: ``uint8 (n, H, W, 3)`` RGB frames at the video's size.
+        pipeline: ``svac`` (torch's bicubic resize) or ``sa2va`` (PIL's, Sa2VA's rounding of the statistics).
+        timings: ``sam2_preprocess`` and ``sam2_encoder`` seconds are added to it.
+
+    Returns:
+        One :class:`~svac.grounding.sam2_model.FrameFeatures` per frame, in order.
+    """
+    from svac.grounding.sam2_model import preprocess_frames
+    from svac.sa2va_pipeline import SAM2_STATS_DTYPE
+
+    sam = model.grounding
+    device, dtype = model.device, next(sam.parameters()).dtype
+    options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if pipeline == "sa2va" else {}
+    with timer(device) as elapsed:
+        images = preprocess_frames(frames, sam.image_size, device=device, dtype=dtype, **options)
+    timings.sam2_preprocess += elapsed()
+    with timer(device) as elapsed:
+        feats = sam.encode_frames(images)
+    timings.sam2_encoder += elapsed()
+    return feats
+
+
+def logits_to_masks(model: "SVAC", logits: torch.Tensor, *, pipeline: Literal["svac", "sa2va"],
+                    frame_size: tuple[int, int]) -> np.ndarray:
+    """SAM-2's low-resolution mask logits ``(K, n, h', w')`` as ``bool (K, n, H, W)`` masks at the frame size.
+
+    ``svac``: one bilinear resize to the frame size; ``sa2va``: Sa2VA's two steps (to SAM-2's
+    input side, then to the frame size). Thresholded at ``config.inference.mask_threshold``.
+    """
+    from svac.sa2va_pipeline import upsample_logits
+
+    logits = logits.float()
+    if pipeline == "sa2va":  # 256 -> 1024 -> frame size
+        logits = upsample_logits(logits, model.grounding.image_size, frame_size)
+    else:
+        logits = F.interpolate(logits, size=frame_size, mode="bilinear", align_corners=False)
+    return (logits > model.config.inference.mask_threshold).cpu().numpy()
+
+
+def sam2_precision(model: "SVAC"):
     """The context SAM-2 runs in: autocast to the model's ``dtype`` when it is not float32.
 
     SAM-2's weights stay float32 (:attr:`svac.model.SVAC.float32_modules`) and lower precision
@@ -172,13 +205,13 @@ def _sam2_precision(device: torch.device, dtype: torch.dtype):
     each chunk's compute only, never across a ``yield``: the caller's code between chunks runs
     outside it.
     """
-    if dtype == torch.float32:
+    if model.dtype == torch.float32:
         return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=model.device.type, dtype=model.dtype)
 
 
 @contextmanager
-def _timer(device: torch.device):
+def timer(device: torch.device):
     """Measure a block's wall time in seconds (synchronising CUDA so GPU work is counted)."""
     def sync():
         if device.type == "cuda":

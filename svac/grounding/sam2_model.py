@@ -136,6 +136,32 @@ class LanguagePromptedSAM2(SAM2Base):
             TEXT_PROMPT_KEY: prompts[:, None, :],
         }
 
+    def click_point_inputs(self, coords: torch.Tensor, labels: torch.Tensor,
+                           prompts: torch.Tensor | None = None) -> dict:
+        """SAM-2 ``point_inputs`` of correction clicks and box corners, with the frame's ``[SEG]`` prompts when given.
+
+        The clicks go through SAM-2's own prompt encoder (``sam_prompt_encoder``) as in its video
+        predictor's ``add_new_points_or_box``; the ``[SEG]`` prompts are appended after them
+        (:meth:`text_point_inputs`), so a correction keeps the language prompt of its frame.
+
+        Args:
+            coords: ``float (K, P, 2)`` (x, y) in SAM-2 input pixels, in ``[0, image_size]``.
+            labels: ``int (K, P)``: 1 positive click, 0 negative click, 2 and 3 a box's top-left and
+                bottom-right corners (SAM-2's convention; a box comes first).
+            prompts: ``float (K, C)`` projected ``[SEG]`` embeddings, or ``None`` for clicks alone.
+
+        Raises:
+            ValueError: when the shapes do not match.
+        """
+        if coords.ndim != 3 or coords.shape[-1] != 2 or labels.shape != coords.shape[:2]:
+            raise ValueError(f"clicks must be coords (K, P, 2) and labels (K, P), got {tuple(coords.shape)} and "
+                             f"{tuple(labels.shape)}")
+        inputs = {} if prompts is None else self.text_point_inputs(prompts)
+        if prompts is not None and prompts.shape[0] != coords.shape[0]:
+            raise ValueError(f"{coords.shape[0]} objects of clicks but {prompts.shape[0]} [SEG] prompts")
+        inputs.update(point_coords=coords.to(torch.float32), point_labels=labels.to(torch.int32))
+        return inputs
+
     def _use_multimask(self, is_init_cond_frame, point_inputs):
         if point_inputs is not None and TEXT_PROMPT_KEY in point_inputs:
             return self.text_multimask_output
@@ -149,14 +175,11 @@ class LanguagePromptedSAM2(SAM2Base):
         The outputs have the same meaning and shapes as there (for K objects): low-res multimask
         logits ``(K, M, 4h, 4w)``, high-res logits ``(K, M, S, S)``, IoU predictions ``(K, M)``,
         best low-/high-res logits ``(K, 1, ., .)``, object pointer ``(K, C)`` and object-score
-        logits ``(K, 1)``; S = ``image_size`` pixels.
-
-        Raises:
-            ValueError: when a ``[SEG]`` prompt comes with mask inputs.
+        logits ``(K, 1)``; S = ``image_size`` pixels. A ``[SEG]`` prompt may come with mask inputs:
+        a correction click on a ``[SEG]``-prompted frame (:mod:`svac.grounding.replay`) also gives
+        SAM-2 the frame's previous mask logits, as SAM-2's video predictor does for clicks.
         """
         seg = None if point_inputs is None else point_inputs.get(TEXT_PROMPT_KEY)
-        if seg is not None and mask_inputs is not None:
-            raise ValueError("[SEG] prompts cannot be combined with mask inputs")
         call = _HeadsCall(seg_tokens=seg, keep_logits=self.keep_absent_object_logits and mask_inputs is None)
         self._heads_call = call
         try:

@@ -56,11 +56,16 @@ class MemoryBank:
         """The dict SAM-2's ``track_step`` takes as ``output_dict``."""
         return {"cond_frame_outputs": self.cond, "non_cond_frame_outputs": self.non_cond}
 
-    def add(self, frame: int, out: dict, *, conditioning: bool) -> None:
-        """Store frame ``frame``'s output and forget non-conditioning frames older than the horizon."""
+    def add(self, frame: int, out: dict, *, conditioning: bool, reverse: bool = False) -> None:
+        """Store frame ``frame``'s output and forget non-conditioning frames beyond the horizon.
+
+        Tracking forwards (``reverse=False``) SAM-2 reads the frames before ``frame``, so the
+        frames ``horizon`` or more before it are forgotten; tracking backwards, those ``horizon``
+        or more after it.
+        """
         entry = {k: out[k] for k in MEMORY_KEYS}
         (self.cond if conditioning else self.non_cond)[frame] = entry
-        for old in [t for t in self.non_cond if t <= frame - self.horizon]:
+        for old in [t for t in self.non_cond if (t >= frame + self.horizon if reverse else t <= frame - self.horizon)]:
             del self.non_cond[old]
 
 

@@ -46,6 +46,12 @@ class VideoSource(ABC):
     fps: float | None
     frame_names: tuple[str, ...]
 
+    @property
+    def location(self) -> Path | None:
+        """The file or frame folder :func:`open_video` opens this video from again, or ``None`` (frames in memory,
+        a list of frame files)."""
+        return None
+
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Decode frames ``indices`` as one batch.
 
@@ -126,6 +132,11 @@ class DecordVideo(VideoSource):
     on blackswan, car-shadow and generated videos) and cost the same or less CPU (4.5-4.6 ms per
     blackswan frame for both; 1.2 against 1.4-1.6 ms per generated 854x480 frame).
     """
+
+    @property
+    def location(self) -> Path:
+        """The video file (absolute)."""
+        return self.path.resolve()
 
     def __init__(self, path: Path) -> None:
         import decord  # lazy: decord loads FFmpeg libraries
@@ -210,6 +221,11 @@ class DecordVideo(VideoSource):
 class FrameFolderVideo(VideoSource):
     """A folder of JPEG/PNG frames, ordered by file name (natural order: ``2.png`` < ``10.png``)."""
 
+    @property
+    def location(self) -> Path | None:
+        """The frame folder (absolute)."""
+        return self.path.resolve()
+
     def __init__(self, folder: Path) -> None:
         self.path = folder
         files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -257,6 +273,11 @@ class FramePathsVideo(FrameFolderVideo):
     Raises:
         VideoReadError: when the list is empty, a file is missing or unreadable, or sizes differ.
     """
+
+    @property
+    def location(self) -> None:
+        """``None``: the frames were listed one by one, not a folder to open again."""
+        return None
 
     def __init__(self, paths: Sequence[str | Path], *, name: str | None = None, check_sizes: bool = True) -> None:
         files = [Path(p) for p in paths]
