@@ -45,6 +45,30 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_model_args(seg)
 
+    ref = sub.add_parser("refine", help="correct a saved result with clicks or a box on one frame (a new result folder)",
+                         description="Add a SAM-2 correction prompt (clicks and/or a box, in pixels of the original "
+                                     "video) on one frame of one object of RESULT_DIR and track that object again "
+                                     "forwards and backwards through SAM-2's memory. The queries of RESULT_DIR are "
+                                     "run again on its video with --model (which must be the model that made it: "
+                                     "the masks are checked), its earlier corrections replayed, and the refined "
+                                     "result written to --out; RESULT_DIR is left as it is.")
+    ref.add_argument("result_dir", metavar="RESULT_DIR", help="a folder written by svac segment or svac refine")
+    ref.add_argument("--frame", type=cli_types.nonnegative_int, required=True, help="the frame to correct (0-based)")
+    ref.add_argument("--point", dest="points", action="append", default=[], type=cli_types.click, metavar="X,Y,LABEL",
+                     help="a click in pixels of the original frame; LABEL 1: the object is here, 0: it is not "
+                          "(repeatable)")
+    ref.add_argument("--box", type=cli_types.box, default=None, metavar="X0,Y0,X1,Y1",
+                     help="a box around the object, in pixels of the original frame")
+    ref.add_argument("--object", type=cli_types.positive_int, default=None, metavar="K",
+                     help="the object id (as in result.json; default: the only object)")
+    ref.add_argument("--out", required=True, help="the new result folder")
+    ref.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    ref.add_argument("--video", default=None, help="the video (default: the one recorded in RESULT_DIR/result.json)")
+    ref.add_argument("--format", default=None, choices=["svac", "davis", "coco-rle"],
+                     help="format of the masks written (default: RESULT_DIR's)")
+    ref.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    _add_model_args(ref)
+
     chat = sub.add_parser("chat", help="chat about a video (type a question per line; empty line or 'exit' ends)")
     chat.add_argument("video", help="video file or folder of frames")
     chat.add_argument("--out", default=None, help="write the masks of each answer with [SEG] to OUT/turn-NN")
@@ -138,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _segment(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "refine":
+            return _refine(args)
         if args.command == "train":
             return _train(args)
         if args.command == "export":
@@ -221,6 +247,35 @@ def _segment(args) -> int:
     t = result.timings
     stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
     print(f"time: {t.total:.2f} s{stages}")
+    return 0
+
+
+def _refine(args) -> int:
+    from pathlib import Path
+
+    from svac.refinement import rerun_saved_result, saved_summary
+    from svac.video.export import result_folder
+
+    if not (args.points or args.box):
+        raise ValueError("nothing to refine with: give --point X,Y,LABEL (repeatable) and/or --box X0,Y0,X1,Y1")
+    if Path(args.out).resolve() == Path(args.result_dir).resolve():
+        raise ValueError(f"--out must be a new folder, not RESULT_DIR itself ({args.result_dir}): RESULT_DIR is kept")
+    summary = saved_summary(args.result_dir)  # a missing or unreadable result fails before any work
+    files = summary.get("files") if isinstance(summary.get("files"), dict) else {}
+    fmt = args.format or files.get("format") or "svac"
+    sequence = summary.get("video") if fmt == "davis" else None
+    with result_folder(args.out, overwrite=args.overwrite, sequence=sequence) as out:
+        result = rerun_saved_result(_load(args), args.result_dir, video=args.video, num_frames=args.frames,
+                                    clip_len=args.clip_len)
+        refined = result.refine(frame=args.frame, points=[p[:2] for p in args.points] or None,
+                                labels=[p[2] for p in args.points] or None, box=args.box, object=args.object)
+        saved = refined.save(out, format=fmt, overlay=not args.no_overlay)
+    c = refined.corrections[-1]
+    t = refined.timings
+    print(f"object {c.object} refined at frame {c.frame} ({len(refined.corrections)} correction(s) in all): "
+          f"{saved.num_mask_files} mask file(s) in {saved.masks_dir} ({saved.format}), summary {saved.summary}")
+    print(f"time: refinement {t.total:.2f} s for {refined.num_frames} frames (SAM-2 encoder {t.sam2_encoder:.2f} s, "
+          f"tracking {t.sam2_tracking:.2f} s)")
     return 0
 
 

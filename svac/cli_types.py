@@ -76,6 +76,42 @@ def frame_size(text: str) -> tuple[int, int]:
     return size
 
 
+def click(text: str) -> tuple[float, float, int]:
+    """A click ``X,Y,LABEL``: pixel coordinates of the original video frame and 1 (the object is here) or 0 (it is not).
+
+    The coordinates are checked against the frame once the result is read (:func:`svac.refinement.check_correction`).
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"must look like 320,240,1 (x, y in pixels, then 1 or 0), got {text!r}")
+    x, y = (_finite(p, text) for p in parts[:2])
+    if parts[2] not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"the label (third number) must be 1 (the object is here) or 0 (it is not), "
+                                         f"got {text!r}")
+    return x, y, int(parts[2])
+
+
+def box(text: str) -> tuple[float, float, float, float]:
+    """A box ``X0,Y0,X1,Y1``: top-left and bottom-right corners in pixels of the original video frame."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"must look like 100,80,260,200 (x0, y0, x1, y1 in pixels), got {text!r}")
+    x0, y0, x1, y1 = (_finite(p, text) for p in parts)
+    if not (x0 < x1 and y0 < y1):
+        raise argparse.ArgumentTypeError(f"needs x0 < x1 and y0 < y1 (top-left, then bottom-right corner), got {text!r}")
+    return x0, y0, x1, y1
+
+
+def _finite(part: str, text: str) -> float:
+    try:
+        value = float(part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"coordinates must be finite numbers of pixels, got {text!r}")
+    return value
+
+
 def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)

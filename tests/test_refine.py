@@ -1,0 +1,294 @@
+"""Refining a result with clicks or a box (issue 16 §3): SAM-2 correction prompts re-propagated through memory.
+
+The replay is checked against SAM 2's own interactive video predictor (``SAM2VideoPredictor``
+with the same weights and frames): the same masks on every frame after a sequence of positive
+and negative clicks, clicks added to a frame's earlier ones, and a box. The bundled default
+model is used where SAM-2 must predict an object (a random tiny SAM-2 predicts none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from svac.cli import main
+from svac.refinement import Correction, check_correction, frame_prompts
+
+H, W, N = 48, 64, 12
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    """The bundled trained default model (its SAM-2 predicts objects on synthetic shapes)."""
+    from svac.loading import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def square_video() -> np.ndarray:
+    """``uint8 (12, 48, 64, 3)``: a red square moving right on a blue-grey background."""
+    frames = np.full((N, H, W, 3), 20, dtype=np.uint8)
+    frames[..., 2] = 90
+    for t in range(N):
+        frames[t, 16:32, 4 + 4 * t:20 + 4 * t] = (230, 40, 40)
+    return frames
+
+
+def _clicks_only(result):
+    """``result`` with its object's ``[SEG]`` prompt removed (an answer without ``[SEG]``: an empty object)."""
+    t = result.tracking
+    return dataclasses.replace(result, masks=np.zeros_like(result.masks),
+                               tracking=dataclasses.replace(t, prompts=t.prompts[:, :0], tracked=()))
+
+
+def _sam2_video_predictor(model):
+    """SAM 2's own ``SAM2VideoPredictor`` with ``model``'s SAM-2 weights; a clicked frame becomes a conditioning frame."""
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+    from sam2.modeling.sam2_base import SAM2Base
+    from sam2.sam2_video_predictor import SAM2VideoPredictor
+
+    from svac.grounding.sam2_hydra import sam2_model_node
+
+    node = sam2_model_node(model.config.sam2, SAM2VideoPredictor)
+    accepted = (set(inspect.signature(SAM2Base.__init__).parameters)
+                | set(inspect.signature(SAM2VideoPredictor.__init__).parameters))
+    with open_dict(node):
+        for key in [k for k in node if k != "_target_" and k not in accepted]:
+            del node[key]
+        node["fill_hole_area"] = 0
+        node["add_all_frames_to_correct_as_cond"] = True
+    predictor = instantiate(node, _recursive_=True)
+    predictor.load_state_dict(model.grounding.state_dict(), strict=True)
+    return predictor.eval()
+
+
+def test_refinement_gives_sam2_video_predictors_masks(default_model, square_video, tmp_path):
+    """The replay reproduces SAM 2's interactive semantics: add_new_points_or_box then propagate_in_video both ways."""
+    from PIL import Image
+
+    from svac.grounding.sam2_model import preprocess_frames
+
+    corrections = [Correction(frame=5, object=1, points=((30.0, 24.0),), labels=(1,)),
+                   Correction(frame=9, object=1, points=((10.0, 10.0),), labels=(0,)),
+                   Correction(frame=5, object=1, points=((28.0, 20.0),), labels=(1,)),  # added to frame 5's click
+                   Correction(frame=2, object=1, box=(10.0, 14.0, 30.0, 34.0))]
+    result = _clicks_only(default_model.segment(square_video, "the red square"))
+    ours = result
+    for c in corrections:
+        ours = ours.refine(frame=c.frame, points=list(c.points) or None, labels=list(c.labels) or None, box=c.box)
+
+    predictor = _sam2_video_predictor(default_model)
+    for t, frame in enumerate(square_video):
+        Image.fromarray(frame).save(tmp_path / f"{t:05d}.jpg")
+    theirs = {}
+    with torch.inference_mode():
+        state = predictor.init_state(str(tmp_path))
+        state["images"] = preprocess_frames(square_video, default_model.sam2_image_size)  # svac's resize (not PIL's)
+        state["cached_features"] = {}
+        for c in corrections:
+            predictor.add_new_points_or_box(state, c.frame, 1, points=list(c.points) or None,
+                                            labels=list(c.labels) or None, box=list(c.box) if c.box else None,
+                                            clear_old_points=c.box is not None)
+            for reverse in (False, True):
+                for t, _, masks in predictor.propagate_in_video(state, start_frame_idx=c.frame, reverse=reverse):
+                    theirs[t] = (masks[0, 0] > 0).numpy()
+    assert sorted(theirs) == list(range(N))
+    areas = ours.masks[0].sum(axis=(1, 2))
+    assert areas.min() > 0 and len(set(areas.tolist())) > 2  # non-trivial masks that differ between frames
+    for t in range(N):
+        inter = (ours.masks[0, t] & theirs[t]).sum()
+        union = (ours.masks[0, t] | theirs[t]).sum()
+        assert inter / union >= 0.99, f"frame {t}: IoU {inter / union:.3f} with SAM2VideoPredictor"
+
+
+def test_replay_starts_from_the_original_run(default_model, square_video):
+    """Before its correction the replay is the engine's own run: the same masks on every frame."""
+    from svac.grounding.engine import logits_to_masks
+    from svac.grounding.replay import _Replay
+    from svac.outputs import Timings
+
+    result = default_model.segment(square_video, "the red square")
+    state = _Replay(default_model, result.source, result.tracking, 0, 8, Timings())
+    with torch.inference_mode():
+        state.original_run(until=N - 1, keep=range(N))
+    logits = {**{t: v[0] for t, v in state.cond_logits.items()}, **state.near_logits}
+    assert sorted(logits) == list(range(N)) and 0 in state.cond
+    masks = logits_to_masks(default_model, torch.cat([logits[t] for t in range(N)], dim=1), pipeline="svac",
+                            frame_size=(H, W))
+    assert np.array_equal(masks, result.masks)
+
+
+def test_refine_returns_a_new_result_and_keeps_the_old_one(default_model, square_video):
+    result = default_model.segment(square_video, ["the red square", "the background"])
+    t = result.tracking  # object 2 without its [SEG]: empty until clicked (the default model ignores clicks otherwise)
+    result = dataclasses.replace(result, masks=np.stack([result.masks[0], np.zeros_like(result.masks[1])]),
+                                 tracking=dataclasses.replace(t, prompts=t.prompts[:, :1], tracked=(0,)))
+    before = result.masks.copy()
+    refined = result.refine(frame=4, points=[(25, 24)], labels=[1], object=2)
+    assert refined is not result and refined.masks is not result.masks
+    assert np.array_equal(result.masks, before) and result.corrections == ()
+    assert refined.corrections == (Correction(frame=4, object=2, points=((25.0, 24.0),), labels=(1,)),)
+    assert np.array_equal(refined.masks[0], before[0])  # the other object is not tracked again
+    assert not np.array_equal(refined.masks[1], before[1])
+    assert refined.model is default_model and refined.source is result.source
+    again = refined.refine(frame=8, box=(20, 10, 60, 40), object=2)  # corrections add up
+    assert [c.frame for c in again.corrections] == [4, 8]
+    summary = again.summary()
+    assert summary["corrections"][1] == {"frame": 8, "object": 2, "points": [], "labels": [],
+                                         "box": [20.0, 10.0, 60.0, 40.0]}
+    assert summary["objects"][1]["score"] == pytest.approx(float(again.scores[1]))
+
+
+def test_a_click_and_a_box_make_an_empty_object_and_propagate_both_ways(default_model, square_video):
+    """An object without [SEG] (empty, J = 0 everywhere) tracked from a click or a box, forwards and backwards."""
+    result = _clicks_only(default_model.segment(square_video, "the red square"))
+    target = np.zeros((N, H, W), dtype=bool)
+    for t in range(N):
+        target[t, 16:32, 4 + 4 * t:20 + 4 * t] = True
+    i = 6
+    for refined in (result.refine(frame=i, points=[(4 + 4 * i + 8, 24)], labels=[1]),
+                    result.refine(frame=i, box=(4 + 4 * i, 16, 20 + 4 * i, 32))):
+        hit = (refined.masks[0] & target).sum(axis=(1, 2))
+        assert hit[i] > 0 and hit[:i].min() > 0 and hit[i + 1:].min() > 0
+        assert refined.scores[0] > 0 and refined.objects[0].score == pytest.approx(float(refined.scores[0]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frame": 12, "points": [(1, 1)], "labels": [1]}, "frame 12 is outside the video: its frames are 0..11"),
+    ({"frame": -1, "points": [(1, 1)], "labels": [1]}, "frame -1 is outside"),
+    ({"frame": 1.0, "points": [(1, 1)], "labels": [1]}, "frame must be an integer"),
+    ({"frame": True, "points": [(1, 1)], "labels": [1]}, "frame must be an integer"),
+    ({"frame": 0}, "nothing to refine with"),
+    ({"frame": 0, "points": [(1, 1)]}, "points need labels"),
+    ({"frame": 0, "labels": [1]}, "labels were given without points"),
+    ({"frame": 0, "points": [(1, 1), (2, 2)], "labels": [1]}, "2 points but 1 labels"),
+    ({"frame": 0, "points": [(1, 1)], "labels": [2]}, "label 1 must be 1 (the object is here) or 0"),
+    ({"frame": 0, "points": [(1, 1)], "labels": [True]}, "label 1 must be 1"),
+    ({"frame": 0, "points": [(65, 1)], "labels": [1]}, "point 1 (65, 1) is outside the 64x48 frame"),
+    ({"frame": 0, "points": [(1, -0.5)], "labels": [1]}, "outside the 64x48 frame"),
+    ({"frame": 0, "points": [(1, float("nan"))], "labels": [1]}, "point 1 y must be a finite number"),
+    ({"frame": 0, "points": [(1, 2, 3)], "labels": [1]}, "point 1 must be an (x, y) pair"),
+    ({"frame": 0, "points": "1,2", "labels": [1]}, "points must be a list or tuple"),
+    ({"frame": 0, "box": (10, 10, 5, 20)}, "x0 < x1 and y0 < y1"),
+    ({"frame": 0, "box": (0, 0, 70, 20)}, "must lie inside the 64x48 frame"),
+    ({"frame": 0, "box": (0, 0, 10)}, "box must be (x0, y0, x1, y1)"),
+    ({"frame": 0, "points": [(1, 1)], "labels": [1], "object": 3}, "object 3 does not exist: the result's objects "
+                                                                  "are numbered 1..2"),
+    ({"frame": 0, "points": [(1, 1)], "labels": [1], "object": 0}, "object 0 does not exist"),
+    ({"frame": 0, "points": [(1, 1)], "labels": [1], "object": None}, "the result has 2 objects: say which one"),
+])
+def test_bad_corrections_are_refused_with_the_problem_named(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        check_correction(**{"object": 1, **kwargs}, num_frames=N, num_objects=2, frame_size=(H, W))
+    assert message in str(err.value)
+
+
+def test_valid_corrections_take_plain_numbers_and_edges():
+    c = check_correction(frame=np.int64(3), points=np.array([[0, 0], [64, 48]]), labels=[np.int64(1), 0],
+                         box=(0, 0, 64, 48), object=None, num_frames=N, num_objects=1, frame_size=(H, W))
+    assert c == Correction(frame=3, object=1, points=((0.0, 0.0), (64.0, 48.0)), labels=(1, 0), box=(0.0, 0.0, 64.0, 48.0))
+    assert type(c.frame) is int and type(c.points[0][0]) is float
+
+
+def test_frame_prompts_accumulate_clicks_and_a_box_restarts_the_frame():
+    cs = [Correction(frame=2, object=1, points=((32.0, 24.0),), labels=(1,)),
+          Correction(frame=2, object=2, points=((1.0, 1.0),), labels=(1,)),  # another object
+          Correction(frame=2, object=1, points=((16.0, 12.0),), labels=(0,)),
+          Correction(frame=2, object=1, box=(0.0, 0.0, 64.0, 48.0), points=((8.0, 4.0),), labels=(1,))]
+    prompts = frame_prompts(cs, 1, (H, W), 128)  # x * 128/64, y * 128/48
+    assert [p.frame for p in prompts] == [2, 2, 2]
+    np.testing.assert_allclose(prompts[1].coords, [[64.0, 64.0], [32.0, 32.0]])
+    assert prompts[1].labels.tolist() == [1, 0]
+    assert prompts[2].labels.tolist() == [2, 3, 1]  # box corners first, earlier clicks dropped (SAM-2's order)
+    np.testing.assert_allclose(prompts[2].coords, [[0.0, 0.0], [128.0, 128.0], [16.0, 32.0 / 3]], rtol=1e-6)
+
+
+def test_results_that_cannot_be_refined_say_why(tiny_model, small_video):
+    from svac.outputs import merge_results
+
+    result = tiny_model.segment(small_video, "the red square")
+    with pytest.raises(ValueError, match="not bound to the model"):
+        dataclasses.replace(result, model=None).refine(frame=0, points=[(1, 1)], labels=[1])
+    merged = merge_results([result])
+    with pytest.raises(ValueError, match="keeps no SAM-2 prompts or video"):
+        tiny_model.refine(merged, frame=0, points=[(1, 1)], labels=[1])
+    with pytest.raises(ValueError, match="frame 40 is outside"):
+        result.refine(frame=40, points=[(1, 1)], labels=[1])
+
+
+def _frames_folder(frames, folder):
+    from PIL import Image
+
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t:05d}.png")
+    return folder
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_refine_writes_a_new_folder_and_leaves_the_old_one(default_model, square_video, tmp_path, capsys):
+    video = _frames_folder(square_video, tmp_path / "video")
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    assert main(["segment", str(video), "the red square", "--out", str(first), "--quiet", "--no-overlay"]) == 0
+    kept = _snapshot(first)
+    assert main(["refine", str(first), "--frame", "6", "--point", "32,24,1", "--point", "2,2,0",
+                 "--out", str(second), "--no-overlay"]) == 0
+    assert "object 1 refined at frame 6" in capsys.readouterr().out
+    assert _snapshot(first) == kept
+    summary = json.loads((second / "result.json").read_text())
+    assert summary["corrections"] == [{"frame": 6, "object": 1, "points": [[32.0, 24.0], [2.0, 2.0]],
+                                       "labels": [1, 0], "box": None}]
+    assert summary["video_path"] == str(video.resolve())
+    expected = default_model.segment(square_video, "the red square").refine(
+        frame=6, points=[(32, 24), (2, 2)], labels=[1, 0])
+    assert summary["objects"][0]["area_pixels"] == [int(a) for a in expected.masks[0].sum(axis=(1, 2))]
+
+    # a refined folder is refined again: its corrections are replayed first; a box, DAVIS layout
+    assert main(["refine", str(second), "--frame", "2", "--box", "10,14,30,34", "--out", str(third),
+                 "--format", "davis", "--no-overlay"]) == 0
+    summary = json.loads((third / "result.json").read_text())
+    assert [c["frame"] for c in summary["corrections"]] == [6, 2] and summary["files"]["format"] == "davis"
+    assert len(list((third / "video").glob("*.png"))) == N
+
+    # never over existing results without --overwrite, never into RESULT_DIR
+    assert main(["refine", str(first), "--frame", "6", "--point", "32,24,1", "--out", str(second)]) == 2
+    assert "already" in capsys.readouterr().err
+    assert main(["refine", str(first), "--frame", "6", "--point", "32,24,1", "--out", str(first)]) == 2
+    assert "RESULT_DIR is kept" in capsys.readouterr().err
+    assert _snapshot(first) == kept
+
+
+def test_cli_refine_refuses_bad_input_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["refine", str(tmp_path), "--frame", "0", "--point", "1,1,1", "--out", str(out)]) == 2
+    assert "has no result.json" in capsys.readouterr().err
+    assert main(["refine", str(tmp_path), "--frame", "0", "--out", str(out)]) == 2
+    assert "nothing to refine with" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["refine", str(tmp_path), "--frame", "0", "--point", "1,1,2", "--out", str(out)])
+    assert "must be 1 (the object is here) or 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["refine", str(tmp_path), "--frame", "0", "--box", "5,5,1,1", "--out", str(out)])
+    assert "x0 < x1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_refine_with_another_model_than_the_results_says_so(default_model, square_video, tmp_path, capsys):
+    video = _frames_folder(square_video, tmp_path / "video")
+    first = tmp_path / "first"
+    assert main(["segment", str(video), "the red square", "--out", str(first), "--quiet", "--no-overlay"]) == 0
+    code = main(["refine", str(first), "--frame", "1", "--point", "10,10,1", "--out", str(tmp_path / "x"),
+                 "--model", "tiny.yaml"])
+    assert code == 2
+    assert "does not give its masks" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
