@@ -142,7 +142,7 @@ def check_correction(*, frame: Any, points: Any = None, labels: Any = None, box:
 
 
 def correction_from_dict(data: Any, *, num_frames: int, num_objects: int, frame_size: tuple[int, int]) -> Correction:
-    """A :class:`Correction` recorded in ``result.json`` (:meth:`Correction.to_dict`), validated as :func:`check_correction`.
+    """A :class:`Correction` recorded in ``result.json`` (:meth:`Correction.to_dict`), checked as :func:`check_correction`.
 
     Raises:
         ValueError: when ``data`` is not such a record or its values are invalid.
@@ -318,7 +318,8 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
     result = model.segment(source, queries, num_frames=num_frames, clip_len=clip_len)
     if result.num_objects != len(objects):
         raise ValueError(f"re-running the queries of {result_dir} gives {result.num_objects} objects, not "
-                         f"{len(objects)}: pass the model (--model) and settings (--frames, --clip-len) it was made with")
+                         f"{len(objects)}: pass the model (--model) and settings (--frames, --clip-len) it was made "
+                         "with")
     size = (result.frame_size[0], result.frame_size[1])
     records = summary.get("corrections") or []
     if not isinstance(records, list):

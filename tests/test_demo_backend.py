@@ -156,3 +156,19 @@ def test_svac_demo_without_gradio_is_a_one_line_error(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("svac: error: svac demo needs Gradio")
     assert 'pip install -e ".[demo]"' in err
+
+
+def test_refine_writes_a_new_run_with_the_click_and_keeps_the_old_one(backend):
+    run = backend.segment(str(SYNTHETIC), "the red square")
+    old_summary = run.files.summary.read_text()
+    refined = backend.refine(run, frame=5, point=(80.0, 60.0), positive=False)
+    assert refined.files.out_dir != run.files.out_dir and run.files.summary.read_text() == old_summary
+    summary = json.loads(refined.files.summary.read_text())
+    assert summary["corrections"] == [{"frame": 5, "object": 1, "points": [[80.0, 60.0]], "labels": [0], "box": None}]
+    assert refined.result.corrections and run.result.corrections == ()
+    preview = backend.object_preview(refined, 5, 1)
+    assert preview.image.shape == (120, 160, 3) and "frame 00005" in preview.caption
+    with pytest.raises(IndexError, match="object 2 is not one of the result's objects 1..1"):
+        backend.object_preview(refined, 5, 2)
+    with pytest.raises(ValueError, match=r"point 1 \(200, 60\) is outside the 160x120 frame"):
+        backend.refine(run, frame=5, point=(200.0, 60.0))

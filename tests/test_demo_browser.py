@@ -204,3 +204,40 @@ def test_chat_keeps_a_conversation_about_the_example_video(page, demo, monkeypat
     expect(chatbot).to_contain_text("[SEG]")
     expect(page.locator("#svac-preview img")).not_to_have_count(0)
     _screenshot(page, "demo-chat.png")
+
+
+def test_a_click_on_the_preview_refines_the_mask(page, demo):
+    """Segment, move to frame 12, click on the object in the refine image: the page shows the library's refinement."""
+    from playwright.sync_api import expect
+
+    _, model = demo
+    _upload(page, SYNTHETIC)
+    page.locator("#svac-query textarea").fill("the red square")
+    page.locator("#svac-segment").click()
+    page.locator("#svac-overlay video").wait_for()
+    frame_box = page.locator("#svac-frame input[type=number]")
+    frame_box.fill("12")
+    frame_box.press("Enter")
+    expect(page.locator("#svac-preview")).to_contain_text("frame 00012")
+    image = page.locator("#svac-refine-image img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [160, 120]  # the original frame
+    box = image.bounding_box()
+    image.click(position={"x": box["width"] * 100.5 / 160, "y": box["height"] * 60.5 / 120})  # pixel (100, 60)
+    status = page.locator("#svac-status")
+    expect(status).to_contain_text(re.compile(r"refined: object 1, positive click at \(\d+, \d+\) on frame 12"))
+    x, y = map(int, re.search(r"click at \((\d+), (\d+)\)", status.inner_text()).groups())
+    assert abs(x - 100) <= 1 and abs(y - 60) <= 1  # the page maps the click to the frame's pixel
+    expected = model.segment(SYNTHETIC, "the red square").refine(frame=12, points=[(x, y)], labels=[1])
+    area = int(expected.masks[0, 12].sum())
+    expect(page.locator("#svac-preview")).to_contain_text(f"{area} px, frame 00012")
+
+    page.locator("#svac-click-label").get_by_text("not the object (negative)").click()
+    image.click(position={"x": box["width"] * 20.5 / 160, "y": box["height"] * 20.5 / 120})
+    expect(status).to_contain_text(re.compile(r"negative click at \(\d+, \d+\) on frame 12 \(2 correction"))
+    with page.expect_download() as download:
+        page.locator("#svac-result-json").click()
+    summary = json.loads(Path(download.value.path()).read_text())
+    assert [c["labels"] for c in summary["corrections"]] == [[1], [0]]
+    assert summary["corrections"][0]["points"] == [[x, y]]
+    _screenshot(page, "demo-refine.png")

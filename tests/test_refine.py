@@ -48,7 +48,7 @@ def _clicks_only(result):
 
 
 def _sam2_video_predictor(model):
-    """SAM 2's own ``SAM2VideoPredictor`` with ``model``'s SAM-2 weights; a clicked frame becomes a conditioning frame."""
+    """SAM 2's ``SAM2VideoPredictor`` with ``model``'s SAM-2 weights; a clicked frame becomes a conditioning frame."""
     from hydra.utils import instantiate
     from omegaconf import open_dict
     from sam2.modeling.sam2_base import SAM2Base
@@ -193,7 +193,8 @@ def test_bad_corrections_are_refused_with_the_problem_named(kwargs, message):
 def test_valid_corrections_take_plain_numbers_and_edges():
     c = check_correction(frame=np.int64(3), points=np.array([[0, 0], [64, 48]]), labels=[np.int64(1), 0],
                          box=(0, 0, 64, 48), object=None, num_frames=N, num_objects=1, frame_size=(H, W))
-    assert c == Correction(frame=3, object=1, points=((0.0, 0.0), (64.0, 48.0)), labels=(1, 0), box=(0.0, 0.0, 64.0, 48.0))
+    assert c == Correction(frame=3, object=1, points=((0.0, 0.0), (64.0, 48.0)), labels=(1, 0),
+                           box=(0.0, 0.0, 64.0, 48.0))
     assert type(c.frame) is int and type(c.points[0][0]) is float
 
 

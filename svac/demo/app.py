@@ -4,6 +4,9 @@ Layout: a video (upload, or one of ``examples/``) on the left; on the right a **
 (query + button) and a **Chat** tab (a multi-turn conversation about the same video); below,
 the results of the last segmentation: the answer, the overlay video, a per-object mask preview
 at the frame the slider picks, and downloads (zip of the palette PNG masks, ``result.json``).
+Under the preview, a click on the **Click to refine** image (one object at the slider's frame)
+corrects that object there -- positive by default, negative with the radio -- through
+:meth:`svac.outputs.SegmentationResult.refine`, and shows the refined result.
 A chat turn whose answer segments something (holds ``[SEG]``) fills the same results; a
 text-only turn answers in the chat alone.
 
@@ -44,7 +47,10 @@ ELEMENT_IDS = {
     "overlay": "svac-overlay", "frame": "svac-frame", "preview": "svac-preview", "masks_zip": "svac-masks-zip",
     "result_json": "svac-result-json", "status": "svac-status", "chatbot": "svac-chatbot",
     "message": "svac-message", "send": "svac-send", "new_chat": "svac-new-chat", "examples": "svac-examples",
+    "refine_image": "svac-refine-image", "click_label": "svac-click-label", "refine_object": "svac-refine-object",
 }
+#: The choices of what a click on the refine image means (SAM-2's labels 1 and 0).
+CLICK_LABELS = ("object here (positive)", "not the object (negative)")
 #: Seconds between sweeps of Gradio's copies of served files, and the age at which they are deleted.
 CACHE_SWEEP_SECONDS = 3600
 
@@ -72,9 +78,16 @@ def _progress_feed(progress) -> Callable[[ProgressEvent], None]:
 def _status(run: DemoRun) -> str:
     r = run.result
     t = r.timings
-    stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
     objects = f"{r.num_objects} object{'s' if r.num_objects != 1 else ''}" if r.num_objects else "no object"
-    return f"{objects} over {run.num_frames} frames of {run.source.width}x{run.source.height}; time {t.total:.2f} s{stages}"
+    size = f"{objects} over {run.num_frames} frames of {run.source.width}x{run.source.height}"
+    if r.corrections:
+        c = r.corrections[-1]
+        label = "positive" if c.labels and c.labels[-1] == 1 else "negative"
+        return (f"{size}; refined: object {c.object}, {label} click at ({c.points[-1][0]:.0f}, {c.points[-1][1]:.0f}) "
+                f"on frame {c.frame} ({len(r.corrections)} correction(s)); refinement {t.total:.2f} s "
+                f"(SAM-2 encoder {t.sam2_encoder:.2f} s, tracking {t.sam2_tracking:.2f} s)")
+    stages = f" (SAM-2 encoder {t.sam2_encoder:.2f} s, LLM prefill {t.llm_prefill:.3f} s)" if t.sam2_encoder else ""
+    return f"{size}; time {t.total:.2f} s{stages}"
 
 
 def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "gradio.Blocks":
@@ -93,17 +106,27 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
     def user_error(exc: BaseException) -> Exception:
         return gr.Error(str(exc), print_exception=False)  # the user's mistake: no traceback in the log
 
-    def run_outputs(run: DemoRun) -> tuple:
-        previews = backend.previews(run, 0)
+    def refine_view(run: DemoRun | None, frame: int, obj: int):
+        if run is None or run.result.num_objects == 0:
+            return None
+        return backend.object_preview(run, min(int(frame), run.num_frames - 1), int(obj)).image
+
+    def run_outputs(run: DemoRun, frame: int = 0, obj: int = 1) -> tuple:
+        previews = backend.previews(run, frame)
+        k = run.result.num_objects
+        obj = obj if 1 <= obj <= k else 1
         return (
             run.result.text,
             str(run.files.overlay),
-            gr.Slider(minimum=0, maximum=max(run.num_frames - 1, 1), value=0, step=1, interactive=run.num_frames > 1),
+            gr.Slider(minimum=0, maximum=max(run.num_frames - 1, 1), value=frame, step=1,
+                      interactive=run.num_frames > 1),
             [(p.image, p.caption) for p in previews],
             gr.DownloadButton(value=str(run.masks_zip), interactive=True),
             gr.DownloadButton(value=str(run.files.summary), interactive=True),
             _status(run),
             run,
+            refine_view(run, frame, obj),
+            gr.Dropdown(choices=list(range(1, k + 1)) or [1], value=obj, interactive=k > 1),
         )
 
     def on_segment(video, query, progress=gr.Progress()):
@@ -114,10 +137,26 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
             raise user_error(exc) from exc
         return run_outputs(run)
 
-    def on_preview(frame, run):
+    def on_preview(frame, run, obj):
         if run is None:
-            return []
-        return [(p.image, p.caption) for p in backend.previews(run, min(int(frame), run.num_frames - 1))]
+            return [], None
+        frame = min(int(frame), run.num_frames - 1)
+        return [(p.image, p.caption) for p in backend.previews(run, frame)], refine_view(run, frame, obj)
+
+    def on_refine(frame, run, label, obj, evt, progress=gr.Progress()):
+        if run is None:
+            raise gr.Error("segment something first: a click refines the masks shown", print_exception=False)
+        x, y = evt.index  # pixels of the image, i.e. of the original frame (previews are at the original size)
+        progress(0.0, desc="refining: SAM-2 tracks the object again from this frame")
+        try:
+            refined = backend.refine(run, frame=int(frame), point=(float(x), float(y)),
+                                     positive=label == CLICK_LABELS[0], object=int(obj),
+                                     progress=_progress_feed(progress))
+        except INPUT_ERRORS as exc:
+            raise user_error(exc) from exc
+        return run_outputs(refined, int(frame), int(obj))
+
+    on_refine.__annotations__["evt"] = gr.SelectData  # a real class (not a postponed string): Gradio passes the click
 
     def on_chat(video, message, history, chat, progress=gr.Progress()):
         progress(0.0, desc="reading the video, asking the model")
@@ -166,21 +205,33 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
             with gr.Column(scale=1):
                 frame = gr.Slider(minimum=0, maximum=1, value=0, step=1, label="Frame", interactive=False,
                                   elem_id=ELEMENT_IDS["frame"])
-                # Extension point (issue 16 §3): a click on a preview image gives (frame, x, y) in
-                # original video pixels for SegmentationResult.refine; wired when refine exists.
                 preview = gr.Gallery(label="Mask preview (one image per object)", columns=2, height="auto",
                                      object_fit="contain", preview=False, format="png", elem_id=ELEMENT_IDS["preview"])
+                gr.Markdown("**Refine**: click on the image below to correct the object's mask at this frame; "
+                            "SAM-2 then tracks it again forwards and backwards from it.")
+                with gr.Row():
+                    click_label = gr.Radio(list(CLICK_LABELS), value=CLICK_LABELS[0], label="A click means",
+                                           elem_id=ELEMENT_IDS["click_label"])
+                    refine_object = gr.Dropdown(choices=[1], value=1, label="Object", interactive=False,
+                                                elem_id=ELEMENT_IDS["refine_object"])
+                refine_image = gr.Image(label="Click to refine", interactive=False, type="numpy", format="png",
+                                        height=320, buttons=[], elem_id=ELEMENT_IDS["refine_image"])
         with gr.Row():
             masks_zip = gr.DownloadButton("Masks (zip of palette PNGs)", interactive=False,
                                           elem_id=ELEMENT_IDS["masks_zip"])
             result_json = gr.DownloadButton("result.json", interactive=False, elem_id=ELEMENT_IDS["result_json"])
 
-        results = [answer, overlay, frame, preview, masks_zip, result_json, status, run_state]
+        results = [answer, overlay, frame, preview, masks_zip, result_json, status, run_state, refine_image,
+                   refine_object]
         # one model: every event that runs it shares one queue slot
         model_queue = {"concurrency_id": "model", "concurrency_limit": 1}
         segment.click(on_segment, inputs=[video, query], outputs=results, **model_queue)
         query.submit(on_segment, inputs=[video, query], outputs=results, **model_queue)
-        frame.input(on_preview, inputs=[frame, run_state], outputs=[preview], trigger_mode="always_last")
+        frame.input(on_preview, inputs=[frame, run_state, refine_object], outputs=[preview, refine_image],
+                    trigger_mode="always_last")
+        refine_object.input(refine_view, inputs=[run_state, frame, refine_object], outputs=[refine_image])
+        refine_image.select(on_refine, inputs=[frame, run_state, click_label, refine_object], outputs=results,
+                            **model_queue)
         chat_inputs = [video, message, chatbot, chat_state]
         chat_outputs = [chatbot, message, chat_state, *results]
         send.click(on_chat, inputs=chat_inputs, outputs=chat_outputs, **model_queue)

@@ -10,10 +10,9 @@ Extension points, for the parts of issue 16 that build on a streaming inference:
 
 - several objects per query (§2): results already carry K objects (``masks (K, N, H, W)``);
   :meth:`DemoBackend.previews` draws one preview per object (plus all objects together when K > 1).
-- click/box refinement (§3): a click on a preview maps to a frame index (the preview's frame)
-  and a pixel of the original video (previews are drawn at the original size), which is what a
-  future ``SegmentationResult.refine(frame, points, labels, box, object)`` takes. It is not wired,
-  and the page shows no control for it, until that method exists.
+- click refinement (§3): :meth:`DemoBackend.refine` adds a click on one object at one frame
+  (pixels of the original video: the previews are drawn at the original size) through
+  :meth:`svac.outputs.SegmentationResult.refine` and writes the refined run's files.
 - export formats (§4): downloads are made by :meth:`DemoBackend._save` through ``export_result``;
   a format choice goes there.
 """
@@ -212,6 +211,37 @@ class DemoBackend:
         if k > 1:
             previews.insert(0, MaskPreview(blend_masks(image, masks, colors), f"all {k} objects, frame {name}"))
         return previews
+
+    def refine(self, run: DemoRun, *, frame: int, point: tuple[float, float], positive: bool = True,
+               object: int = 1, progress: Progress = False) -> DemoRun:
+        """Correct ``run``'s object ``object`` with one click on ``frame`` and write the refined run's files.
+
+        Args:
+            run: the run shown on the page (it is not changed: a new run is returned).
+            frame: the frame the click is on (0-based).
+            point: ``(x, y)`` in pixels of the original video frame.
+            positive: ``True``: the object is at the click; ``False``: it is not.
+            object: the object id (1..K).
+            progress: bool or callback (:mod:`svac.progress`): stage ``write`` (frames).
+
+        Raises:
+            ValueError: an invalid click (:func:`svac.refinement.check_correction`), or a run whose
+                result cannot be refined (a baseline head's).
+        """
+        with self._lock:
+            result = run.result.refine(frame=frame, points=[point], labels=[1 if positive else 0], object=object)
+        return self._save(result, run.source, progress)
+
+    def object_preview(self, run: DemoRun, frame: int, object: int) -> MaskPreview:
+        """Object ``object``'s preview at ``frame`` (the image a click refines), at the video's original size.
+
+        Raises:
+            IndexError: when ``frame`` is outside ``[0, N)`` or ``object`` outside ``1..K``.
+        """
+        if not 1 <= object <= run.result.num_objects:
+            raise IndexError(f"object {object} is not one of the result's objects 1..{run.result.num_objects}")
+        previews = self.previews(run, frame)
+        return previews[object if run.result.num_objects > 1 else 0]
 
     def _save(self, result: "SegmentationResult", source: VideoSource, progress: Progress) -> DemoRun:
         run_dir = self.work_dir / f"run-{next(self._run_ids):06d}"
