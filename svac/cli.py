@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_model_args(seg)
 
-    ref = sub.add_parser("refine", help="correct a saved result with clicks or a box on one frame (a new result folder)",
+    ref = sub.add_parser("refine", help="correct a saved result with clicks or a box on one frame (new result folder)",
                          description="Add a SAM-2 correction prompt (clicks and/or a box, in pixels of the original "
                                      "video) on one frame of one object of RESULT_DIR and track that object again "
                                      "forwards and backwards through SAM-2's memory. The queries of RESULT_DIR are "

@@ -98,7 +98,8 @@ def box(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"must look like 100,80,260,200 (x0, y0, x1, y1 in pixels), got {text!r}")
     x0, y0, x1, y1 = (_finite(p, text) for p in parts)
     if not (x0 < x1 and y0 < y1):
-        raise argparse.ArgumentTypeError(f"needs x0 < x1 and y0 < y1 (top-left, then bottom-right corner), got {text!r}")
+        raise argparse.ArgumentTypeError(f"needs x0 < x1 and y0 < y1 (top-left, then bottom-right corner), "
+                                         f"got {text!r}")
     return x0, y0, x1, y1
 
 

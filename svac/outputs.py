@@ -255,7 +255,8 @@ class SegmentationResult:
         return export_result(self, self.source, out_dir, format=format, overwrite=overwrite, overlay=overlay,
                              progress=progress)
 
-    def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None) -> "SegmentationResult":
+    def refine(self, *, frame: int, points=None, labels=None, box=None,
+               object: int | None = None) -> "SegmentationResult":
         """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
