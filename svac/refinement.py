@@ -142,7 +142,7 @@ def check_correction(*, frame: Any, points: Any = None, labels: Any = None, box:
 
 
 def correction_from_dict(data: Any, *, num_frames: int, num_objects: int, frame_size: tuple[int, int]) -> Correction:
-    """A :class:`Correction` read from ``result.json`` (:meth:`Correction.to_dict`), checked as :func:`check_correction`.
+    """A :class:`Correction` from ``result.json`` (:meth:`Correction.to_dict`), checked by :func:`check_correction`.
 
     Raises:
         ValueError: when ``data`` is not such a record or its values are invalid.
