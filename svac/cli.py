@@ -285,6 +285,7 @@ EVAL_STUDIES = {
     "peer": "svac's per-frame core vs SAM-2's own SAM2VideoPredictor, same weights, interleaved",
     "memory": "peak RSS vs video length (100 ... 3000 frames), svac vs SAM2VideoPredictor",
     "costs": "fixed costs: 1-frame svac segment vs importing torch+transformers+sam2, svac --help, overlay",
+    "refine": "J before/after a correction click or box on a synthetic video, refinement time per frame",
 }
 #: The script of a study whose file is not named after it (the others: ``eval/<name>.py``).
 STUDY_SCRIPTS = {"frames": "frame_scaling"}
