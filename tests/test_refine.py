@@ -293,3 +293,32 @@ def test_cli_refine_with_another_model_than_the_results_says_so(default_model, s
     assert code == 2
     assert "does not give its masks" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_sa2va_pipeline_replays_its_own_schedule_and_keeps_its_prompted_frames(square_video):
+    """Sa2VA's schedule (the MLLM's frames prompted on their own, bfloat16 memory) is replayed as the engine ran it."""
+    from pathlib import Path
+
+    from svac.grounding.engine import logits_to_masks
+    from svac.grounding.replay import _Replay
+    from svac.loading import load_model
+    from svac.outputs import Timings
+
+    folder = Path(__file__).resolve().parent / "fixtures" / "sa2va_tiny" / "sa2va_1b"
+    model = load_model(str(folder), overrides=["inference.answer_mode=template", "inference.dtype=float32"])
+    result = model.segment(square_video, "the red square")
+    assert result.tracking.pipeline == "sa2va"
+    prompted = sorted(result.tracking.conditioning_frames)
+    state = _Replay(model, result.source, result.tracking, 0, 8, Timings())
+    with torch.inference_mode():
+        state.original_run(until=N - 1, keep=range(N))
+    assert sorted(state.cond) == prompted
+    logits = {**{t: v[0] for t, v in state.cond_logits.items()}, **state.near_logits}
+    masks = logits_to_masks(model, torch.cat([logits[t] for t in range(N)], dim=1), pipeline="sa2va",
+                            frame_size=(H, W))
+    assert np.array_equal(masks, result.masks)
+
+    i = max(prompted) + 2  # a frame tracked by memory alone
+    refined = result.refine(frame=i, points=[(30, 24)], labels=[1])
+    assert np.array_equal(refined.masks[0, prompted], result.masks[0, prompted])  # conditioning frames stand
+    assert not np.array_equal(refined.masks[0, i], result.masks[0, i])
