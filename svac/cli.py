@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--format", default=None, choices=["svac", "davis", "coco-rle"],
                      help="format of the masks written (default: RESULT_DIR's)")
     ref.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    ref.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_model_args(ref)
 
     chat = sub.add_parser("chat", help="chat about a video (type a question per line; empty line or 'exit' ends)")
@@ -266,10 +267,11 @@ def _refine(args) -> int:
     sequence = summary.get("video") if fmt == "davis" else None
     with result_folder(args.out, overwrite=args.overwrite, sequence=sequence) as out:
         result = rerun_saved_result(_load(args), args.result_dir, video=args.video, num_frames=args.frames,
-                                    clip_len=args.clip_len)
+                                    clip_len=args.clip_len, progress=not args.quiet)
         refined = result.refine(frame=args.frame, points=[p[:2] for p in args.points] or None,
-                                labels=[p[2] for p in args.points] or None, box=args.box, object=args.object)
-        saved = refined.save(out, format=fmt, overlay=not args.no_overlay)
+                                labels=[p[2] for p in args.points] or None, box=args.box, object=args.object,
+                                progress=not args.quiet)
+        saved = refined.save(out, format=fmt, overlay=not args.no_overlay, progress=not args.quiet)
     c = refined.corrections[-1]
     t = refined.timings
     print(f"object {c.object} refined at frame {c.frame} ({len(refined.corrections)} correction(s) in all): "

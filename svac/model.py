@@ -230,7 +230,7 @@ class SVAC(PretrainedMixin, nn.Module):
                               chunk_size=chunk_size)
 
     def refine(self, result: "SegmentationResult", *, frame: int, points=None, labels=None, box=None,
-               object: int | None = None) -> "SegmentationResult":
+               object: int | None = None, progress: "Progress" = False) -> "SegmentationResult":
         """Correct ``result`` (made by this model) with clicks and/or a box on one frame; a new result.
 
         A SAM-2 correction prompt on ``frame`` (coordinates in original video pixels; labels 1 =
@@ -241,7 +241,8 @@ class SVAC(PretrainedMixin, nn.Module):
         """
         from svac.refinement import refine
 
-        return refine(self, result, frame=frame, points=points, labels=labels, box=box, object=object)
+        return refine(self, result, frame=frame, points=points, labels=labels, box=box, object=object,
+                      progress=progress)
 
     def start_chat(self, video, *, num_frames: int | None = None, clip_len: int | None = None,
                    system: str | None = None) -> "ChatSession":

@@ -255,8 +255,8 @@ class SegmentationResult:
         return export_result(self, self.source, out_dir, format=format, overwrite=overwrite, overlay=overlay,
                              progress=progress)
 
-    def refine(self, *, frame: int, points=None, labels=None, box=None,
-               object: int | None = None) -> "SegmentationResult":
+    def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None,
+               progress=False) -> "SegmentationResult":
         """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
@@ -269,6 +269,7 @@ class SegmentationResult:
             labels: one per point: 1 (the object is here), 0 (it is not).
             box: ``(x0, y0, x1, y1)`` around the object, in pixels of the original frame.
             object: the object id (1..K); may be left out when there is one object.
+            progress: a progress bar (bool) or callback (:mod:`svac.progress`), stage ``refine``.
 
         Returns:
             A new result with ``masks bool (K, N, H, W)`` in memory and this correction appended
@@ -286,7 +287,8 @@ class SegmentationResult:
             raise ValueError("this result is not bound to the model that made it (read back from files, merged or "
                              "built by hand): call model.refine(result, ...) with that model, or re-run a saved "
                              "result with svac.refinement.rerun_saved_result / 'svac refine'")
-        return refine(self.model, self, frame=frame, points=points, labels=labels, box=box, object=object)
+        return refine(self.model, self, frame=frame, points=points, labels=labels, box=box, object=object,
+                      progress=progress)
 
     def summary(self) -> dict:
         """A JSON-serialisable summary (everything but the masks; mask areas per frame instead).

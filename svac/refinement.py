@@ -35,6 +35,7 @@ import numpy as np
 if TYPE_CHECKING:
     from svac.grounding.replay import FramePrompt
     from svac.model import SVAC
+    from svac.progress import Progress
     from svac.outputs import SegmentationResult
     from svac.video.reader import VideoSource
 
@@ -186,7 +187,7 @@ def frame_prompts(corrections: Sequence[Correction], object_id: int, frame_size:
 
 
 def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: Any = None, labels: Any = None,
-           box: Any = None, object: int | None = None) -> "SegmentationResult":
+           box: Any = None, object: int | None = None, progress: "Progress" = False) -> "SegmentationResult":
     """Correct ``result`` with clicks and/or a box on one frame of one object; return the refined result.
 
     Args:
@@ -198,6 +199,8 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
         labels: one per point: 1 (the object is here), 0 (it is not).
         box: ``(x0, y0, x1, y1)`` around the object, in original video pixels.
         object: the object id (1..K); may be left out when the result has one object.
+        progress: a progress bar over the frames SAM-2 steps through (stage ``refine``): bool or
+            callback (:mod:`svac.progress`).
 
     Returns:
         A new :class:`~svac.outputs.SegmentationResult` with ``masks bool (K, N, H, W)`` in memory:
@@ -217,11 +220,11 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
     correction = check_correction(frame=frame, points=points, labels=labels, box=box, object=object,
                                   num_frames=result.num_frames, num_objects=result.num_objects,
                                   frame_size=result.frame_size)
-    return apply_corrections(model, result, [correction])
+    return apply_corrections(model, result, [correction], progress=progress)
 
 
-def apply_corrections(model: "SVAC", result: "SegmentationResult",
-                      corrections: Sequence[Correction]) -> "SegmentationResult":
+def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: Sequence[Correction], *,
+                      progress: "Progress" = False) -> "SegmentationResult":
     """``result`` refined by ``corrections`` (already validated), one replay per corrected object.
 
     Raises:
@@ -240,7 +243,7 @@ def apply_corrections(model: "SVAC", result: "SegmentationResult",
     for object_id in sorted({c.object for c in corrections}):
         row = object_id - 1
         prompts = frame_prompts(history, object_id, result.frame_size, model.sam2_image_size)
-        out = replay_object(model, result.source, result.tracking, row, prompts)
+        out = replay_object(model, result.source, result.tracking, row, prompts, progress=progress)
         masks[row] = out.masks
         scores[row] = float(out.presence.mean())
         objects[row] = replace(objects[row], score=float(scores[row]))
@@ -271,7 +274,8 @@ def saved_summary(result_dir: str | Path) -> dict:
 
 
 def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | Path | VideoSource | None" = None,
-                       num_frames: int | None = None, clip_len: int | None = None) -> "SegmentationResult":
+                       num_frames: int | None = None, clip_len: int | None = None,
+                       progress: "Progress" = False) -> "SegmentationResult":
     """Make a saved result refinable again: re-run its queries on its video, replay its corrections, check the masks.
 
     Args:
@@ -279,6 +283,7 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
         result_dir: a folder written by ``svac segment`` / ``svac refine`` / ``result.save``.
         video: the video (default: the path recorded in ``result.json``).
         num_frames, clip_len: T and m of the run (default: read from the recorded frames and clips).
+        progress: progress bars of the re-run (stages ``SAM-2`` and ``refine``): bool or callback.
 
     Returns:
         The result as the model gives it now, bound to ``model`` (``result.refine`` works), with
@@ -292,6 +297,9 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
     from svac.video.formats import MaskFiles
     from svac.video.reader import open_video
 
+    if not hasattr(model, "refine"):
+        raise ValueError(f"refinement needs an SVAC model (SAM-2 tracking with memory); {model.config.name} is a "
+                         f"{model.config.head} baseline head")
     summary = saved_summary(result_dir)
     objects = summary.get("objects")
     if not isinstance(objects, list) or not objects:
@@ -315,7 +323,7 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
     if clip_len is None and isinstance(indices, list) and isinstance(spans, list) and spans:
         clip_len = max(1, sum(1 for i in indices if _is_int(i) and i < spans[0][1]))
     source = open_video(video)
-    result = model.segment(source, queries, num_frames=num_frames, clip_len=clip_len)
+    result = model.segment(source, queries, num_frames=num_frames, clip_len=clip_len, progress=progress)
     if result.num_objects != len(objects):
         raise ValueError(f"re-running the queries of {result_dir} gives {result.num_objects} objects, not "
                          f"{len(objects)}: pass the model (--model) and settings (--frames, --clip-len) it was made "
@@ -327,7 +335,7 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
     corrections = [correction_from_dict(r, num_frames=result.num_frames, num_objects=result.num_objects,
                                         frame_size=size) for r in records]
     if corrections:
-        result = apply_corrections(model, result, corrections)
+        result = apply_corrections(model, result, corrections, progress=progress)
     files = summary.get("files") if isinstance(summary.get("files"), dict) else {}
     stored = MaskFiles(Path(result_dir), files.get("format", "svac"), result.video_name, result.frame_names, size,
                        [o.id for o in result.objects])

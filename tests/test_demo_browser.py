@@ -221,19 +221,27 @@ def test_a_click_on_the_preview_refines_the_mask(page, demo):
     expect(page.locator("#svac-preview")).to_contain_text("frame 00012")
     image = page.locator("#svac-refine-image img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [160, 120]  # the original frame
+    natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    k = natural[0] // 160
+    assert k >= 1 and natural == [160 * k, 120 * k]  # the original frame, each pixel a k x k block
     box = image.bounding_box()
-    image.click(position={"x": box["width"] * 100.5 / 160, "y": box["height"] * 60.5 / 120})  # pixel (100, 60)
+    scale = min(box["width"] / natural[0], box["height"] / natural[1], 1.0)  # drawn centred, never enlarged
+
+    def at(x, y):  # where pixel (x, y) of the frame is drawn in the element
+        return {"x": (box["width"] - natural[0] * scale) / 2 + (x + 0.5) * k * scale,
+                "y": (box["height"] - natural[1] * scale) / 2 + (y + 0.5) * k * scale}
+
+    image.click(position=at(100, 60))
     status = page.locator("#svac-status")
     expect(status).to_contain_text(re.compile(r"refined: object 1, positive click at \(\d+, \d+\) on frame 12"))
     x, y = map(int, re.search(r"click at \((\d+), (\d+)\)", status.inner_text()).groups())
-    assert abs(x - 100) <= 1 and abs(y - 60) <= 1  # the page maps the click to the frame's pixel
+    assert (x, y) == (100, 60)  # the page maps the click to the frame's pixel
     expected = model.segment(SYNTHETIC, "the red square").refine(frame=12, points=[(x, y)], labels=[1])
     area = int(expected.masks[0, 12].sum())
     expect(page.locator("#svac-preview")).to_contain_text(f"{area} px, frame 00012")
 
     page.locator("#svac-click-label").get_by_text("not the object (negative)").click()
-    image.click(position={"x": box["width"] * 20.5 / 160, "y": box["height"] * 20.5 / 120})
+    image.click(position=at(20, 20))
     expect(status).to_contain_text(re.compile(r"negative click at \(\d+, \d+\) on frame 12 \(2 correction"))
     with page.expect_download() as download:
         page.locator("#svac-result-json").click()

@@ -49,6 +49,8 @@ ELEMENT_IDS = {
     "message": "svac-message", "send": "svac-send", "new_chat": "svac-new-chat", "examples": "svac-examples",
     "refine_image": "svac-refine-image", "click_label": "svac-click-label", "refine_object": "svac-refine-object",
 }
+#: Width (pixels) up to which the image to click on is enlarged, by a whole factor (Gradio shows images at most 1:1).
+REFINE_VIEW_WIDTH = 480
 #: The choices of what a click on the refine image means (SAM-2's labels 1 and 0).
 CLICK_LABELS = ("object here (positive)", "not the object (negative)")
 #: Seconds between sweeps of Gradio's copies of served files, and the age at which they are deleted.
@@ -106,10 +108,16 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
     def user_error(exc: BaseException) -> Exception:
         return gr.Error(str(exc), print_exception=False)  # the user's mistake: no traceback in the log
 
+    def view_scale(run: DemoRun) -> int:
+        return max(1, REFINE_VIEW_WIDTH // run.source.width)
+
     def refine_view(run: DemoRun | None, frame: int, obj: int):
+        """The object's preview at ``frame``, each pixel drawn as a k x k block (k = :func:`view_scale`)."""
         if run is None or run.result.num_objects == 0:
             return None
-        return backend.object_preview(run, min(int(frame), run.num_frames - 1), int(obj)).image
+        image = backend.object_preview(run, min(int(frame), run.num_frames - 1), int(obj)).image
+        k = view_scale(run)
+        return image.repeat(k, axis=0).repeat(k, axis=1)
 
     def run_outputs(run: DemoRun, frame: int = 0, obj: int = 1) -> tuple:
         previews = backend.previews(run, frame)
@@ -146,7 +154,8 @@ def build_app(backend: DemoBackend, *, examples: list[Path] | None = None) -> "g
     def on_refine(frame, run, label, obj, evt, progress=gr.Progress()):
         if run is None:
             raise gr.Error("segment something first: a click refines the masks shown", print_exception=False)
-        x, y = evt.index  # pixels of the image, i.e. of the original frame (previews are at the original size)
+        k = view_scale(run)
+        x, y = evt.index[0] // k, evt.index[1] // k  # the view's pixel -> the original frame's pixel
         progress(0.0, desc="refining: SAM-2 tracks the object again from this frame")
         try:
             refined = backend.refine(run, frame=int(frame), point=(float(x), float(y)),

@@ -222,14 +222,15 @@ class DemoBackend:
             point: ``(x, y)`` in pixels of the original video frame.
             positive: ``True``: the object is at the click; ``False``: it is not.
             object: the object id (1..K).
-            progress: bool or callback (:mod:`svac.progress`): stage ``write`` (frames).
+            progress: bool or callback (:mod:`svac.progress`): stages ``refine`` and ``write`` (frames).
 
         Raises:
             ValueError: an invalid click (:func:`svac.refinement.check_correction`), or a run whose
                 result cannot be refined (a baseline head's).
         """
         with self._lock:
-            result = run.result.refine(frame=frame, points=[point], labels=[1 if positive else 0], object=object)
+            result = run.result.refine(frame=frame, points=[point], labels=[1 if positive else 0], object=object,
+                                       progress=progress)
         return self._save(result, run.source, progress)
 
     def object_preview(self, run: DemoRun, frame: int, object: int) -> MaskPreview:

@@ -42,6 +42,7 @@ import torch
 from svac.grounding.engine import encode_frames, logits_to_masks, sam2_precision, timer
 from svac.grounding.tracking import MemoryBank, Sa2VATracker, SVACTracker, _step, memory_horizon
 from svac.outputs import Timings
+from svac.progress import Progress, progress_bar
 
 if TYPE_CHECKING:
     from svac.grounding.engine import TrackingPrompts
@@ -88,7 +89,7 @@ class _Replay:
     """The state of one object's replay (see the module docstring)."""
 
     def __init__(self, model: "SVAC", source: "VideoSource", tracking: "TrackingPrompts", row: int,
-                 chunk_size: int, timings: Timings) -> None:
+                 chunk_size: int, timings: Timings, bar=None) -> None:
         from svac.sa2va_pipeline import MEMORY_DTYPE
 
         self.model = model
@@ -98,6 +99,7 @@ class _Replay:
         self.n = source.num_frames
         self.chunk_size = chunk_size
         self.timings = timings
+        self.bar = bar  # progress over frames stepped (or skipped: conditioning frames of a sweep)
         self.pipeline = tracking.pipeline
         self.memory_dtype = MEMORY_DTYPE if self.pipeline == "sa2va" else None
         self.horizon = memory_horizon(self.sam)
@@ -149,6 +151,10 @@ class _Replay:
             by_frame = dict(zip(order, feats))
             yield part, [by_frame[t] for t in part]
 
+    def advance(self, frames: int) -> None:
+        if self.bar is not None and frames:
+            self.bar.update(frames)
+
     def keep_memory(self, out: dict) -> dict:
         if self.memory_dtype is not None:
             out["maskmem_features"] = out["maskmem_features"].to(self.memory_dtype)
@@ -181,6 +187,7 @@ class _Replay:
                 for t, f in enumerate(feats, start=start):
                     if t > until:
                         break
+                    self.advance(1)
                     out = tracker.step(t, f)
                     self.reverse_of[t] = False
                     if t in tracker.bank.cond:
@@ -211,6 +218,7 @@ class _Replay:
             self.keep_memory(out)
             bank.add(i, out, conditioning=True)  # writes self.cond[i]
         self.timings.sam2_tracking += elapsed()
+        self.advance(1)
         self.cond_logits[i] = (out["pred_masks"], out["object_score_logits"])
         self.near.pop(i, None)
         self.near_logits.pop(i, None)
@@ -226,6 +234,7 @@ class _Replay:
         for t in frames:  # SAM-2 marks every frame of the sweep as tracked in this direction, conditioning ones too
             self.reverse_of[t] = reverse
         todo = [t for t in frames if t not in self.cond]
+        self.advance(len(frames) - len(todo))
         for part, feats in self.features(todo):
             logits, scores = [], []
             with timer(self.model.device) as elapsed:
@@ -240,6 +249,7 @@ class _Replay:
                     logits.append(out["pred_masks"])
                     scores.append(out["object_score_logits"])
             self.timings.sam2_tracking += elapsed()
+            self.advance(len(part))
             if collect is not None:
                 collect.add(part, logits, scores)
         return kept
@@ -286,7 +296,8 @@ class _Collector:
 
 
 def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPrompts", row: int,
-                  prompts: Sequence[FramePrompt], *, chunk_size: int | None = None) -> ReplayOutput:
+                  prompts: Sequence[FramePrompt], *, chunk_size: int | None = None,
+                  progress: Progress = False) -> ReplayOutput:
     """Track result row ``row`` again with its correction prompts, in order (see the module docstring).
 
     Args:
@@ -299,6 +310,8 @@ def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPromp
         prompts: the object's corrections, each the whole prompt of its frame at that point
             (clicks accumulated), in the order they were given; at least one.
         chunk_size: frames decoded and encoded together (default ``config.sam2.encoder_batch_size``).
+        progress: a progress bar over the frames the replay steps through (stage ``refine``):
+            bool or callback (:mod:`svac.progress`).
 
     Returns:
         :class:`ReplayOutput`: ``masks bool (N, H, W)``, ``presence float32 (N,)``, timings.
@@ -316,12 +329,15 @@ def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPromp
         raise ValueError(f"correction frame {bad[0]} outside the video's frames 0..{n - 1}")
     started = time.perf_counter()
     timings = Timings()
-    state = _Replay(model, source, tracking, row, chunk_size or model.config.sam2.encoder_batch_size, timings)
-    collect = _Collector(model, tracking.pipeline, n, (source.height, source.width), timings)
     frames = [p.frame for p in prompts]
-    with torch.inference_mode(), sam2_precision(model):
-        cond_frames = set(tracking.conditioning_frames) | ({0} if state.prompts is not None else set())
-        state.original_run(until=max([frames[0], *cond_frames]), keep=state.window(frames[0]))
+    tracked = row in tracking.tracked
+    cond_frames = set(tracking.conditioning_frames) | {0} if tracked else set()
+    until = max([frames[0], *cond_frames])
+    bar = progress_bar(progress, total=(until + 1 if tracked else 0) + n * len(prompts), desc="refine", unit="frame")
+    state = _Replay(model, source, tracking, row, chunk_size or model.config.sam2.encoder_batch_size, timings, bar)
+    collect = _Collector(model, tracking.pipeline, n, (source.height, source.width), timings)
+    with bar, torch.inference_mode(), sam2_precision(model):
+        state.original_run(until=until, keep=state.window(frames[0]))
         for c, prompt in enumerate(prompts):
             last = c == len(prompts) - 1
             state.correct(prompt)
