@@ -5,10 +5,12 @@ SAM 2's interactive video segmentation (SAM 2 §3-4; the ``sam2`` package's
 ``reverse=True``) has these semantics, which :func:`replay_object` reproduces on svac's
 schedules:
 
-* a correction on frame i of a frame already tracked is decoded with SAM-2's memory (the
-  direction in which frame i was last tracked), its clicks encoded by SAM-2's own prompt
+* a correction on frame i, once the frame has been tracked, is decoded with SAM-2's memory
+  (read in the direction frame i was last tracked in), its clicks encoded by SAM-2's own prompt
   encoder, the frame's previous mask logits given as SAM-2's mask prompt (clamped to
-  [-32, 32]), and -- svac's part -- the frame's own ``[SEG]`` prompt kept beside the clicks;
+  [-32, 32]), and -- svac's part -- the frame's own ``[SEG]`` prompt kept beside the clicks
+  (a frame never tracked, the first click on an object without ``[SEG]``, is decoded from the
+  clicks alone without memory: SAM-2's initial conditioning frame);
   several corrections on one frame add up (a box restarts the frame's clicks, SAM-2 taking a
   box only before points);
 * frame i becomes a conditioning frame (SAM 2's ``add_all_frames_to_correct_as_cond``): its
