@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from svac.cli import main
-from svac.refinement import Correction, check_correction, frame_prompts
+from svac.refinement import Correction, apply_corrections, check_correction, frame_prompts
 
 H, W, N = 48, 64, 12
 
@@ -80,9 +80,7 @@ def test_refinement_gives_sam2_video_predictors_masks(default_model, square_vide
                    Correction(frame=5, object=1, points=((28.0, 20.0),), labels=(1,)),  # added to frame 5's click
                    Correction(frame=2, object=1, box=(10.0, 14.0, 30.0, 34.0))]
     result = _clicks_only(default_model.segment(square_video, "the red square"))
-    ours = result
-    for c in corrections:
-        ours = ours.refine(frame=c.frame, points=list(c.points) or None, labels=list(c.labels) or None, box=c.box)
+    ours = apply_corrections(default_model, result, corrections)  # what four result.refine calls in a row give
 
     predictor = _sam2_video_predictor(default_model)
     for t, frame in enumerate(square_video):
@@ -306,19 +304,21 @@ def test_sa2va_pipeline_replays_its_own_schedule_and_keeps_its_prompted_frames(s
 
     folder = Path(__file__).resolve().parent / "fixtures" / "sa2va_tiny" / "sa2va_1b"
     model = load_model(str(folder), overrides=["inference.answer_mode=template", "inference.dtype=float32"])
-    result = model.segment(square_video, "the red square")
+    n = 7  # its SAM-2 is 1024 px: few frames
+    result = model.segment(square_video[:n], "the red square")
     assert result.tracking.pipeline == "sa2va"
     prompted = sorted(result.tracking.conditioning_frames)
+    assert prompted == [0, 1, 2, 3, 4]
     state = _Replay(model, result.source, result.tracking, 0, 8, Timings())
     with torch.inference_mode():
-        state.original_run(until=N - 1, keep=range(N))
+        state.original_run(until=n - 1, keep=range(n))
     assert sorted(state.cond) == prompted
     logits = {**{t: v[0] for t, v in state.cond_logits.items()}, **state.near_logits}
-    masks = logits_to_masks(model, torch.cat([logits[t] for t in range(N)], dim=1), pipeline="sa2va",
+    masks = logits_to_masks(model, torch.cat([logits[t] for t in range(n)], dim=1), pipeline="sa2va",
                             frame_size=(H, W))
     assert np.array_equal(masks, result.masks)
 
-    i = max(prompted) + 2  # a frame tracked by memory alone
+    i = 6  # a frame tracked by memory alone
     refined = result.refine(frame=i, points=[(30, 24)], labels=[1])
     assert np.array_equal(refined.masks[0, prompted], result.masks[0, prompted])  # conditioning frames stand
     assert not np.array_equal(refined.masks[0, i], result.masks[0, i])
