@@ -284,9 +284,10 @@ class SegmentationResult:
         from svac.refinement import refine
 
         if self.model is None:
-            raise ValueError("this result is not bound to the model that made it (read back from files, merged or "
-                             "built by hand): call model.refine(result, ...) with that model, or re-run a saved "
-                             "result with svac.refinement.rerun_saved_result / 'svac refine'")
+            raise ValueError("this result is not bound to an SVAC model that can refine it (read back from files, "
+                             "merged, built by hand, or made by a baseline head): call model.refine(result, ...) with "
+                             "the SVAC model that made it, or re-run a saved result with "
+                             "svac.refinement.rerun_saved_result / 'svac refine'")
         return refine(self.model, self, frame=frame, points=points, labels=labels, box=box, object=object,
                       progress=progress)
 

@@ -213,7 +213,7 @@ def test_results_that_cannot_be_refined_say_why(tiny_model, small_video):
     from svac.outputs import merge_results
 
     result = tiny_model.segment(small_video, "the red square")
-    with pytest.raises(ValueError, match="not bound to the model"):
+    with pytest.raises(ValueError, match="not bound to an SVAC model"):
         dataclasses.replace(result, model=None).refine(frame=0, points=[(1, 1)], labels=[1])
     merged = merge_results([result])
     with pytest.raises(ValueError, match="keeps no SAM-2 prompts or video"):
