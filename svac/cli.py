@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the object id (as in result.json; default: the only object)")
     ref.add_argument("--out", required=True, help="the new result folder")
     ref.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    ref.add_argument("--video", default=None, help="the video (default: the one recorded in RESULT_DIR/result.json)")
+    ref.add_argument("--video", default=None, help="the video (default: the one recorded in RESULT_DIR's result.json)")
     ref.add_argument("--format", default=None, choices=["svac", "davis", "coco-rle"],
                      help="format of the masks written (default: RESULT_DIR's)")
     ref.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")

@@ -261,7 +261,8 @@ class SegmentationResult:
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
         again forwards and backwards from the frame through SAM-2's memory, the ``[SEG]`` prompts
-        of the original run staying in memory as conditioning frames (:mod:`svac.refinement`).
+        of the original run staying in memory as conditioning frames: ``model.refine(self, ...)`` with the
+        model that made it (:meth:`svac.model.SVAC.refine`, :mod:`svac.refinement`).
 
         Args:
             frame: the frame index (0-based).
@@ -281,15 +282,13 @@ class SegmentationResult:
                 model, video or ``[SEG]`` prompts (read back from a folder: see
                 :func:`svac.refinement.rerun_saved_result`).
         """
-        from svac.refinement import refine
-
-        if self.model is None:
+        if self.model is None or not hasattr(self.model, "refine"):
             raise ValueError("this result is not bound to an SVAC model that can refine it (read back from files, "
                              "merged, built by hand, or made by a baseline head): call model.refine(result, ...) with "
                              "the SVAC model that made it, or re-run a saved result with "
                              "svac.refinement.rerun_saved_result / 'svac refine'")
-        return refine(self.model, self, frame=frame, points=points, labels=labels, box=box, object=object,
-                      progress=progress)
+        return self.model.refine(self, frame=frame, points=points, labels=labels, box=box, object=object,
+                                 progress=progress)
 
     def summary(self) -> dict:
         """A JSON-serialisable summary (everything but the masks; mask areas per frame instead).
