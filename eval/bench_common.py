@@ -215,6 +215,31 @@ def check_out(out: Path, name: str, overwrite: bool) -> None:
     refuse_existing([out / f"{name}.{ext}" for ext in ("md", "csv", "json", "png")], overwrite=overwrite)
 
 
+def start_study(out: Path, name: str, overwrite: bool) -> tuple[float, dict]:
+    """Check ``out`` (:func:`check_out`), then note the start: ``(perf_counter seconds, machine_note())``.
+
+    Raises:
+        svac.errors.OutputExistsError: as :func:`check_out`.
+    """
+    check_out(out, name, overwrite)
+    return time.perf_counter(), machine_note()
+
+
+def publish_study(out: Path, name: str, *, markdown: str, rows: list[dict], columns: Sequence[str], report: dict,
+                  figure, overwrite: bool) -> int:
+    """Write the study's files as one set (:func:`write_study`), print the table and the paths; returns 0.
+
+    Raises:
+        svac.errors.OutputExistsError: as :func:`write_study`.
+    """
+    files = write_study(out, name, markdown=markdown, rows=rows, columns=columns, report=report, figure=figure,
+                        overwrite=overwrite)
+    print(markdown)
+    for ext, path in files.items():
+        print(f"{ext}: {path}")
+    return 0
+
+
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (float)."""
     return float(np.median(np.asarray(values, dtype=np.float64)))

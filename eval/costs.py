@@ -91,9 +91,7 @@ def study(args) -> int:
     if args.repeats < 1:
         raise SystemExit("svac bench costs: --repeats must be >= 1")
     out, cache = Path(args.out), Path(args.cache)
-    bc.check_out(out, NAME, args.overwrite)
-    started = time.perf_counter()
-    before = bc.machine_note()
+    started, before = bc.start_study(out, NAME, args.overwrite)
     one, _ = bc.generated_video(cache, 854, 480, 1)
     py = sys.executable
     times = {"import": [], "import + InternVL": [], "segment 1 frame": [], "svac --help": []}
@@ -141,12 +139,8 @@ def study(args) -> int:
     ]) + "\n"
     report = {"study": NAME, "rows": rows, "times": times, "overlay_ms_per_frame": overlay,
               "overlay_cpu_ms_per_frame": overlay_cpu, "notes": note}
-    files = bc.write_study(out, NAME, markdown=markdown, rows=rows, columns=COLUMNS, report=report,
+    return bc.publish_study(out, NAME, markdown=markdown, rows=rows, columns=COLUMNS, report=report,
                            figure=plot(rows), overwrite=args.overwrite)
-    print(markdown)
-    for ext, path in files.items():
-        print(f"{ext}: {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -95,9 +95,7 @@ def study(args) -> int:
     if min(args.frames) < 1:
         raise SystemExit("svac bench memory: --frames must be positive")
     out, cache = Path(args.out), Path(args.cache)
-    bc.check_out(out, NAME, args.overwrite)
-    started = time.perf_counter()
-    before = bc.machine_note()
+    started, before = bc.start_study(out, NAME, args.overwrite)
     pt, cfg, model_name = export_sam2(args.model, cache)
     model_args = ["--model", args.model] if args.model else []
     lengths = sorted(set(args.frames))
@@ -161,12 +159,8 @@ def study(args) -> int:
     ]) + "\n"
     report = {"study": NAME, "model": model_name, "size": args.size, "rows": rows, "runs": runs, "notes": note,
               "checks": checks}
-    files = bc.write_study(out, NAME, markdown=markdown, rows=rows, columns=columns, report=report,
+    return bc.publish_study(out, NAME, markdown=markdown, rows=rows, columns=columns, report=report,
                            figure=plot(rows, args.sides), overwrite=args.overwrite)
-    print(markdown)
-    for ext, path in files.items():
-        print(f"{ext}: {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -199,9 +199,7 @@ def study(args) -> int:
     if args.repeats < 1:
         raise SystemExit("svac bench peer: --repeats must be >= 1")
     out, cache = Path(args.out), Path(args.cache)
-    bc.check_out(out, NAME, args.overwrite)
-    started = time.perf_counter()
-    before = bc.machine_note()
+    started, before = bc.start_study(out, NAME, args.overwrite)
     pt, cfg, model_name = export_sam2(args.model, cache)
     work = cache / "peer_masks"
     work.mkdir(parents=True, exist_ok=True)
@@ -229,12 +227,8 @@ def study(args) -> int:
     report = {"study": NAME, "model": model_name, "query": args.query, "repeats": args.repeats, "rows": rows,
               "videos": [{"video": str(v), "runs": r["runs"], "warmup": r["warmup"]} for (v, _), r in
                          zip(videos, results)], "notes": note}
-    files = bc.write_study(out, NAME, markdown=markdown, rows=rows, columns=COLUMNS, report=report,
+    return bc.publish_study(out, NAME, markdown=markdown, rows=rows, columns=COLUMNS, report=report,
                            figure=plot(rows), overwrite=args.overwrite)
-    print(markdown)
-    for ext, path in files.items():
-        print(f"{ext}: {path}")
-    return 0
 
 
 if __name__ == "__main__":
