@@ -208,10 +208,9 @@ class SegmentationResult:
         Raises:
             ValueError: when ``chunk_size`` is below 1.
         """
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        for start in range(0, self.num_frames, chunk_size):
-            stop = min(start + chunk_size, self.num_frames)
+        from svac.video.reader import chunk_spans
+
+        for start, stop in chunk_spans(self.num_frames, chunk_size):
             yield MaskChunk(start=start, masks=self.read_masks(start, stop))
 
     def read_masks(self, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -195,20 +195,13 @@ class SegmentationStream:
             ValueError: for an unknown format.
             svac.errors.OutputExistsError / OutputLockedError / OutputWriteError: as ``export_result``.
         """
-        from contextlib import nullcontext
-
-        from svac.atomic_folder import OutputFolder
-        from svac.video.export import result_folder, write_chunks
+        from svac.video.export import open_result_folder, write_chunks
         from svac.video.formats import check_format
 
         check_format(format)
         if self._state != "new":
             raise RuntimeError("a SegmentationStream can be read once (it keeps no masks); call segment_stream again")
-        if isinstance(out_dir, OutputFolder):
-            folder, scope = out_dir, nullcontext(out_dir)
-        else:
-            folder = result_folder(out_dir, overwrite=overwrite, sequence=self.video_name if format == "davis" else None)
-            scope = folder
+        folder, scope = open_result_folder(out_dir, overwrite=overwrite, format=format, video_name=self.video_name)
         with scope:
             writer = write_chunks(iter(self), folder, format=format, video_name=self.video_name,
                                   frame_names=self.frame_names, frame_size=self.frame_size, objects=self.objects,

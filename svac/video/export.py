@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
@@ -73,6 +73,23 @@ def result_folder(out_dir: str | Path, *, overwrite: bool = False, sequence: str
     """
     items = set(RESULT_ITEMS) | ({sequence} if sequence else set())
     return OutputFolder(out_dir, overwrite=overwrite, results=items.__contains__)
+
+
+def open_result_folder(out_dir: "str | Path | OutputFolder", *, overwrite: bool, format: str,
+                       video_name: str) -> tuple[OutputFolder, "AbstractContextManager[OutputFolder]"]:
+    """The folder a result is written to, and the context to write it in.
+
+    A path gets a new :func:`result_folder` (the ``davis`` format's sequence folder counted as a
+    result), opened, staged and swapped in by the context; an :class:`OutputFolder` the caller
+    already opened is written into as it is (the context does nothing: the caller commits it).
+
+    Raises:
+        nothing itself; opening the context raises as :class:`OutputFolder`.
+    """
+    if isinstance(out_dir, OutputFolder):
+        return out_dir, nullcontext(out_dir)
+    folder = result_folder(out_dir, overwrite=overwrite, sequence=video_name if format == "davis" else None)
+    return folder, folder
 
 
 @dataclass(frozen=True)
@@ -286,11 +303,7 @@ def export_result(result: SegmentationResult, source: VideoSource | None, out_di
     if source is not None and (result.num_frames, h, w) != (source.num_frames, source.height, source.width):
         raise ValueError(f"masks cover {result.num_frames} frames of {w}x{h} but the video has {source.num_frames} "
                          f"frames of {source.width}x{source.height}")
-    if isinstance(out_dir, OutputFolder):
-        folder, scope = out_dir, nullcontext(out_dir)
-    else:
-        folder = result_folder(out_dir, overwrite=overwrite, sequence=result.video_name if format == "davis" else None)
-        scope = folder
+    folder, scope = open_result_folder(out_dir, overwrite=overwrite, format=format, video_name=result.video_name)
     with scope:
         writer = write_chunks(result.iter_mask_chunks(OVERLAY_CHUNK), folder, format=format,
                               video_name=result.video_name, frame_names=result.frame_names,

@@ -28,6 +28,17 @@ GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 RGB_CONVERTIBLE_MODES = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LA", "PA", "LAB", "HSV")
 
 
+def chunk_spans(num_frames: int, chunk_size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` frame ranges of at most ``chunk_size`` frames covering ``0..num_frames`` in order.
+
+    Raises:
+        ValueError: when ``chunk_size`` is below 1 (raised before the first span).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return ((start, min(start + chunk_size, num_frames)) for start in range(0, num_frames, chunk_size))
+
+
 class VideoSource(ABC):
     """A video whose frames can be decoded by index.
 
@@ -82,10 +93,7 @@ class VideoSource(ABC):
         Raises:
             ValueError: when ``chunk_size`` is below 1.
         """
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        for start in range(0, self.num_frames, chunk_size):
-            stop = min(start + chunk_size, self.num_frames)
+        for start, stop in chunk_spans(self.num_frames, chunk_size):
             yield start, self.read(range(start, stop))
 
     def read_sorted(self, indices: Sequence[int]) -> np.ndarray:
