@@ -111,6 +111,18 @@ class LanguagePromptedSAM2(SAM2Base):
         self.sam_prompt_encoder.register_forward_hook(self._append_seg_tokens)
         self.sam_mask_decoder.register_forward_hook(self._record_raw_logits)
 
+    def _build_sam_heads(self):
+        """``SAM2Base._build_sam_heads``, with the prompt encoder made a
+        :class:`~svac.grounding.sam2_inference.CachedPromptEncoder` (same module and parameters; in
+        inference it embeds a prompt once instead of on every frame)."""
+        from sam2.modeling.sam.prompt_encoder import PromptEncoder
+
+        from svac.grounding.sam2_inference import CachedPromptEncoder
+
+        super()._build_sam_heads()
+        if type(self.sam_prompt_encoder) is PromptEncoder:  # only adds methods: no state to convert
+            self.sam_prompt_encoder.__class__ = CachedPromptEncoder
+
     # ------------------------------------------------------------------ prompts
 
     def text_point_inputs(self, prompts: torch.Tensor) -> dict:
@@ -334,13 +346,39 @@ def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
     from svac.errors import ConfigError
     from svac.grounding.sam2_hydra import sam2_model_node
 
+    node = sam2_model_node(cfg, LanguagePromptedSAM2)
+    _use_inference_modules(node)
     try:
-        model = instantiate(sam2_model_node(cfg, LanguagePromptedSAM2), _recursive_=True)
+        model = instantiate(node, _recursive_=True)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"cannot build SAM-2 from {cfg.config_name} with {cfg.architecture()}: {exc}") from exc
     if cfg.checkpoint is not None:
         load_sam2_checkpoint(model, cfg.checkpoint)
     return model
+
+
+#: Hydra paths of SAM-2 modules replaced by svac's inference subclasses: (path, sam2's class, svac's class).
+INFERENCE_MODULES = (
+    ("image_encoder.neck.position_encoding", "sam2.modeling.position_encoding.PositionEmbeddingSine",
+     "svac.grounding.sam2_inference.SharedPositionEmbeddingSine"),
+    ("memory_encoder.position_encoding", "sam2.modeling.position_encoding.PositionEmbeddingSine",
+     "svac.grounding.sam2_inference.SharedPositionEmbeddingSine"),
+)
+
+
+def _use_inference_modules(node) -> None:
+    """Point the ``_target_`` of each :data:`INFERENCE_MODULES` path that builds sam2's class at svac's subclass.
+
+    The subclasses (:mod:`svac.grounding.sam2_inference`) take the same arguments and hold the same
+    parameters; a path holding another class is left alone.
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    for path, theirs, ours in INFERENCE_MODULES:
+        sub = OmegaConf.select(node, path)
+        if sub is not None and sub.get("_target_") == theirs:
+            with open_dict(sub):
+                sub["_target_"] = ours
 
 
 def load_sam2_checkpoint(model: SAM2Base, path: str) -> None:

@@ -1,0 +1,98 @@
+"""SAM-2 modules that skip per-frame work whose result does not change from frame to frame (inference only).
+
+SAM-2's video tracking runs its prompt encoder, its dense positional encoding and its
+sine positional encodings again on every frame, although for svac's prompts (a padding point
+plus the ``[SEG]`` tokens appended by :class:`~svac.grounding.sam2_model.LanguagePromptedSAM2`)
+and a fixed feature size their outputs are the same tensors every time. The subclasses here
+return the values computed the first time instead. They are plain subclasses of the ``sam2``
+package's modules (same parameters, same state-dict keys) and change nothing outside
+``torch.inference_mode``: training and gradient computations run SAM-2's own code.
+
+* :class:`SharedPositionEmbeddingSine` -- ``PositionEmbeddingSine`` returning its cached table
+  expanded over the batch (a view) instead of a copy per image (``repeat``). Same values.
+* :class:`CachedPromptEncoder` -- ``PromptEncoder`` whose point / no-mask embeddings and dense
+  positional encoding are computed once per distinct prompt and reused while its parameters
+  are unchanged (tracked by their in-place version counters, so loading weights or an
+  optimiser step invalidates them). Same values.
+
+Measured on the default model (SAM-2 input 128 px, one thread): prompt encoder + dense
+encoding 0.37 ms per tracked frame, neck positional encodings 0.43 ms per encoded frame
+(``eval/README.md``, issue 14).
+"""
+
+from __future__ import annotations
+
+import torch
+from sam2.modeling.position_encoding import PositionEmbeddingSine
+from sam2.modeling.sam.prompt_encoder import PromptEncoder
+
+
+class SharedPositionEmbeddingSine(PositionEmbeddingSine):
+    """``PositionEmbeddingSine`` whose output is the cached ``(C, H, W)`` table expanded to ``(B, C, H, W)``.
+
+    SAM-2's module caches the table per feature size but returns ``table.repeat(B, 1, 1, 1)``, a
+    copy of B tables on every call (the image encoder's neck calls it on every level of every
+    batch; the memory encoder on every frame). Under ``torch.inference_mode`` this returns a
+    read-only view of the same values instead; otherwise SAM-2's own ``forward``.
+
+    Args: as ``sam2.modeling.position_encoding.PositionEmbeddingSine``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Positional encoding ``float32 (B, C, H, W)`` for features ``x`` of shape ``(B, ., H, W)``."""
+        if not torch.is_inference_mode_enabled():
+            return super().forward(x)
+        key = (x.shape[-2], x.shape[-1])
+        table = self.cache.get(key)
+        if table is None or table.device != x.device:
+            table = self._pe(1, x.device, *key)[0]  # fills SAM-2's cache with the (C, H, W) table
+            self.cache[key] = table
+        return table[None].expand(x.shape[0], -1, -1, -1)
+
+
+class CachedPromptEncoder(PromptEncoder):
+    """``PromptEncoder`` that, under ``torch.inference_mode``, reuses its outputs for a prompt it has already embedded.
+
+    Keys: the point coordinates and labels (compared by value), no boxes and no mask, and the
+    in-place version counters of the module's parameters and buffers. Any other call (boxes,
+    mask prompts, gradients enabled) runs SAM-2's ``forward``. The cached tensors are returned
+    as they are; SAM-2 only reads them (it concatenates and adds, never writes in place).
+
+    Args: as ``sam2.modeling.sam.prompt_encoder.PromptEncoder``.
+    """
+
+    #: Distinct prompts kept (a video's clips have their own ``[SEG]`` but share SAM-2's padding point).
+    MAX_ENTRIES = 8
+
+    def forward(self, points, boxes, masks):
+        """As ``PromptEncoder.forward``: sparse ``(B, N, C)`` and dense ``(B, C, h, w)`` embeddings."""
+        if not torch.is_inference_mode_enabled() or boxes is not None or masks is not None or points is None:
+            return super().forward(points, boxes, masks)
+        coords, labels = points
+        cache = self._inference_cache()
+        for c, l, out in cache.setdefault("prompts", []):
+            if c.shape == coords.shape and l.shape == labels.shape and torch.equal(c, coords) and torch.equal(l, labels):
+                return out
+        out = super().forward(points, boxes, masks)
+        entries = cache["prompts"]
+        entries.append((coords.clone(), labels.clone(), out))
+        del entries[:-self.MAX_ENTRIES]
+        return out
+
+    def get_dense_pe(self) -> torch.Tensor:
+        """As ``PromptEncoder.get_dense_pe``: ``(1, C, h, w)``, computed once per parameter version in inference."""
+        if not torch.is_inference_mode_enabled():
+            return super().get_dense_pe()
+        cache = self._inference_cache()
+        if "dense_pe" not in cache:
+            cache["dense_pe"] = super().get_dense_pe()
+        return cache["dense_pe"]
+
+    def _inference_cache(self) -> dict:
+        """The cache of the current parameters (emptied when a parameter or buffer changed since it was filled)."""
+        versions = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        cache = self.__dict__.get("_svac_cache")
+        if cache is None or cache["versions"] != versions:
+            cache = {"versions": versions}
+            self.__dict__["_svac_cache"] = cache
+        return cache
