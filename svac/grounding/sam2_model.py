@@ -37,11 +37,15 @@ class FrameFeatures:
         vision_feats: per feature level, ``(H_l * W_l, 1, C)`` (highest resolution first).
         vision_pos: positional encodings, same shapes.
         feat_sizes: ``(H_l, W_l)`` per level (feature cells).
+        self_attention: ``float (1, H * W, C)`` the first memory-attention layer's self-attention
+            on this frame (lowest-resolution level, batch first), computed with the frame's chunk
+            (:meth:`LanguagePromptedSAM2.encode_frames` under ``torch.inference_mode``), or ``None``.
     """
 
     vision_feats: list[torch.Tensor]
     vision_pos: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
+    self_attention: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -52,7 +56,8 @@ class FrameFeatures:
     def concat(parts: "list[FrameFeatures]", repeats: list[int]) -> "FrameFeatures":
         """Stack single-frame features along the batch dimension, frame i repeated ``repeats[i]`` times.
 
-        Used to track the objects of several videos at once (K_i objects of video i).
+        Used to track the objects of several videos at once (K_i objects of video i). The result
+        holds no precomputed self-attention.
         """
         def cat(tensors):
             return torch.cat([t.expand(-1, r, -1) for t, r in zip(tensors, repeats)], dim=1)
@@ -275,13 +280,44 @@ class LanguagePromptedSAM2(SAM2Base):
 
         Returns:
             One :class:`FrameFeatures` per frame, in order.
+
+        Under ``torch.inference_mode`` each frame also carries the first memory-attention layer's
+        self-attention (:attr:`FrameFeatures.self_attention`), computed for the whole batch at once
+        (it reads only the frame's own features); tracking hands it to that layer
+        (:meth:`self_attention_handoff`).
         """
         backbone_out = self.forward_image(images)
         _, feats, pos, sizes = self._prepare_backbone_features(backbone_out)
+        layer = self._first_memory_layer()
+        attended = None
+        if layer is not None and torch.is_inference_mode_enabled() and not torch.is_autocast_enabled():
+            attended = layer.precompute_self_attention(feats[-1], pos[-1],
+                                                       pos_enc_at_input=self.memory_attention.pos_enc_at_input)
         return [FrameFeatures(vision_feats=[f[:, i:i + 1] for f in feats],
                               vision_pos=[p[:, i:i + 1] for p in pos],
-                              feat_sizes=list(sizes))
+                              feat_sizes=list(sizes),
+                              self_attention=None if attended is None else attended[i:i + 1])
                 for i in range(images.shape[0])]
+
+    def _first_memory_layer(self):
+        """The first memory-attention layer when it is svac's
+        :class:`~svac.grounding.sam2_inference.CachedMemoryAttentionLayer` (batch-first), else ``None``."""
+        from svac.grounding.sam2_inference import CachedMemoryAttentionLayer
+
+        layers = getattr(self.memory_attention, "layers", None)
+        if not layers or not isinstance(layers[0], CachedMemoryAttentionLayer):
+            return None
+        return layers[0] if self.memory_attention.batch_first else None
+
+    def self_attention_handoff(self, feats: FrameFeatures):
+        """A context in which the next memory attention uses ``feats.self_attention`` (when there is one) instead
+        of computing the first layer's self-attention again."""
+        from contextlib import nullcontext
+
+        layer = self._first_memory_layer()
+        if layer is None or feats.self_attention is None:
+            return nullcontext()
+        return layer.using_self_attention(feats.self_attention)
 
 
 def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "cpu",
@@ -363,6 +399,8 @@ INFERENCE_MODULES = (
      "svac.grounding.sam2_inference.SharedPositionEmbeddingSine"),
     ("memory_encoder.position_encoding", "sam2.modeling.position_encoding.PositionEmbeddingSine",
      "svac.grounding.sam2_inference.SharedPositionEmbeddingSine"),
+    ("memory_attention.layer", "sam2.modeling.memory_attention.MemoryAttentionLayer",
+     "svac.grounding.sam2_inference.CachedMemoryAttentionLayer"),
 )
 
 
