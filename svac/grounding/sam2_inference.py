@@ -14,23 +14,23 @@ package's modules (same parameters, same state-dict keys) and change nothing out
   positional encoding are computed once per distinct prompt and reused while its parameters
   are unchanged (tracked by their in-place version counters, so loading weights or an
   optimiser step invalidates them). Same values.
+* :class:`PrecomputedSelfAttentionLayer` -- ``MemoryAttentionLayer`` whose self-attention (in the
+  first layer it reads only the current frame) svac computes for a chunk of frames at once and
+  hands over frame by frame. Same values.
 
-Measured on the default model (SAM-2 input 128 px, one thread): prompt encoder + dense
-encoding 0.37 ms per tracked frame, neck positional encodings 0.43 ms per encoded frame
-(``eval/README.md``, issue 14).
+Measured on the default model (SAM-2 input 128 px, one thread; ``eval/README.md``, issue 14):
+prompt encoder + dense encoding 0.37 ms per tracked frame, neck positional encodings 0.43 ms per
+encoded frame, first-layer self-attention 0.45 ms per tracked frame.
 """
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from sam2.modeling.memory_attention import MemoryAttentionLayer
-from sam2.modeling.position_encoding import PositionEmbeddingSine, apply_rotary_enc
+from sam2.modeling.position_encoding import PositionEmbeddingSine
 from sam2.modeling.sam.prompt_encoder import PromptEncoder
-from sam2.modeling.sam.transformer import RoPEAttention
 
 
 class SharedPositionEmbeddingSine(PositionEmbeddingSine):
@@ -104,26 +104,20 @@ class CachedPromptEncoder(PromptEncoder):
         return cache
 
 
-class CachedMemoryAttentionLayer(MemoryAttentionLayer):
-    """``MemoryAttentionLayer`` that, under ``torch.inference_mode``, projects each memory frame once.
+class PrecomputedSelfAttentionLayer(MemoryAttentionLayer):
+    """``MemoryAttentionLayer`` that can take its self-attention result computed ahead, in inference.
 
-    SAM-2's memory bank changes by one frame per tracked frame, but its cross-attention projects
-    every memory token again on every frame: keys ``k_proj(memory + pos)`` with rotary encoding,
-    values ``v_proj(memory)``. Keys are linear in their input, so this layer keeps, per memory
-    frame (a block of ``h * w`` tokens), ``rope(k_proj(memory))`` and ``v_proj(memory)``, and per
-    distinct positional block (spatial encoding plus one of SAM-2's temporal encodings: at most
-    ``num_maskmem`` of them) ``rope(W_k pos)``; a frame's keys are their sum. Blocks are recognised
-    by value (compared exactly), so nothing relies on SAM-2's memory selection. The object-pointer
-    tokens (no rotary encoding) are projected as SAM-2 does. Equal to SAM-2's layer up to float
-    rounding (the sum is taken after the projection instead of before).
+    In SAM-2's first memory-attention layer the self-attention reads only the current frame's
+    image features (plus their positional encoding), not the memory, so svac computes it for a
+    whole chunk of frames in one batch (:meth:`precompute_self_attention`) and hands each frame's
+    result over for the one call that tracks it (:meth:`using_self_attention`). The values are
+    SAM-2's own (bit for bit on the default model: the batched projections and attention give
+    the same floats per frame). Without a handed result -- and always outside
+    ``torch.inference_mode`` -- the layer is SAM-2's.
 
-    It also takes a self-attention result computed ahead (:meth:`precompute_self_attention`,
-    handed over by :meth:`using_self_attention` for one call): in the first layer the
-    self-attention reads only the current frame's features, so svac computes it for a whole
-    chunk of frames in one batch.
-
-    Any other case (gradients, autocast, non-float32 memory, keys without positional encoding)
-    runs SAM-2's own code.
+    (Caching the cross-attention's key/value projections per memory frame, keys being linear in
+    their input, was measured too: 0.15 ms per frame slower on the default model, no faster with
+    a 512-px SAM-2; see ``eval/README.md``.)
 
     Args: as ``sam2.modeling.memory_attention.MemoryAttentionLayer``.
     """
@@ -160,76 +154,3 @@ class CachedMemoryAttentionLayer(MemoryAttentionLayer):
             if handed.shape[1:] == tgt.shape[1:] and handed.shape[0] in (1, tgt.shape[0]):
                 return handed.expand(tgt.shape[0], -1, -1)
         return super()._forward_sa(tgt, query_pos)
-
-    def _forward_ca(self, tgt, memory, query_pos, pos, num_k_exclude_rope=0):
-        attn = self.cross_attn_image
-        usable = (torch.is_inference_mode_enabled() and not torch.is_autocast_enabled() and isinstance(attn, RoPEAttention)
-                  and attn.rope_k_repeat and self.pos_enc_at_cross_attn_keys and pos is not None
-                  and memory.dtype == torch.float32 and pos.dtype == torch.float32)
-        hw = tgt.shape[1]
-        num_spatial = memory.shape[1] - num_k_exclude_rope
-        if not usable or num_spatial <= 0 or num_spatial % hw:
-            return super()._forward_ca(tgt, memory, query_pos, pos, num_k_exclude_rope)
-        if attn.freqs_cis.shape[0] != hw:  # as RoPEAttention.forward: tables for this feature size
-            side = math.sqrt(hw)
-            attn.freqs_cis = attn.compute_cis(end_x=side, end_y=side)
-        attn.freqs_cis = attn.freqs_cis.to(tgt.device)
-        keys, values = self._memory_keys_values(memory[:, :num_spatial], pos[:, :num_spatial], hw)
-        if num_k_exclude_rope:  # object pointers: no rotary encoding, projected as SAM-2 does
-            ptr, ptr_pos = memory[:, num_spatial:], pos[:, num_spatial:]
-            keys.append(attn._separate_heads(attn.k_proj(ptr + ptr_pos), attn.num_heads))
-            values.append(attn._separate_heads(attn.v_proj(ptr), attn.num_heads))
-        tgt2 = self.norm2(tgt)
-        q = attn._separate_heads(attn.q_proj(tgt2 + query_pos if self.pos_enc_at_cross_attn_queries else tgt2),
-                                 attn.num_heads)
-        q = _rotate(q, attn.freqs_cis)
-        out = F.scaled_dot_product_attention(q, torch.cat(keys, dim=2), torch.cat(values, dim=2))
-        tgt2 = attn.out_proj(attn._recombine_heads(out))
-        return tgt + self.dropout2(tgt2)
-
-    def _memory_keys_values(self, memory: torch.Tensor, pos: torch.Tensor, hw: int
-                            ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per memory frame (blocks of ``hw`` tokens): rotated keys and values ``(B, heads, hw, c)``, from the cache."""
-        attn = self.cross_attn_image
-        cache = self._projection_cache()
-        mem_seen, pos_seen = {}, {}
-        keys, values = [], []
-        for start in range(0, memory.shape[1], hw):
-            block, pblock = memory[:, start:start + hw], pos[:, start:start + hw]
-            key_mem, val = _lookup(cache["memory"], mem_seen, block, lambda b: (
-                _rotate(attn._separate_heads(attn.k_proj(b), attn.num_heads), attn.freqs_cis),
-                attn._separate_heads(attn.v_proj(b), attn.num_heads)))
-            (key_pos,) = _lookup(cache["pos"], pos_seen, pblock, lambda p: (
-                _rotate(attn._separate_heads(F.linear(p, attn.k_proj.weight), attn.num_heads), attn.freqs_cis),))
-            keys.append(key_mem + key_pos)
-            values.append(val)
-        cache["memory"], cache["pos"] = mem_seen, pos_seen  # forget the frames that left the memory bank
-        return keys, values
-
-    def _projection_cache(self) -> dict:
-        """The projections of the current weights (emptied when a parameter changed since they were made)."""
-        versions = tuple((t.data_ptr(), t._version) for t in self.cross_attn_image.parameters())
-        cache = self.__dict__.get("_svac_kv")
-        if cache is None or cache["versions"] != versions:
-            cache = {"versions": versions, "memory": {}, "pos": {}}
-            self.__dict__["_svac_kv"] = cache
-        return cache
-
-
-def _lookup(cache: dict, seen: dict, block: torch.Tensor, make) -> tuple:
-    """``make(block)`` from ``cache`` when a block equal to ``block`` is there (checked exactly), else computed; the
-    entry is also put into ``seen``."""
-    key = (tuple(block.shape), tuple(block[:, 0, :4].flatten().tolist()), tuple(block[:, -1, -4:].flatten().tolist()))
-    for stored, value in cache.get(key, ()):
-        if torch.equal(stored, block):
-            break
-    else:
-        stored, value = block, make(block)
-    seen.setdefault(key, []).append((stored, value))
-    return value
-
-
-def _rotate(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
-    """SAM-2's rotary encoding (``apply_rotary_enc``) of ``x`` ``(B, heads, n, c)``, n = the rows of ``freqs_cis``."""
-    rotated, _ = apply_rotary_enc(x, x[..., :0, :], freqs_cis=freqs_cis)
-    return rotated

@@ -301,11 +301,11 @@ class LanguagePromptedSAM2(SAM2Base):
 
     def _first_memory_layer(self):
         """The first memory-attention layer when it is svac's
-        :class:`~svac.grounding.sam2_inference.CachedMemoryAttentionLayer` (batch-first), else ``None``."""
-        from svac.grounding.sam2_inference import CachedMemoryAttentionLayer
+        :class:`~svac.grounding.sam2_inference.PrecomputedSelfAttentionLayer` (batch-first), else ``None``."""
+        from svac.grounding.sam2_inference import PrecomputedSelfAttentionLayer
 
         layers = getattr(self.memory_attention, "layers", None)
-        if not layers or not isinstance(layers[0], CachedMemoryAttentionLayer):
+        if not layers or not isinstance(layers[0], PrecomputedSelfAttentionLayer):
             return None
         return layers[0] if self.memory_attention.batch_first else None
 
@@ -400,7 +400,7 @@ INFERENCE_MODULES = (
     ("memory_encoder.position_encoding", "sam2.modeling.position_encoding.PositionEmbeddingSine",
      "svac.grounding.sam2_inference.SharedPositionEmbeddingSine"),
     ("memory_attention.layer", "sam2.modeling.memory_attention.MemoryAttentionLayer",
-     "svac.grounding.sam2_inference.CachedMemoryAttentionLayer"),
+     "svac.grounding.sam2_inference.PrecomputedSelfAttentionLayer"),
 )
 
 
