@@ -358,10 +358,13 @@ def preprocess_frames(frames, image_size: int, *, device: torch.device | str = "
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8, channels-last in memory
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True)
-    x = x.to(device).float().div_(255.0)
+    # normalised in the contiguous (n, 3, S, S) layout: broadcasting the per-channel statistics over
+    # channels-last frames took 0.26 ms per 128x128 frame here, against 0.03 ms; the same values,
+    # handed back channels-last as before (the layout the image encoder's first convolution got)
+    x = x.to(device).contiguous().float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device, dtype=stats_dtype).float().view(1, 3, 1, 1)
-    return ((x - mean) / std).to(dtype)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last).to(dtype)
 
 
 def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
