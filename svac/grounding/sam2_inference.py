@@ -14,13 +14,18 @@ package's modules (same parameters, same state-dict keys) and change nothing out
   positional encoding are computed once per distinct prompt and reused while its parameters
   are unchanged (tracked by their in-place version counters, so loading weights or an
   optimiser step invalidates them). Same values.
+* :class:`SingleMaskDecoder` (with :class:`SkippableMLP`) -- ``MaskDecoder`` that does not run the
+  hypernetworks of the multimask outputs when the caller keeps only the first mask. Same values.
+* :class:`TokenSelfAttention` -- the mask decoder's first self-attention (over its learned tokens
+  and the prompt, the same on every frame) computed once per prompt. Same values.
 * :class:`PrecomputedSelfAttentionLayer` -- ``MemoryAttentionLayer`` whose self-attention (in the
   first layer it reads only the current frame) svac computes for a chunk of frames at once and
   hands over frame by frame. Same values.
 
 Measured on the default model (SAM-2 input 128 px, one thread; ``eval/README.md``, issue 14):
 prompt encoder + dense encoding 0.37 ms per tracked frame, neck positional encodings 0.43 ms per
-encoded frame, first-layer self-attention 0.45 ms per tracked frame.
+encoded frame, first-layer memory self-attention 0.45 ms per tracked frame, unused hypernetworks
+0.2 ms and the decoder's token self-attention 0.15 ms per tracked frame.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ from contextlib import contextmanager
 import torch
 from sam2.modeling.memory_attention import MemoryAttentionLayer
 from sam2.modeling.position_encoding import PositionEmbeddingSine
+from sam2.modeling.sam.mask_decoder import MaskDecoder
 from sam2.modeling.sam.prompt_encoder import PromptEncoder
+from sam2.modeling.sam.transformer import Attention
+from sam2.modeling.sam2_utils import MLP
 
 
 class SharedPositionEmbeddingSine(PositionEmbeddingSine):
@@ -154,3 +162,86 @@ class PrecomputedSelfAttentionLayer(MemoryAttentionLayer):
             if handed.shape[1:] == tgt.shape[1:] and handed.shape[0] in (1, tgt.shape[0]):
                 return handed.expand(tgt.shape[0], -1, -1)
         return super()._forward_sa(tgt, query_pos)
+
+
+class SingleMaskDecoder(MaskDecoder):
+    """``MaskDecoder`` that, in inference, skips the hypernetworks of masks its caller throws away.
+
+    SAM-2's decoder predicts all its masks (1 + 3 multimask outputs) and then keeps only the first
+    when ``multimask_output`` is false (and no stability-based choice is configured). Under
+    ``torch.inference_mode`` this decoder makes the hypernetwork MLPs of the other masks
+    (:class:`SkippableMLP`) return zeros for that call: the kept mask is the same matrix row of
+    the same product, so its logits are unchanged; the IoU predictions and object pointer do not
+    read those MLPs.
+
+    Args: as ``sam2.modeling.sam.mask_decoder.MaskDecoder``.
+    """
+
+    def forward(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+                multimask_output, repeat_image, high_res_features=None):
+        """As ``MaskDecoder.forward``."""
+        single = (torch.is_inference_mode_enabled() and not multimask_output
+                  and not (self.dynamic_multimask_via_stability and not self.training))
+        skipped = [m for m in list(self.output_hypernetworks_mlps)[1:] if isinstance(m, SkippableMLP)] if single else []
+        for mlp in skipped:
+            mlp.__dict__["_svac_skip"] = True
+        try:
+            return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+                                   multimask_output, repeat_image, high_res_features)
+        finally:
+            for mlp in skipped:
+                mlp.__dict__["_svac_skip"] = False
+
+
+class SkippableMLP(MLP):
+    """SAM-2's ``MLP``, returning zeros of its output size for a call its :class:`SingleMaskDecoder` marks as unused."""
+
+    def forward(self, x):
+        """As ``MLP.forward``: ``(..., input_dim)`` -> ``(..., output_dim)``."""
+        if self.__dict__.get("_svac_skip"):
+            return x.new_zeros(*x.shape[:-1], self.layers[-1].out_features)
+        return super().forward(x)
+
+
+class TokenSelfAttention(Attention):
+    """SAM-2's ``Attention`` for the mask decoder's first self-attention, computed once per distinct input in inference.
+
+    In the first two-way block the output tokens attend to themselves without positional
+    encoding (``q = k = v``), and those tokens are the decoder's learned tokens followed by the
+    prompt embeddings: the same tensor on every frame of a clip. Under ``torch.inference_mode``
+    the result is kept for inputs equal by value (and unchanged parameters); otherwise SAM-2's
+    ``forward``.
+
+    Args: as ``sam2.modeling.sam.transformer.Attention``.
+    """
+
+    def forward(self, q, k, v):
+        """As ``Attention.forward``."""
+        if not (torch.is_inference_mode_enabled() and q is k and k is v):
+            return super().forward(q, k, v)
+        versions = tuple((t.data_ptr(), t._version) for t in self.parameters())
+        kept = self.__dict__.get("_svac_kept")
+        if kept is not None and kept[0] == versions and kept[1].shape == q.shape and torch.equal(kept[1], q):
+            return kept[2]
+        out = super().forward(q, k, v)
+        self.__dict__["_svac_kept"] = (versions, q.clone(), out)
+        return out
+
+
+def use_inference_heads(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
+    """Make SAM-2's prompt encoder and mask decoder (built by ``SAM2Base._build_sam_heads``) svac's subclasses here.
+
+    The subclasses add methods only (no parameters, no state to convert), so the modules'
+    classes are switched in place; modules of another class than sam2's are left alone.
+    """
+    if type(prompt_encoder) is PromptEncoder:
+        prompt_encoder.__class__ = CachedPromptEncoder
+    if type(mask_decoder) is not MaskDecoder:
+        return
+    mask_decoder.__class__ = SingleMaskDecoder
+    for mlp in list(mask_decoder.output_hypernetworks_mlps)[1:]:
+        if type(mlp) is MLP:
+            mlp.__class__ = SkippableMLP
+    layers = getattr(mask_decoder.transformer, "layers", None)
+    if layers and getattr(layers[0], "skip_first_layer_pe", False) and type(layers[0].self_attn) is Attention:
+        layers[0].self_attn.__class__ = TokenSelfAttention

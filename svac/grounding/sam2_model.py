@@ -117,16 +117,13 @@ class LanguagePromptedSAM2(SAM2Base):
         self.sam_mask_decoder.register_forward_hook(self._record_raw_logits)
 
     def _build_sam_heads(self):
-        """``SAM2Base._build_sam_heads``, with the prompt encoder made a
-        :class:`~svac.grounding.sam2_inference.CachedPromptEncoder` (same module and parameters; in
-        inference it embeds a prompt once instead of on every frame)."""
-        from sam2.modeling.sam.prompt_encoder import PromptEncoder
-
-        from svac.grounding.sam2_inference import CachedPromptEncoder
+        """``SAM2Base._build_sam_heads``, with the prompt encoder and mask decoder made svac's inference subclasses
+        (:func:`svac.grounding.sam2_inference.use_inference_heads`: same modules and parameters; in
+        inference they skip work whose result is known)."""
+        from svac.grounding.sam2_inference import use_inference_heads
 
         super()._build_sam_heads()
-        if type(self.sam_prompt_encoder) is PromptEncoder:  # only adds methods: no state to convert
-            self.sam_prompt_encoder.__class__ = CachedPromptEncoder
+        use_inference_heads(self.sam_prompt_encoder, self.sam_mask_decoder)
 
     # ------------------------------------------------------------------ prompts
 
