@@ -19,6 +19,12 @@ Modes (the first argument):
 * ``overlay VIDEO --frames N`` -- ``svac.video.export.write_overlay`` on the first N frames with a
   box mask (the overlay writer of a checkout whose job does not time it).
 
+With ``--modules`` the ``svac-core`` and ``predictor`` runs also report ``modules_ms_per_frame``: CPU
+milliseconds per frame spent in each SAM-2 part (image encoder with its high-resolution convolutions
+= ``forward_image``, ``track_step`` and, inside it, memory conditioning with memory attention, prompt
+encoder, mask decoder, memory encoder), timed by wrappers around those calls (a little slower than
+an uninstrumented run: for the split, not for the ratio).
+
 Every mode prints one JSON line: seconds (wall, and CPU seconds of the process -- all its threads
 -- for the core), frames, and ``peak_rss_mib`` (``ru_maxrss`` of this process: imports, model and run).
 """
@@ -49,6 +55,48 @@ def set_one_thread() -> None:
     torch.set_num_threads(1)
 
 
+# ----------------------------------------------------------------------------- per-part timing
+
+#: SAM-2 modules and methods timed by ``--modules`` (process CPU time per call, summed).
+TIMED_MODULES = ("image_encoder", "memory_attention", "sam_prompt_encoder", "sam_mask_decoder", "memory_encoder")
+TIMED_METHODS = ("forward_image", "track_step", "_prepare_memory_conditioned_features")
+
+
+def time_sam2_parts(sam) -> dict:
+    """Wrap ``sam``'s parts (:data:`TIMED_MODULES`, :data:`TIMED_METHODS`) to sum their CPU seconds into the
+    returned dict (name -> seconds), as the run goes."""
+    spent: dict = {}
+    starts: dict = {}
+
+    def pre(name):
+        return lambda module, inputs: starts.setdefault(name, []).append(time.process_time())
+
+    def post(name):
+        def hook(module, inputs, output):
+            spent[name] = spent.get(name, 0.0) + time.process_time() - starts[name].pop()
+        return hook
+
+    for name in TIMED_MODULES:
+        module = getattr(sam, name)
+        module.register_forward_pre_hook(pre(name))
+        module.register_forward_hook(post(name))
+    for name in TIMED_METHODS:
+        method = getattr(sam, name)
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            t0 = time.process_time()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spent[_name] = spent.get(_name, 0.0) + time.process_time() - t0
+        setattr(sam, name, timed)
+    return spent
+
+
+def _per_frame_ms(spent: dict | None, frames: int) -> dict | None:
+    return None if spent is None else {k: 1e3 * v / frames for k, v in sorted(spent.items())}
+
+
 # ----------------------------------------------------------------------------- svac
 
 
@@ -69,6 +117,7 @@ def svac_core(args) -> dict:
     set_one_thread()
     model = _load_model(args.model)
     model.eval()
+    spent = time_sam2_parts(model.grounding) if args.modules else None
     streaming = hasattr(model, "segment_stream")
     areas: list[np.ndarray] = []
     first_mask = None
@@ -117,7 +166,7 @@ def svac_core(args) -> dict:
     return {"mode": "svac-core", "core_seconds": core, "core_cpu_seconds": core_cpu, "frames": int(num_frames),
             "mllm_seconds": mllm,
             "mask_area_mean": float(area.mean()), "frame0_area": int(first_mask.sum()), "timings": timings,
-            "peak_rss_mib": peak_rss_mib()}
+            "modules_ms_per_frame": _per_frame_ms(spent, int(num_frames)), "peak_rss_mib": peak_rss_mib()}
 
 
 # ----------------------------------------------------------------------------- SAM-2's predictor
@@ -159,6 +208,7 @@ def predictor_core(args) -> dict:
 
     set_one_thread()
     predictor = build_predictor(args.sam2_config, args.sam2_pt)
+    spent = time_sam2_parts(predictor) if args.modules else None
     mask = np.asarray(Image.open(args.mask)) > 0
     areas = []
     with torch.inference_mode():
@@ -170,8 +220,10 @@ def predictor_core(args) -> dict:
             areas.append(masks.reshape(masks.shape[0], -1).sum(-1))
         core, core_cpu = time.perf_counter() - t0, time.process_time() - c0
     area = np.stack(areas, axis=1)
-    return {"mode": "predictor", "core_seconds": core, "core_cpu_seconds": core_cpu, "frames": int(state["num_frames"]),
-            "mask_area_mean": float(area.mean()), "frame0_area": int(mask.sum()), "peak_rss_mib": peak_rss_mib()}
+    frames = int(state["num_frames"])
+    return {"mode": "predictor", "core_seconds": core, "core_cpu_seconds": core_cpu, "frames": frames,
+            "mask_area_mean": float(area.mean()), "frame0_area": int(mask.sum()),
+            "modules_ms_per_frame": _per_frame_ms(spent, frames), "peak_rss_mib": peak_rss_mib()}
 
 
 # ----------------------------------------------------------------------------- whole jobs
@@ -227,6 +279,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sam2-config", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--modules", action="store_true", help="also time SAM-2's parts (svac-core, predictor)")
     args = parser.parse_args(argv)
     run = {"svac-core": svac_core, "predictor": predictor_core, "svac-segment": svac_segment,
            "overlay": overlay}[args.mode]

@@ -29,6 +29,10 @@ What is compared, and why it is fair:
   is given too); the table gives their median and range. Peak RSS is each process's ``ru_maxrss``
   (imports + model + run).
 
+With ``--modules`` each video also gets one instrumented run per side (after the timed pairs), and
+``peer.md`` a second table: CPU ms per frame in each SAM-2 part (``bench_worker.py --modules``) and,
+for svac, its own stages (decoding, preprocessing, upsampling; wall seconds from its timings).
+
 Outputs in ``--out``: ``peer.md`` (table, notes, machine load), ``peer.csv``, ``peer.json`` (every run),
 ``peer.png`` (ms per frame per video, both sides, ratio on top).
 """
@@ -54,6 +58,12 @@ COLUMNS = ("video", "size", "frames", "svac CPU ms/frame", "predictor CPU ms/fra
            "ratio max", "target", "met", "wall ratio (median)", "svac wall ms/frame", "predictor wall ms/frame",
            "svac peak RSS MiB", "predictor peak RSS MiB", "svac MLLM s", "predictor prompt")
 REPO = Path(__file__).resolve().parents[1]
+#: Columns of the ``--modules`` table: (title, side, key in ``modules_ms_per_frame`` or svac's timings).
+PART_COLUMNS = (("image encoder", "forward_image"), ("track_step", "track_step"),
+                ("memory conditioning", "_prepare_memory_conditioned_features"),
+                ("memory attention", "memory_attention"), ("prompt encoder", "sam_prompt_encoder"),
+                ("mask decoder", "sam_mask_decoder"), ("memory encoder", "memory_encoder"))
+SVAC_STAGES = (("decode", "frame_decode"), ("preprocess", "sam2_preprocess"), ("upsample+threshold", "mask_upsample"))
 
 
 def export_sam2(model_spec: str | None, cache: Path) -> tuple[Path, Path, str]:
@@ -139,7 +149,27 @@ def measure_video(video: Path, fallback_mask: Path | None, args, pt: Path, cfg: 
            "svac peak RSS MiB": max(x["peak_rss_mib"] for x in svac_runs),
            "predictor peak RSS MiB": max(x["peak_rss_mib"] for x in pred_runs),
            "svac MLLM s": bc.median([x["mllm_seconds"] for x in svac_runs]), "predictor prompt": prompt}
-    return {"row": row, "runs": runs, "warmup": warm}
+    result = {"row": row, "runs": runs, "warmup": warm}
+    if args.modules:
+        result["parts"] = {"svac": bc.run_worker(svac_args + ["--modules"]), "predictor": bc.run_worker(
+            pred_args + ["--modules"])}
+    return result
+
+
+def parts_table(results: list[dict], names: list[str]) -> str:
+    """The ``--modules`` table: per video and side, CPU ms per frame in each SAM-2 part (and svac's own stages)."""
+    head = ["video", "side", "core CPU"] + [t for t, _ in PART_COLUMNS] + [t for t, _ in SVAC_STAGES]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, result in zip(names, results):
+        for side in ("svac", "predictor"):
+            run = result["parts"][side]
+            parts = run.get("modules_ms_per_frame") or {}
+            cells = [name, side, f"{1e3 * run['core_cpu_seconds'] / run['frames']:.2f}"]
+            cells += [f"{parts[k]:.2f}" if k in parts else "" for _, k in PART_COLUMNS]
+            timings = run.get("timings") or {}
+            cells += [f"{1e3 * timings[k] / run['frames']:.2f}" if k in timings else "" for _, k in SVAC_STAGES]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot(rows: list[dict]):
@@ -185,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench/peer", help="output folder (default: %(default)s)")
     p.add_argument("--cache", default="runs/bench/cache", help="generated videos and the exported SAM-2 (default: "
                    "%(default)s)")
+    p.add_argument("--modules", action="store_true", help="also one instrumented run per side and video: CPU ms per "
+                   "frame in each SAM-2 part")
     p.add_argument("--overwrite", action="store_true", help="replace this study's files in --out")
     return p
 
@@ -223,10 +255,14 @@ def study(args) -> int:
         f"{before['load_average_1_5_15']} on {before['cpus']} CPUs; other busy processes: "
         + ("; ".join(f"{p['cpu_percent']}% {p['command']}" for p in before["other_busy_processes"]) or "none"),
         f"Wall time of the study: {time.perf_counter() - started:.0f} s.",
-    ]) + "\n"
+    ] + ([
+        "CPU ms per frame by part (one instrumented run per side and video, after the timed pairs; svac's decode, "
+        "preprocess and upsample columns are wall ms from its timings):",
+        parts_table(results, [f"{r['video']} {r['size']}x{r['frames']}" for r in rows]),
+    ] if args.modules else [])) + "\n"
     report = {"study": NAME, "model": model_name, "query": args.query, "repeats": args.repeats, "rows": rows,
-              "videos": [{"video": str(v), "runs": r["runs"], "warmup": r["warmup"]} for (v, _), r in
-                         zip(videos, results)], "notes": note}
+              "videos": [{"video": str(v), "runs": r["runs"], "warmup": r["warmup"], "parts": r.get("parts")}
+                         for (v, _), r in zip(videos, results)], "notes": note}
     return bc.publish_study(out, NAME, markdown=markdown, rows=rows, columns=COLUMNS, report=report,
                            figure=plot(rows), overwrite=args.overwrite)
 
