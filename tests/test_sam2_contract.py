@@ -145,3 +145,25 @@ def test_seg_tokens_reach_the_mask_decoder_after_the_padding_point(tiny_model):
     torch.testing.assert_close(sparse[:, :-1], padding)  # SAM-2's own point prompt (padding point) first
     torch.testing.assert_close(sparse[:, -1], prompts)   # then the [SEG] prompt, unchanged
     assert sam._heads_call is None                            # nothing left behind for the next call
+
+
+def test_members_the_inference_subclasses_rely_on_exist(tiny_model):
+    """:mod:`svac.grounding.sam2_inference` overrides these methods and reads these members of sam2's modules."""
+    from sam2.modeling.memory_attention import MemoryAttentionLayer
+    from sam2.modeling.position_encoding import PositionEmbeddingSine
+    from sam2.modeling.sam.transformer import Attention
+    from sam2.modeling.sam2_utils import MLP
+
+    assert _params(MemoryAttentionLayer._forward_sa) == ("tgt", "query_pos")
+    assert _params(PositionEmbeddingSine._pe) == ("B", "device", "cache_key")
+    assert _params(Attention.forward) == ("q", "k", "v") and _params(MLP.forward) == ("x",)
+    sam = tiny_model.grounding
+    encoder, decoder = sam.sam_prompt_encoder, sam.sam_mask_decoder
+    assert isinstance(sam.image_encoder.neck.position_encoding.cache, dict)
+    for name in ("positional_encoding_gaussian_matrix",):
+        assert hasattr(encoder.pe_layer, name)
+    assert all(hasattr(encoder, n) for n in ("point_embeddings", "not_a_point_embed", "no_mask_embed"))
+    assert len(decoder.output_hypernetworks_mlps) == decoder.num_mask_tokens and decoder.num_mask_tokens > 1
+    assert hasattr(decoder, "dynamic_multimask_via_stability")
+    assert decoder.transformer.layers[0].skip_first_layer_pe
+    assert sam.memory_attention.batch_first and hasattr(sam.memory_attention, "pos_enc_at_input")

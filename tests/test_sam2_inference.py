@@ -73,7 +73,8 @@ def test_tracking_with_the_inference_subclasses_gives_sam2s_logits_bit_for_bit(t
     ref = _sam2_classes(sam)
     embedded = []
     original = PromptEncoder._embed_points
-    monkeypatch.setattr(PromptEncoder, "_embed_points", lambda self, *a, **k: embedded.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(PromptEncoder, "_embed_points",
+                        lambda self, *a, **k: embedded.append(1) or original(self, *a, **k))
     skipped = []
     sam.sam_mask_decoder.output_hypernetworks_mlps[1].register_forward_hook(
         lambda m, i, o: skipped.append(bool((o == 0).all())))
