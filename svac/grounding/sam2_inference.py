@@ -85,7 +85,8 @@ class CachedPromptEncoder(PromptEncoder):
         coords, labels = points
         cache = self._inference_cache()
         for c, l, out in cache.setdefault("prompts", []):
-            if c.shape == coords.shape and l.shape == labels.shape and torch.equal(c, coords) and torch.equal(l, labels):
+            if (c.shape == coords.shape and l.shape == labels.shape and torch.equal(c, coords)
+                    and torch.equal(l, labels)):
                 return out
         out = super().forward(points, boxes, masks)
         entries = cache["prompts"]
