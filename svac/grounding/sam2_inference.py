@@ -118,8 +118,9 @@ class CachedPromptEncoder(PromptEncoder):
 def _versions(tensors) -> tuple:
     """Identity and in-place version counter of each tensor: any change of a parameter (a new tensor, weights
     loaded into it, an optimiser step) changes the tuple. (Listed by attribute: ``Module.parameters()``
-    walks the module tree, 0.35 ms per frame here.)"""
-    return tuple((id(t), t._version) for t in tensors)
+    walks the module tree, 0.35 ms per frame here.) Parameters created under ``torch.inference_mode`` have
+    no version counter: only their identity counts."""
+    return tuple((id(t), -1 if t.is_inference() else t._version) for t in tensors)
 
 
 class PrecomputedSelfAttentionLayer(MemoryAttentionLayer):
