@@ -157,6 +157,37 @@ class DataConfig:
 
 
 @dataclass
+class CorrectionConfig:
+    """Options of ``objective: corrections`` (:class:`svac.training.frame_objectives.CorrectionObjective`).
+
+    Attributes:
+        wrong_prompt: probability that an expression is prompted with the ``[SEG]`` prompt of
+            another expression of its video naming other objects (its mask wrong on purpose, the
+            click and the memory having to take over), in [0, 1].
+        later_frame: also train a later sampled frame tracked from the corrected frame's memory
+            (needs ``data.frames: video``); ``False`` trains the clicked frame only.
+        referring, correction, propagation: weights of the three passes' mask losses (the
+            ``[SEG]`` prompt alone; with the click; the later frame), each >= 0.
+
+    Raises:
+        ConfigError: naming the key, for a value out of range.
+    """
+
+    wrong_prompt: float = 0.5
+    later_frame: bool = True
+    referring: float = 1.0
+    correction: float = 1.0
+    propagation: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.wrong_prompt <= 1.0:
+            raise ConfigError(f"corrections.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
+        for name in ("referring", "correction", "propagation"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"corrections.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
 class OptimConfig:
     """AdamW with a cosine schedule and linear warm-up.
 
@@ -216,7 +247,11 @@ class TrainConfig:
             clicks on every sampled frame, no memory (:class:`svac.training.frame_objectives.ClickObjective`;
             the MLLM is saved unchanged); ``span_grounding`` -- SAM-2 prompted by the span skip path
             alone on every sampled frame (:class:`svac.training.frame_objectives.SpanGroundingObjective`:
-            the image-level grounding stage of the default model; the LLM is not run).
+            the image-level grounding stage of the default model; the LLM is not run); ``corrections``
+            -- referring, correction clicks and their propagation through memory, SAM-2 prompted by the
+            span term (:class:`svac.training.frame_objectives.CorrectionObjective`, options in ``corrections``:
+            the stage that teaches the default model clicks).
+        corrections: options of ``objective: corrections`` (:class:`CorrectionConfig`).
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
@@ -241,7 +276,8 @@ class TrainConfig:
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     sam2_memory: bool = True
     bpe_vocab_size: int | None = None
-    objective: Literal["referring", "clicks", "span_grounding"] = "referring"
+    objective: Literal["referring", "clicks", "span_grounding", "corrections"] = "referring"
+    corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
     seed: int = 0
     log_every: int = 10
     save_every: int = 200

@@ -17,6 +17,11 @@ batch of (frame, object) pairs, supervised by the recipe's mask losses (``bce``,
   answer's tokens, so the LLM and the ``[SEG]`` branch need not run: the image-level grounding stage
   of the default model at a third of the cost of the full objective. Only the span path, the
   embedding table and SAM-2 receive gradient.
+* :class:`CorrectionObjective` (``objective: corrections``) -- referring and correction clicks
+  together, as refinement (:mod:`svac.grounding.replay`) uses them: a ``[SEG]``-prompted frame
+  (sometimes with another expression's prompt, wrong on purpose), a click drawn from its error
+  with the ``[SEG]`` prompt and the previous mask, and a later frame tracked from the corrected
+  frame's memory. The stage that teaches the default model clicks without losing grounding.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from svac.training.config import LossConfig
 from svac.training.data import TrainingBatch
 from svac.training.losses import mask_losses
 
-#: SAM-2 point labels: padding (no point) and positive click (SAM 2's codes).
-NO_POINT, POSITIVE_CLICK = -1, 1
+#: SAM-2 point labels: padding (no point), negative and positive click (SAM 2's codes).
+NO_POINT, NEGATIVE_CLICK, POSITIVE_CLICK = -1, 0, 1
 
 
 def oracle_clicks(masks: torch.Tensor, generator: torch.Generator) -> dict:
@@ -158,6 +163,38 @@ class ClickObjective(nn.Module):
         return _weighted(out, targets, self.loss_cfg)
 
 
+def check_span_model(model: nn.Module, objective: str) -> None:
+    """Raise :class:`svac.errors.ConfigError` unless ``model`` has a span skip path reading the input embeddings."""
+    from svac.errors import ConfigError
+
+    if model.span_prompt is None or model.config.seg_prompt.span_layer != "input":
+        raise ConfigError(f"objective {objective} needs seg_prompt.span_skip=true and span_layer=input (a span "
+                          "term that depends on the answer's tokens alone)")
+
+
+def span_clip_prompts(model: nn.Module, batch: TrainingBatch) -> list[torch.Tensor]:
+    """Per example of ``batch``, the span terms of its expressions' ``[SEG]`` prompts allocated to its clips.
+
+    The span term (:func:`svac.span_prompt.span_states` over the input embeddings, then
+    ``model.span_prompt``) depends on the answer's tokens alone: the LLM is not run.
+
+    Returns:
+        Per example, ``float (num_clips, K, C)`` (CSA's allocation, :func:`svac.csa.allocate`).
+    """
+    from svac.csa import allocate
+    from svac.span_prompt import SpanStates, span_states
+    from svac.training.data import IGNORE_INDEX
+
+    out = []
+    for b, example in enumerate(batch.examples):
+        spans = []
+        for r in batch.rows_of(b):
+            answer = (batch.input_ids[r] == model.seg_token_id) & (batch.labels[r] != IGNORE_INDEX)
+            spans.append(span_states(model, batch.input_ids[r], answer.nonzero()[:, 0]))
+        out.append(allocate(model.span_prompt(SpanStates.cat(spans)), example.num_clips, model.config.csa).prompts)
+    return out
+
+
 class SpanGroundingObjective(nn.Module):
     """SAM-2 prompted by the span skip path alone, every sampled frame on its own (``objective: span_grounding``).
 
@@ -175,30 +212,191 @@ class SpanGroundingObjective(nn.Module):
 
     def __init__(self, model: nn.Module, loss: LossConfig) -> None:
         super().__init__()
-        from svac.errors import ConfigError
-
-        if model.span_prompt is None or model.config.seg_prompt.span_layer != "input":
-            raise ConfigError("objective span_grounding needs seg_prompt.span_skip=true and span_layer=input (a span "
-                              "term that depends on the answer's tokens alone)")
+        check_span_model(model, "span_grounding")
         self.model = model
         self.loss_cfg = loss
 
     def forward(self, batch: TrainingBatch) -> "FrameLosses":
         """Weighted mask loss of ``batch`` with span prompts."""
-        from svac.csa import allocate
-        from svac.span_prompt import SpanStates, span_states
-        from svac.training.data import IGNORE_INDEX
-
-        model = self.model
         prompts = []  # per frame, (K, C): example by example, frame by frame
-        for b, example in enumerate(batch.examples):
-            spans = []
-            for r in batch.rows_of(b):
-                answer = (batch.input_ids[r] == model.seg_token_id) & (batch.labels[r] != IGNORE_INDEX)
-                spans.append(span_states(model, batch.input_ids[r], answer.nonzero()[:, 0]))
-            per_clip = allocate(model.span_prompt(SpanStates.cat(spans)), example.num_clips, model.config.csa).prompts
+        for example, per_clip in zip(batch.examples, span_clip_prompts(self.model, batch)):
             prompts += [per_clip[int(c)] for c in example.clip_of_position]
         stacked = torch.cat(prompts)
-        out, targets = segment_every_frame(model.grounding, batch.examples,
-                                           lambda t: model.grounding.text_point_inputs(stacked))
+        out, targets = segment_every_frame(self.model.grounding, batch.examples,
+                                           lambda t: self.model.grounding.text_point_inputs(stacked))
         return _weighted(out, targets, self.loss_cfg)
+
+
+def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> dict:
+    """One correction click per object, drawn where the prediction is wrong (SAM 2's interactive training).
+
+    The click is a pixel drawn uniformly from the error region: positive (label 1) when it is a
+    missed target pixel, negative (label 0) when it is a false positive -- so the larger error
+    is the likelier one to be corrected (SAM 2, Ravi et al. 2024, App. D). A prediction without
+    error gets a positive click inside the target; no target and no error, a padding point.
+
+    Args:
+        predicted: ``bool (K, S, S)`` the masks to correct, at SAM-2's input size (pixels).
+        targets: ``bool (K, S, S)`` the ground truth.
+        generator: the random source (CPU).
+
+    Returns:
+        ``point_coords`` ``float (K, 1, 2)`` (x, y) pixel centres and ``point_labels`` ``int32 (K, 1)``
+        (1 positive, 0 negative, -1 padding).
+    """
+    k = targets.shape[0]
+    coords = torch.zeros(k, 1, 2)
+    labels = torch.full((k, 1), NO_POINT, dtype=torch.int32)
+    error = (predicted != targets).cpu()
+    cpu_targets = targets.cpu()
+    for j in range(k):
+        region = error[j] if error[j].any() else cpu_targets[j]
+        ys, xs = region.nonzero(as_tuple=True)
+        if xs.numel():
+            i = int(torch.randint(xs.numel(), (1,), generator=generator))
+            y, x = int(ys[i]), int(xs[i])
+            coords[j, 0, 0], coords[j, 0, 1] = x + 0.5, y + 0.5
+            labels[j, 0] = POSITIVE_CLICK if bool(cpu_targets[j, y, x]) else NEGATIVE_CLICK
+    return {"point_coords": coords.to(targets.device), "point_labels": labels.to(targets.device)}
+
+
+@dataclass
+class CorrectionLosses:
+    """Losses of one step of :class:`CorrectionObjective` (scalar tensors; ``loss`` is back-propagated).
+
+    ``bce``, ``dice``, ``presence`` are summed over the three passes; ``referring``, ``correction``
+    and ``propagation`` are each pass's weighted mask loss.
+    """
+
+    loss: torch.Tensor
+    bce: torch.Tensor
+    dice: torch.Tensor
+    presence: torch.Tensor
+    referring: torch.Tensor
+    correction: torch.Tensor
+    propagation: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        """Detached values for logging."""
+        return {k: float(getattr(self, k).detach())
+                for k in ("loss", "bce", "dice", "presence", "referring", "correction", "propagation")}
+
+
+class CorrectionObjective(nn.Module):
+    """Referring, correction clicks and propagation of a correction, in one objective (``objective: corrections``).
+
+    SAM 2 learns interactive prompts by simulating a user: it predicts, a click is drawn from
+    the error, it predicts again with the click and its previous mask (Ravi et al. 2024, §4,
+    App. D). Here the first prediction is the referring one, so the ``[SEG]`` prompt and the
+    clicks are learnt together, as :mod:`svac.grounding.replay` uses them at inference. For each
+    expression k of each video, on two sampled frames a < b (``data.frames: video``):
+
+    1. **referring**: frame a prompted by the ``[SEG]`` prompt P alone (initial conditioning
+       frame), supervised by P's own object -- what the referring stages train, so grounding is
+       kept (:class:`SpanGroundingObjective`'s prompt: the span term of the clip's ``[SEG]``);
+    2. **correction**: frame a again with P, one click drawn from the error of pass 1 against
+       expression k's object (:func:`correction_clicks`) and pass 1's mask logits as SAM-2's mask
+       prompt (clamped as SAM-2's video predictor does), supervised by expression k's object;
+    3. **propagation** (``corrections.later_frame``): frame b tracked from pass 2's memory as a
+       conditioning frame with b's own clip prompt (SAM-2's memory attention), supervised by
+       expression k's object.
+
+    With probability ``corrections.wrong_prompt`` P is the prompt of another expression of the
+    video naming other objects: the mask of pass 1 is wrong on purpose and the click (and then
+    the memory) must take over from the language prompt -- the case refinement exists for.
+
+    Args:
+        model: an SVAC model with ``seg_prompt.span_skip`` and ``span_layer: input``.
+        loss: mask-loss weights (``bce``, ``dice``, ``presence``).
+        corrections: :class:`svac.training.config.CorrectionConfig`.
+        seed: seed of the frame, prompt and click draws.
+
+    Raises:
+        svac.errors.ConfigError: when the model has no span skip path reading the input embeddings.
+    """
+
+    def __init__(self, model: nn.Module, loss: LossConfig, corrections, *, seed: int = 0) -> None:
+        super().__init__()
+        check_span_model(model, "corrections")
+        self.model = model
+        self.loss_cfg = loss
+        self.cfg = corrections
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _draw(self, n: int) -> torch.Tensor:
+        return torch.rand(n, generator=self.generator)
+
+    def _pairing(self, example) -> list[int]:
+        """For each expression, the expression whose prompt it gets (itself, or with ``wrong_prompt`` another
+        naming disjoint objects)."""
+        k = example.num_objects
+        ids = example.object_ids if len(example.object_ids) == k else tuple((j,) for j in range(k))
+        chosen = []
+        for j in range(k):
+            others = [i for i in range(k) if not set(ids[i]) & set(ids[j])]
+            if others and float(self._draw(1)) < self.cfg.wrong_prompt:
+                chosen.append(others[int(torch.randint(len(others), (1,), generator=self.generator))])
+            else:
+                chosen.append(j)
+        return chosen
+
+    def forward(self, batch: TrainingBatch) -> CorrectionLosses:
+        """Weighted mask losses of the three passes on ``batch``."""
+        from svac.grounding.replay import PREV_LOGITS_CLAMP
+
+        model, sam, w = self.model, self.model.grounding, self.loss_cfg
+        per_clip = span_clip_prompts(model, batch)  # per example (num_clips, K, C)
+        dtype = next(sam.parameters()).dtype
+        first, later, prompt_a, prompt_b, own_a, target_a, target_b, counts = [], [], [], [], [], [], [], []
+        for e, prompts in zip(batch.examples, per_clip):
+            t = e.sam_frames.shape[0]
+            if t < 2 and self.cfg.later_frame:
+                raise ValueError("objective corrections with later_frame needs at least two sampled frames "
+                                 "(data.frames: video)")
+            a = int(torch.randint(max(t - 1, 1), (1,), generator=self.generator))
+            b = a + 1 + int(torch.randint(max(t - a - 1, 1), (1,), generator=self.generator)) if t > 1 else a
+            pair = torch.tensor(self._pairing(e))
+            first.append(e.sam_frames[a])
+            later.append(e.sam_frames[b])
+            prompt_a.append(prompts[int(e.clip_of_position[a])][pair])
+            prompt_b.append(prompts[int(e.clip_of_position[b])][pair])
+            own_a.append(e.masks[pair, a])
+            target_a.append(e.masks[:, a])
+            target_b.append(e.masks[:, b])
+            counts.append(e.num_objects)
+        n = len(first)
+        frames = torch.stack(first + (later if self.cfg.later_frame else [])).to(dtype)
+        feats = sam.encode_frames(frames)
+        feats_a = FrameFeatures.concat(feats[:n], counts)
+        p_a, own, tgt_a = torch.cat(prompt_a), torch.cat(own_a), torch.cat(target_a)
+        empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+
+        def step(f, frame_idx, init, point_inputs, output_dict, num_frames, prev=None, memory=False):
+            return sam.track_step(frame_idx=frame_idx, is_init_cond_frame=init, current_vision_feats=f.vision_feats,
+                                  current_vision_pos_embeds=f.vision_pos, feat_sizes=f.feat_sizes,
+                                  point_inputs=point_inputs, mask_inputs=None, output_dict=output_dict,
+                                  num_frames=num_frames, run_mem_encoder=memory, prev_sam_mask_logits=prev)
+
+        out1 = step(feats_a, 0, True, sam.text_point_inputs(p_a), empty, 1)
+        referring = _weighted(out1, own, w)
+        predicted = (out1["pred_masks_high_res"][:, 0] > 0).detach()
+        clicks = correction_clicks(predicted, tgt_a, self.generator)
+        inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"], p_a)
+        prev = out1["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+        num_frames = 2 if self.cfg.later_frame else 1
+        out2 = step(feats_a, 0, True, inputs, empty, num_frames, prev=prev, memory=self.cfg.later_frame)
+        correction = _weighted(out2, tgt_a, w)
+        parts = [(referring, self.cfg.referring), (correction, self.cfg.correction)]
+        propagation = None
+        if self.cfg.later_frame:
+            feats_b = FrameFeatures.concat(feats[n:], counts)
+            bank = {"cond_frame_outputs": {0: out2}, "non_cond_frame_outputs": {}}
+            out3 = step(feats_b, 1, False, sam.text_point_inputs(torch.cat(prompt_b)), bank, 2)
+            propagation = _weighted(out3, torch.cat(target_b), w)
+            parts.append((propagation, self.cfg.propagation))
+        zero = referring.loss.new_zeros(())
+        return CorrectionLosses(
+            loss=sum(weight * p.loss for p, weight in parts), bce=sum(p.bce for p, _ in parts),
+            dice=sum(p.dice for p, _ in parts), presence=sum(p.presence for p, _ in parts),
+            referring=referring.loss, correction=correction.loss,
+            propagation=propagation.loss if propagation is not None else zero)

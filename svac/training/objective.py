@@ -183,7 +183,8 @@ def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
 
     ``referring``: :class:`SVACObjective`; ``clicks``: :class:`svac.training.frame_objectives.ClickObjective`
     (SAM-2 alone under oracle clicks); ``span_grounding``:
-    :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone).
+    :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone);
+    ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks).
     """
     from svac.training import frame_objectives
 
@@ -191,6 +192,8 @@ def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
         return frame_objectives.ClickObjective(model, cfg.loss, seed=cfg.seed)
     if cfg.objective == "span_grounding":
         return frame_objectives.SpanGroundingObjective(model, cfg.loss)
+    if cfg.objective == "corrections":
+        return frame_objectives.CorrectionObjective(model, cfg.loss, cfg.corrections, seed=cfg.seed)
     return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 
