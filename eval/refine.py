@@ -11,7 +11,11 @@ ground truth known) the model segments the first expression; then, at frame ``--
 * ``negative click``: a click on a false-positive pixel of the mask (when there is one);
 * ``box``: the target's bounding box;
 * ``click, no [SEG]``: the same positive click on the object with its ``[SEG]`` prompt removed
-  (an answer without ``[SEG]``: empty before the click, tracked from the click alone).
+  (an answer without ``[SEG]``: empty before the click, tracked from the click alone);
+* ``wrong [SEG]``: a mask wrong on purpose -- the video segmented with an expression naming the
+  *other* object, J still measured against the first expression's target -- then the same positive
+  click on the target, or a negative click on the false-positive pixel nearest the centroid of the
+  false positives (the wrongly covered object).
 
 For each: J (region IoU with the ground truth) on the clicked frame and the mean over the frames
 after it and before it, before and after; false-positive pixels on the clicked frame. Timing:
@@ -98,20 +102,33 @@ def main(argv: list[str] | None = None) -> int:
                                 tracking=dataclasses.replace(t, prompts=t.prompts[:, :0], tracked=()))
     rows["no [SEG], before"] = summarize(empty.masks[0], gt, i)
     rows["no [SEG], positive click"] = summarize(empty.refine(frame=i, points=[click], labels=[1]).masks[0], gt, i)
+    other = next((e for e in video.expressions if e.obj_id != expression.obj_id), None)
+    if other is not None:
+        wrong = model.segment(video.frames, other.text)
+        rows["wrong [SEG], before"] = summarize(wrong.masks[0], gt, i)
+        rows["wrong [SEG], positive click"] = summarize(wrong.refine(frame=i, points=[click], labels=[1]).masks[0],
+                                                        gt, i)
+        fy, fx = np.nonzero(wrong.masks[0, i] & ~gt[i])
+        if len(fx):
+            k = int(np.argmin((fx - fx.mean()) ** 2 + (fy - fy.mean()) ** 2))
+            rows["wrong [SEG], negative click"] = summarize(
+                wrong.refine(frame=i, points=[(float(fx[k]), float(fy[k]))], labels=[0]).masks[0], gt, i)
     seconds = statistics.median(times)
     report = {"model": model.config.name, "video": {"seed": args.seed, "frames": args.frames, "size": [160, 120],
                                                     "expression": expression.text},
-              "clicked_frame": i, "click": list(click), "rows": rows,
+              "wrong_expression": other.text if other is not None else None, "clicked_frame": i, "click": list(click), "rows": rows,
               "refine_seconds": round(seconds, 4), "refine_ms_per_frame": round(1000 * seconds / args.frames, 2),
               "segment_sam2_ms_per_frame": round(1000 * sam2_seconds / args.frames, 2),
               "refine_over_segment_sam2": round(seconds / max(sam2_seconds, 1e-9), 2)}
     print(f"{model.config.name}, synthetic seed {args.seed} ({args.frames} frames), '{expression.text}', "
           f"click ({click[0]:.0f}, {click[1]:.0f}) on frame {i}")
-    print(f"{'':26s} {'J frame':>8s} {'J after':>8s} {'J before':>9s} {'FP px':>6s}")
+    if other is not None:
+        print(f"wrong [SEG]: segmented with '{other.text}' (another object)")
+    print(f"{'':28s} {'J frame':>8s} {'J after':>8s} {'J before':>9s} {'FP px':>6s}")
     for name, r in rows.items():
         cells = [r["J_frame"], r["J_after"], r["J_before"]]
         text = " ".join(f"{c:8.3f}" if c is not None else f"{'-':>8s}" for c in cells)
-        print(f"{name:26s} {text}  {r['false_positive_px']:6d}")
+        print(f"{name:28s} {text}  {r['false_positive_px']:6d}")
     print(f"refine: {report['refine_ms_per_frame']} ms per frame ({seconds:.2f} s for {args.frames} frames), "
           f"{report['refine_over_segment_sam2']} x segment's SAM-2 stage ({report['segment_sam2_ms_per_frame']} ms "
           "per frame)")

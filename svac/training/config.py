@@ -168,6 +168,9 @@ class CorrectionConfig:
             (needs ``data.frames: video``); ``False`` trains the clicked frame only.
         referring, correction, propagation: weights of the three passes' mask losses (the
             ``[SEG]`` prompt alone; with the click; the later frame), each >= 0.
+        clicks_alone: weight of a fourth pass, the clicked frame prompted by one click inside the
+            target and no ``[SEG]`` (SAM 2's own promptable training, :class:`ClickObjective`'s prompt),
+            >= 0; 0 skips it.
 
     Raises:
         ConfigError: naming the key, for a value out of range.
@@ -178,11 +181,12 @@ class CorrectionConfig:
     referring: float = 1.0
     correction: float = 1.0
     propagation: float = 1.0
+    clicks_alone: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.wrong_prompt <= 1.0:
             raise ConfigError(f"corrections.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
-        for name in ("referring", "correction", "propagation"):
+        for name in ("referring", "correction", "propagation", "clicks_alone"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"corrections.{name} is a weight and must be >= 0, got {getattr(self, name)}")
 

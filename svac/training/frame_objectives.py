@@ -264,8 +264,8 @@ def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator:
 class CorrectionLosses:
     """Losses of one step of :class:`CorrectionObjective` (scalar tensors; ``loss`` is back-propagated).
 
-    ``bce``, ``dice``, ``presence`` are summed over the three passes; ``referring``, ``correction``
-    and ``propagation`` are each pass's weighted mask loss.
+    ``bce``, ``dice``, ``presence`` are summed over the passes; ``referring``, ``correction``,
+    ``propagation`` and ``clicks_alone`` are each pass's mask loss (0 for a pass not run).
     """
 
     loss: torch.Tensor
@@ -275,11 +275,12 @@ class CorrectionLosses:
     referring: torch.Tensor
     correction: torch.Tensor
     propagation: torch.Tensor
+    clicks_alone: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         """Detached values for logging."""
-        return {k: float(getattr(self, k).detach())
-                for k in ("loss", "bce", "dice", "presence", "referring", "correction", "propagation")}
+        return {k: float(getattr(self, k).detach()) for k in
+                ("loss", "bce", "dice", "presence", "referring", "correction", "propagation", "clicks_alone")}
 
 
 class CorrectionObjective(nn.Module):
@@ -299,7 +300,9 @@ class CorrectionObjective(nn.Module):
        prompt (clamped as SAM-2's video predictor does), supervised by expression k's object;
     3. **propagation** (``corrections.later_frame``): frame b tracked from pass 2's memory as a
        conditioning frame with b's own clip prompt (SAM-2's memory attention), supervised by
-       expression k's object.
+       expression k's object;
+    4. **clicks alone** (``corrections.clicks_alone`` > 0): frame a prompted by one click drawn
+       inside expression k's object and no ``[SEG]`` (:func:`oracle_prompts`), supervised by it.
 
     With probability ``corrections.wrong_prompt`` P is the prompt of another expression of the
     video naming other objects: the mask of pass 1 is wrong on purpose and the click (and then
@@ -394,9 +397,15 @@ class CorrectionObjective(nn.Module):
             out3 = step(feats_b, 1, False, sam.text_point_inputs(torch.cat(prompt_b)), bank, 2)
             propagation = _weighted(out3, torch.cat(target_b), w)
             parts.append((propagation, self.cfg.propagation))
+        alone = None
+        if self.cfg.clicks_alone:
+            out4 = step(feats_a, 0, True, oracle_prompts(tgt_a, self.generator), empty, 1)
+            alone = _weighted(out4, tgt_a, w)
+            parts.append((alone, self.cfg.clicks_alone))
         zero = referring.loss.new_zeros(())
         return CorrectionLosses(
             loss=sum(weight * p.loss for p, weight in parts), bce=sum(p.bce for p, _ in parts),
             dice=sum(p.dice for p, _ in parts), presence=sum(p.presence for p, _ in parts),
             referring=referring.loss, correction=correction.loss,
-            propagation=propagation.loss if propagation is not None else zero)
+            propagation=propagation.loss if propagation is not None else zero,
+            clicks_alone=alone.loss if alone is not None else zero)
