@@ -249,6 +249,60 @@ def test_click_stage_trains_sam2_alone_and_a_finished_stage_resumes_as_a_no_op(t
     assert again.steps == 2 and again.wall_seconds == 0.0
 
 
+def test_correction_clicks_are_drawn_from_the_error_with_its_sign():
+    from svac.training.frame_objectives import NEGATIVE_CLICK, NO_POINT, POSITIVE_CLICK, correction_clicks
+
+    targets = torch.zeros(3, 16, 16, dtype=torch.bool)
+    targets[0, 2:6, 2:6] = True     # object 0: half missed, plus a false positive elsewhere
+    targets[1, 8:12, 8:12] = True   # object 1: predicted exactly
+    predicted = torch.zeros_like(targets)
+    predicted[0, 2:6, 2:4] = True
+    predicted[0, 12:14, 12:14] = True
+    predicted[1] = targets[1]       # object 2: nothing to find, nothing predicted
+    gen = torch.Generator().manual_seed(0)
+    labels_seen = set()
+    for _ in range(60):
+        p = correction_clicks(predicted, targets, gen)
+        (x0, y0), (x1, y1) = p["point_coords"][0, 0].tolist(), p["point_coords"][1, 0].tolist()
+        label = int(p["point_labels"][0, 0])
+        labels_seen.add(label)
+        assert predicted[0, int(y0), int(x0)] != targets[0, int(y0), int(x0)]  # on the error
+        assert label == (POSITIVE_CLICK if targets[0, int(y0), int(x0)] else NEGATIVE_CLICK)
+        assert int(p["point_labels"][1, 0]) == POSITIVE_CLICK and targets[1, int(y1), int(x1)]  # no error: inside
+        assert int(p["point_labels"][2, 0]) == NO_POINT
+    assert labels_seen == {POSITIVE_CLICK, NEGATIVE_CLICK}
+
+
+@pytest.mark.parametrize("later_frame", [False, True])
+def test_corrections_stage_trains_sam2_on_referring_and_clicks_and_saves_the_rest_unchanged(
+        tiny_config, synth_root, tmp_path, later_frame):
+    config = _span_config(tiny_config)
+    frames = "video" if later_frame else "single_frame"
+    cfg = _recipe("train/svac_default_4_clicks.yaml", config, synth_root, tmp_path / "corr", max_steps=2,
+                  save_every=1, corrections={"wrong_prompt": 1.0, "later_frame": later_frame, "propagation": 1.0,
+                                             "clicks_alone": 1.0},
+                  trainable=["sam2_mask_decoder", "sam2_prompt_encoder"] + (["sam2_memory"] if later_frame else []),
+                  data={"train": [f"rvos:{synth_root}"], "frames": frames, "expressions_per_video": 2})
+    assert cfg.objective == "corrections"
+    result = finetune.run(cfg, progress=False)
+    last = result.history[-1]
+    assert result.steps == 2 and all(last[k] > 0 for k in ("referring", "correction", "clicks_alone"))
+    assert (last["propagation"] > 0) == later_frame
+    from svac.loading import load_model
+
+    before = build_from_config(config).state_dict()
+    after = load_model(str(tmp_path / "corr/model"), device="cpu").state_dict()
+    changed = {k.split(".")[1] for k in before
+               if k.startswith("grounding.") and not torch.equal(before[k], after[k])}
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("grounding."))  # MLLM, span path
+    assert {"sam_mask_decoder", "sam_prompt_encoder"} <= changed and "image_encoder" not in changed
+    assert ({"memory_attention", "memory_encoder"} <= changed) == later_frame
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="corrections.wrong_prompt"):
+        load_train_config("train/svac_default_4_clicks.yaml", ["corrections.wrong_prompt=1.5"])
+
+
 def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressions(tiny_config, synth_root,
                                                                                      tmp_path, samples):
     config = _span_config(tiny_config)
