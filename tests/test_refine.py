@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,10 @@ def test_refinement_gives_sam2_video_predictors_masks(default_model, square_vide
                    Correction(frame=9, object=1, points=((10.0, 10.0),), labels=(0,)),
                    Correction(frame=5, object=1, points=((28.0, 20.0),), labels=(1,)),  # added to frame 5's click
                    Correction(frame=2, object=1, box=(10.0, 14.0, 30.0, 34.0))]
+    # the default model's SAM-2 tracks by memory alone only briefly (it always has a [SEG] prompt): a positive and a
+    # negative click on more frames make enough of them non-empty for the comparison to mean something
+    corrections += [Correction(frame=t, object=1, points=((12.0 + 4 * t, 24.0), (0.5, 0.5)), labels=(1, 0))
+                    for t in (0, 3, 7, 8, 11)]
     result = _clicks_only(default_model.segment(square_video, "the red square"))
     ours = apply_corrections(default_model, result, corrections)  # what four result.refine calls in a row give
 
@@ -145,15 +150,22 @@ def test_refine_returns_a_new_result_and_keeps_the_old_one(default_model, square
 
 
 def test_a_click_and_a_box_track_an_empty_object_both_ways(default_model, square_video):
-    """An object without [SEG] (empty on every frame) tracked from a click or a box, forwards and backwards."""
+    """An object without [SEG] (empty on every frame) tracked from a click or a box, forwards and backwards:
+    SAM-2 steps through every frame before and after the prompted one (its presence is computed there)."""
+    from svac.grounding.replay import FramePrompt, replay_object
+
     result = _clicks_only(default_model.segment(square_video, "the red square"))
     assert not result.masks.any()
     i = 6
-    for refined in (result.refine(frame=i, points=[(4 + 4 * i + 8, 24)], labels=[1]),
-                    result.refine(frame=i, box=(4 + 4 * i, 16, 20 + 4 * i, 32))):
-        areas = refined.masks[0].sum(axis=(1, 2))
-        assert areas[i] > 0 and areas[:i].sum() > 0 and areas[i + 1:].sum() > 0
-        assert refined.scores[0] > 0 and refined.objects[0].score == pytest.approx(float(refined.scores[0]))
+    scale = np.array([default_model.sam2_image_size / W, default_model.sam2_image_size / H], dtype=np.float32)
+    for coords, labels in ((np.array([[4 + 4 * i + 8, 24], [0.5, 0.5]]), [1, 0]),
+                           (np.array([[4 + 4 * i, 16], [20 + 4 * i, 32]]), [2, 3])):  # a box: its two corners
+        prompt = FramePrompt(frame=i, coords=(coords * scale).astype(np.float32), labels=np.array(labels, np.int32))
+        out = replay_object(default_model, result.source, result.tracking, 0, [prompt])
+        assert out.masks[i].any() and (out.presence > 0).all()  # tracked (not left at 0) on every frame, both ways
+    refined = result.refine(frame=i, points=[(4 + 4 * i + 8, 24), (0.5, 0.5)], labels=[1, 0])
+    assert refined.masks[0, i].any() and refined.scores[0] > 0
+    assert refined.objects[0].score == pytest.approx(float(refined.scores[0]))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -293,7 +305,6 @@ def test_cli_refine_with_another_model_than_the_results_says_so(default_model, s
 
 def test_sa2va_pipeline_replays_its_own_schedule_and_keeps_its_prompted_frames(square_video):
     """Sa2VA's schedule (the MLLM's frames prompted on their own, bfloat16 memory) is replayed as the engine ran it."""
-    from pathlib import Path
 
     from svac.grounding.engine import logits_to_masks
     from svac.grounding.replay import _Replay
@@ -320,3 +331,71 @@ def test_sa2va_pipeline_replays_its_own_schedule_and_keeps_its_prompted_frames(s
     refined = result.refine(frame=i, points=[(30, 24)], labels=[1])
     assert np.array_equal(refined.masks[0, prompted], result.masks[0, prompted])  # conditioning frames stand
     assert not np.array_equal(refined.masks[0, i], result.masks[0, i])
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "synthetic.mp4"
+#: examples/synthetic.mp4's objects (video s2026_00006 of ``svac data synth --videos 8 --seed 2026 --split valid``).
+WHITE_SQUARE, RED_SQUARE, RED_TRIANGLE, BLUE_TRIANGLE = 1, 2, 3, 4
+CLICKED = 10  # the frame clicked (of 31)
+
+
+@pytest.fixture(scope="module")
+def example_truth() -> np.ndarray:
+    """``uint8 (31, 120, 160)`` object ids of ``examples/synthetic.mp4`` on every frame, regenerated in memory
+    (the generator's own masks, as ``svac data synth`` writes them; ``examples/README.md``)."""
+    from svac.data.synthetic.generator import VideoSpec, generate_video
+    from svac.data.synthetic.writer import video_rng
+
+    if not EXAMPLE.is_file():
+        pytest.fail(f"{EXAMPLE} is missing: the repository's examples/ folder is needed")
+    video = generate_video(video_rng(2026, 6, split="valid"), VideoSpec(num_frames=(16, 64), size=(160, 120)))
+    assert video.frames.shape == (31, 120, 160, 3) and [o.obj_id for o in video.objects] == [1, 2, 3, 4]
+    return video.masks
+
+
+def _j(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``float (N,)`` region J per frame (1 where both are empty)."""
+    inter = (masks & truth).sum(axis=(1, 2))
+    union = (masks | truth).sum(axis=(1, 2))
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+def _nearest_to_centre(region: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` pixel centre of the ``region`` pixel nearest its centroid (inside the region even when it is not convex)."""
+    ys, xs = np.nonzero(region)
+    k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+    return float(xs[k]) + 0.5, float(ys[k]) + 0.5
+
+
+@pytest.mark.parametrize("query", ["the white shape", "the red square"])
+def test_a_positive_click_inside_the_target_raises_j_on_its_frame_and_after(default_model, example_truth, query):
+    """Issue 16: a mask wrong on purpose -- the red square asked as "the white shape" (another object), or as
+    "the red square", whose mask also takes the red triangle -- is corrected by one click inside the red square
+    at frame i: J on the red square rises at frame i, and the frames after it are not made worse. (It does not
+    rise there: each later frame keeps its clip's wrong [SEG] prompt, which outweighs the corrected frame's
+    memory; README, "Refine with a click or a box".)"""
+    truth = example_truth == RED_SQUARE
+    result = default_model.segment(str(EXAMPLE), query)
+    before = _j(result.masks[0], truth)
+    assert before[CLICKED] < 0.6  # wrong on the clicked frame
+    refined = result.refine(frame=CLICKED, points=[_nearest_to_centre(truth[CLICKED])], labels=[1])
+    after = _j(refined.masks[0], truth)
+    assert after[CLICKED] >= before[CLICKED] + 0.2, (before[CLICKED], after[CLICKED])
+    later = slice(CLICKED + 1, None)
+    assert after[later].mean() >= before[later].mean() - 0.01, (before[later].mean(), after[later].mean())
+
+
+def test_a_negative_click_on_a_wrongly_covered_object_lowers_false_positives(default_model, example_truth):
+    """Issue 16: "the red square" also takes the red triangle; a negative click on the triangle at frame i
+    removes false-positive pixels there, and adds none on the frames after it."""
+    truth = example_truth == RED_SQUARE
+    result = default_model.segment(str(EXAMPLE), "the red square")
+    wrong = result.masks[0] & (example_truth == RED_TRIANGLE)
+    assert wrong[CLICKED].sum() > 50
+    refined = result.refine(frame=CLICKED, points=[_nearest_to_centre(wrong[CLICKED])], labels=[0])
+    false_before = (result.masks[0] & ~truth).sum(axis=(1, 2))
+    false_after = (refined.masks[0] & ~truth).sum(axis=(1, 2))
+    assert false_after[CLICKED] <= 0.5 * false_before[CLICKED], (false_before[CLICKED], false_after[CLICKED])
+    later = slice(CLICKED + 1, None)
+    assert false_after[later].sum() <= 1.01 * false_before[later].sum(), (false_before[later].sum(),
+                                                                          false_after[later].sum())

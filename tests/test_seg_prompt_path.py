@@ -24,7 +24,8 @@ from svac.training.params import configure_trainable
 
 finetune = importlib.import_module("svac.recipes.finetune")
 
-STAGES = ("train/svac_default_1_image.yaml", "train/svac_default_2_encoder.yaml", "train/svac_default_3_video.yaml")
+STAGES = ("train/svac_default_1_image.yaml", "train/svac_default_2_encoder.yaml", "train/svac_default_3_video.yaml",
+          "train/svac_default_4_clicks.yaml", "train/svac_default_5_refresh.yaml")
 
 
 class FirstTemplates:
@@ -187,7 +188,7 @@ def test_prompts_follow_the_expression_not_the_turn_after_a_few_updates(tiny_con
         seg_prompt=stage.model.seg_prompt)
     config = dataclasses.replace(config, astc=dataclasses.replace(config.astc, num_frames=6, clip_len=3))
     finetune.run(_recipe(STAGES[0], config, synth_root, tmp_path / "image"), progress=False)
-    finetune.run(_recipe(STAGES[-1], config, synth_root, tmp_path / "video", init_from=str(tmp_path / "image/model")),
+    finetune.run(_recipe(STAGES[2], config, synth_root, tmp_path / "video", init_from=str(tmp_path / "image/model")),
                  progress=False)
     from svac.loading import load_model
 
@@ -336,14 +337,17 @@ def test_the_default_recipe_stages_chain_and_fix_the_shortcut():
     assert "initializer_range" not in cfgs[0].model.mllm.text  # the LLM starts at transformers' 0.02
     for before, after in zip(cfgs, cfgs[1:]):
         assert after.init_from == f"{before.output_dir}/model"
-    assert [c.objective for c in cfgs] == ["span_grounding", "span_grounding", "referring"]
+    assert [c.objective for c in cfgs] == ["span_grounding", "span_grounding", "referring", "corrections", "referring"]
     for cfg in cfgs:
         assert cfg.data.conversation == "single_turn" and cfg.loss.prompt_separation == 0.0
         assert "vision_encoder" not in cfg.trainable  # the MLLM's random vision features stay intact
     # SAM-2's image encoder trains only in stage 2, once the span prompt already names one object
-    assert ["sam2_image_encoder" in c.trainable for c in cfgs] == [False, True, False]
+    assert ["sam2_image_encoder" in c.trainable for c in cfgs] == [False, True, False, False, False]
     assert cfgs[1].optim.lr < cfgs[0].optim.lr
-    assert [c.data.frames for c in cfgs] == ["single_frame", "single_frame", "video"]
+    assert [c.data.frames for c in cfgs] == ["single_frame", "single_frame", "video", "single_frame", "video"]
+    # the click stage and the video refresh after it train SAM-2's decoder and prompt encoder alone
+    assert [set(c.trainable) for c in cfgs[3:]] == [{"sam2_mask_decoder", "sam2_prompt_encoder"}] * 2
+    assert cfgs[3].corrections.wrong_prompt > 0 and not cfgs[3].corrections.later_frame
     assert DataConfig().conversation == "single_turn"
 
 
