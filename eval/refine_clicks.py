@@ -1,0 +1,110 @@
+"""What one correction click does to J, averaged over synthetic videos (the README's click table).
+
+Usage (from a checkout)::
+
+    python eval/refine_clicks.py [--model M] [--videos 20] [--first-seed 100] [--frame 8] [--out clicks.json]
+
+Each video is drawn as ``svac bench refine`` draws its one (``svac.data.synthetic``, 160x120, 24
+frames, two objects; seeds ``--first-seed`` on); the target is its first expression's object. The
+video is segmented twice: with that expression (``own``) and with an expression naming the other
+object (``wrong``: a mask wrong on purpose, still scored against the target). Each result is then
+refined at ``--frame`` with a positive click on the target pixel nearest the target's centroid, or
+a negative click on the false-positive pixel nearest the false positives' centroid. Prints, per
+row, the mean J on the clicked frame and on the frames after it and the mean false-positive pixels
+there (videos whose target is absent from the clicked frame are skipped; a negative click needs a
+false positive, so its row holds fewer videos and prints the same videos' values before it).
+One thread (``torch.set_num_threads(1)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROWS = ("own", "own + positive click", "own + negative click", "wrong", "wrong + positive click",
+        "wrong + negative click")
+
+
+def frame_scores(masks: np.ndarray, truth: np.ndarray, frame: int) -> dict:
+    """J on ``frame`` and mean J after it; false-positive pixels on ``frame`` and mean after it (``bool (N, H, W)``)."""
+    inter = (masks & truth).sum(axis=(1, 2))
+    union = (masks | truth).sum(axis=(1, 2))
+    j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+    fp = (masks & ~truth).sum(axis=(1, 2))
+    return {"J_frame": float(j[frame]), "J_after": float(j[frame + 1:].mean()),
+            "FP_frame": float(fp[frame]), "FP_after": float(fp[frame + 1:].mean())}
+
+
+def nearest_to_centroid(region: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` pixel centre of the ``region`` pixel nearest its centroid."""
+    ys, xs = np.nonzero(region)
+    k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+    return float(xs[k]) + 0.5, float(ys[k]) + 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model (default: the bundled default model)")
+    parser.add_argument("--videos", type=int, default=20, help="synthetic videos drawn")
+    parser.add_argument("--first-seed", type=int, default=100, help="seed of the first video")
+    parser.add_argument("--frame", type=int, default=8, help="the frame clicked (of 24)")
+    parser.add_argument("--out", default=None, help="JSON file to write (must not exist)")
+    args = parser.parse_args(argv)
+    if args.out is not None and Path(args.out).exists():
+        parser.error(f"--out {args.out} exists; choose another file")
+    if args.videos < 1 or not 0 <= args.frame < 23:
+        parser.error("--videos must be >= 1 and --frame in 0..22")
+
+    import torch
+
+    from svac.data.synthetic.generator import VideoSpec, generate_video
+    from svac.loading import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(args.model)
+    i = args.frame
+    rows: dict[str, list] = {name: [] for name in ROWS}
+    for seed in range(args.first_seed, args.first_seed + args.videos):
+        video = generate_video(np.random.default_rng(seed), VideoSpec(num_frames=(24, 24), num_objects=(2, 2)))
+        target = video.expressions[0]
+        others = [e for e in video.expressions if e.obj_id != target.obj_id]
+        truth = video.object_mask(target.obj_id)
+        if not truth[i].any() or not others:
+            continue
+        click = nearest_to_centroid(truth[i])
+        for name, text in (("own", target.text), ("wrong", others[0].text)):
+            result = model.segment(video.frames, text)
+            before = frame_scores(result.masks[0], truth, i)
+            rows[name].append(before)
+            rows[f"{name} + positive click"].append(
+                frame_scores(result.refine(frame=i, points=[click], labels=[1]).masks[0], truth, i))
+            false = result.masks[0, i] & ~truth[i]
+            if false.any():
+                after = result.refine(frame=i, points=[nearest_to_centroid(false)], labels=[0]).masks[0]
+                rows[f"{name} + negative click"].append({**frame_scores(after, truth, i), "before": before})
+    report = {"model": model.config.name, "videos": args.videos, "first_seed": args.first_seed, "clicked_frame": i,
+              "rows": {}}
+    print(f"{model.config.name}: {len(rows['own'])} videos, click on frame {i}")
+    print(f"{'':24s} {'n':>3s} {'J frame':>8s} {'J after':>8s} {'FP frame':>9s} {'FP after':>9s}")
+    for name, scores in rows.items():
+        if not scores:
+            continue
+        mean = {k: float(np.mean([s[k] for s in scores])) for k in ("J_frame", "J_after", "FP_frame", "FP_after")}
+        line = (f"{name:24s} {len(scores):3d} {mean['J_frame']:8.3f} {mean['J_after']:8.3f} {mean['FP_frame']:9.1f} "
+                f"{mean['FP_after']:9.1f}")
+        if "before" in scores[0]:
+            mean["before"] = {k: float(np.mean([s["before"][k] for s in scores])) for k in mean}
+            line += f"   (before, same videos: J {mean['before']['J_frame']:.3f}, FP {mean['before']['FP_frame']:.1f})"
+        report["rows"][name] = {"n": len(scores), **mean}
+        print(line)
+    if args.out is not None:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
