@@ -2,7 +2,7 @@
 
 Usage (from a checkout)::
 
-    python eval/refine_clicks.py [--model M] [--videos 20] [--first-seed 100] [--frame 8] [--out clicks.json]
+    svac bench refine-clicks [--model M] [--videos 20] [--first-seed 100] [--frame 8] [--out clicks.json]
 
 Each video is drawn as ``svac bench refine`` draws its one (``svac.data.synthetic``, 160x120, 24
 frames, two objects; seeds ``--first-seed`` on); the target is its first expression's object. The

@@ -288,9 +288,10 @@ EVAL_STUDIES = {
     "memory": "peak RSS vs video length (100 ... 3000 frames), svac vs SAM2VideoPredictor",
     "costs": "fixed costs: 1-frame svac segment vs importing torch+transformers+sam2, svac --help, overlay",
     "refine": "J before/after a correction click or box on a synthetic video, refinement time per frame",
+    "refine-clicks": "mean J and false positives before/after correction clicks over many synthetic videos",
 }
 #: The script of a study whose file is not named after it (the others: ``eval/<name>.py``).
-STUDY_SCRIPTS = {"frames": "frame_scaling"}
+STUDY_SCRIPTS = {"frames": "frame_scaling", "refine-clicks": "refine_clicks"}
 
 
 def _eval_study(name: str, study_args: list[str]) -> int:
