@@ -37,15 +37,18 @@ from pathlib import Path
 import numpy as np
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Region J of two boolean masks (1 when both are empty)."""
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
+def nearest_to_centroid(region: np.ndarray) -> tuple[int, int]:
+    """``(x, y)`` of the ``region`` pixel (``bool (H, W)``, not empty) nearest the region's centroid (pixels)."""
+    ys, xs = np.nonzero(region)
+    k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+    return int(xs[k]), int(ys[k])
 
 
 def summarize(masks: np.ndarray, gt: np.ndarray, frame: int) -> dict:
     """J on ``frame``, mean J after and before it, false-positive pixels on ``frame``."""
-    js = [jaccard(masks[t], gt[t]) for t in range(len(gt))]
+    from svac.metrics.davis import region_similarity
+
+    js = region_similarity(masks, gt).tolist()
     return {"J_frame": round(js[frame], 4),
             "J_after": round(float(np.mean(js[frame + 1:])), 4) if frame + 1 < len(js) else None,
             "J_before": round(float(np.mean(js[:frame])), 4) if frame > 0 else None,
@@ -81,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     result = model.segment(video.frames, expression.text)
     sam2_seconds = result.timings.sam2_encoder + result.timings.sam2_tracking + result.timings.sam2_preprocess
     ys, xs = np.nonzero(gt[i])
-    nearest = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
-    click = (float(xs[nearest]), float(ys[nearest]))
+    click = tuple(float(c) for c in nearest_to_centroid(gt[i]))
     rows = {"segment": summarize(result.masks[0], gt, i)}
     times = []
     for _ in range(args.repeats):
@@ -108,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         rows["wrong [SEG], before"] = summarize(wrong.masks[0], gt, i)
         rows["wrong [SEG], positive click"] = summarize(wrong.refine(frame=i, points=[click], labels=[1]).masks[0],
                                                         gt, i)
-        fy, fx = np.nonzero(wrong.masks[0, i] & ~gt[i])
-        if len(fx):
-            k = int(np.argmin((fx - fx.mean()) ** 2 + (fy - fy.mean()) ** 2))
+        false = wrong.masks[0, i] & ~gt[i]
+        if false.any():
+            x, y = nearest_to_centroid(false)
             rows["wrong [SEG], negative click"] = summarize(
-                wrong.refine(frame=i, points=[(float(fx[k]), float(fy[k]))], labels=[0]).masks[0], gt, i)
+                wrong.refine(frame=i, points=[(float(x), float(y))], labels=[0]).masks[0], gt, i)
     seconds = statistics.median(times)
     report = {"model": model.config.name, "video": {"seed": args.seed, "frames": args.frames, "size": [160, 120],
                                                     "expression": expression.text},

@@ -25,25 +25,26 @@ from pathlib import Path
 
 import numpy as np
 
+from refine import nearest_to_centroid  # eval/refine.py (this script's folder)
+
 ROWS = ("own", "own + positive click", "own + negative click", "wrong", "wrong + positive click",
         "wrong + negative click")
 
 
 def frame_scores(masks: np.ndarray, truth: np.ndarray, frame: int) -> dict:
     """J on ``frame`` and mean J after it; false-positive pixels on ``frame`` and mean after it (``bool (N, H, W)``)."""
-    inter = (masks & truth).sum(axis=(1, 2))
-    union = (masks | truth).sum(axis=(1, 2))
-    j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+    from svac.metrics.davis import region_similarity
+
+    j = region_similarity(masks, truth)
     fp = (masks & ~truth).sum(axis=(1, 2))
     return {"J_frame": float(j[frame]), "J_after": float(j[frame + 1:].mean()),
             "FP_frame": float(fp[frame]), "FP_after": float(fp[frame + 1:].mean())}
 
 
-def nearest_to_centroid(region: np.ndarray) -> tuple[float, float]:
-    """``(x, y)`` pixel centre of the ``region`` pixel nearest its centroid."""
-    ys, xs = np.nonzero(region)
-    k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
-    return float(xs[k]) + 0.5, float(ys[k]) + 0.5
+def pixel_centre(region: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` centre of the ``region`` pixel nearest its centroid (:func:`refine.nearest_to_centroid` + 0.5)."""
+    x, y = nearest_to_centroid(region)
+    return x + 0.5, y + 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         truth = video.object_mask(target.obj_id)
         if not truth[i].any() or not others:
             continue
-        click = nearest_to_centroid(truth[i])
+        click = pixel_centre(truth[i])
         for name, text in (("own", target.text), ("wrong", others[0].text)):
             result = model.segment(video.frames, text)
             before = frame_scores(result.masks[0], truth, i)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 frame_scores(result.refine(frame=i, points=[click], labels=[1]).masks[0], truth, i))
             false = result.masks[0, i] & ~truth[i]
             if false.any():
-                after = result.refine(frame=i, points=[nearest_to_centroid(false)], labels=[0]).masks[0]
+                after = result.refine(frame=i, points=[pixel_centre(false)], labels=[0]).masks[0]
                 rows[f"{name} + negative click"].append({**frame_scores(after, truth, i), "before": before})
     report = {"model": model.config.name, "videos": args.videos, "first_seed": args.first_seed, "clicked_frame": i,
               "rows": {}}
