@@ -38,6 +38,7 @@ from svac.progress import Progress, progress_bar
 from svac.video.reader import VideoSource
 
 if TYPE_CHECKING:
+    from svac.grounding.sam2_model import InputWorkspace
     from svac.model import SVAC
 
 
@@ -94,6 +95,7 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
         ValueError: when ``tracking.clip_of_frame`` does not have one entry per frame.
         svac.errors.VideoReadError: when a frame cannot be decoded.
     """
+    from svac.grounding.sam2_model import InputWorkspace
     from svac.grounding.tracking import Sa2VATracker, SVACTracker
     from svac.sa2va_pipeline import MEMORY_DTYPE
 
@@ -114,10 +116,13 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
             tracker = Sa2VATracker(sam, prompts[0], prompted_frames=tracking.conditioning_frames, num_frames=n,
                                    memory_dtype=MEMORY_DTYPE)
         else:
-            per_frame = torch.as_tensor(tracking.clip_of_frame, device=device)
-            tracker = SVACTracker(sam, lambda t: prompts[per_frame[t]], conditioning_frames=tracking.conditioning_frames,
-                                  num_frames=n)
+            # one tensor per clip, the same object for every frame of the clip: the tracker builds SAM-2's
+            # prompt inputs once per clip (SVACTracker.step)
+            clip_prompts, clip_of_frame = list(prompts.unbind(0)), tracking.clip_of_frame
+            tracker = SVACTracker(sam, lambda t: clip_prompts[clip_of_frame[t]],
+                                  conditioning_frames=tracking.conditioning_frames, num_frames=n)
     bar = progress_bar(progress, total=n, desc="SAM-2", unit="frame")
+    workspace = InputWorkspace()  # every chunk's float frames in the same storage
     chunks = source.iter_chunks(size)
     try:
         while True:
@@ -132,7 +137,8 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
             presence = np.zeros((num_obj, m), dtype=np.float32)
             if tracker is not None:
                 with torch.inference_mode(), sam2_precision(model):
-                    feats = encode_frames(model, frames, pipeline=tracking.pipeline, timings=timings)
+                    feats = encode_frames(model, frames, pipeline=tracking.pipeline, timings=timings,
+                                          workspace=workspace)
                     with timer(device) as elapsed:
                         outs = [tracker.step(start + i, f) for i, f in enumerate(feats)]
                     timings.sam2_tracking += elapsed()
@@ -153,7 +159,7 @@ def stream_masks(model: "SVAC", source: VideoSource, tracking: TrackingPrompts, 
 
 
 def encode_frames(model: "SVAC", frames: np.ndarray, *, pipeline: Literal["svac", "sa2va"],
-                  timings: Timings) -> list:
+                  timings: Timings, workspace: "InputWorkspace | None" = None) -> list:
     """SAM-2's image encoder on a batch of decoded frames, preprocessed as the pipeline does.
 
     Args:
@@ -161,6 +167,8 @@ def encode_frames(model: "SVAC", frames: np.ndarray, *, pipeline: Literal["svac"
         frames: ``uint8 (n, H, W, 3)`` RGB frames at the video's size.
         pipeline: ``svac`` (torch's bicubic resize) or ``sa2va`` (PIL's, Sa2VA's rounding of the statistics).
         timings: ``sam2_preprocess`` and ``sam2_encoder`` seconds are added to it.
+        workspace: storage the float frames are preprocessed into, reused from chunk to chunk
+            (:class:`~svac.grounding.sam2_model.InputWorkspace`); ``None``: new storage.
 
     Returns:
         One :class:`~svac.grounding.sam2_model.FrameFeatures` per frame, in order.
@@ -172,7 +180,7 @@ def encode_frames(model: "SVAC", frames: np.ndarray, *, pipeline: Literal["svac"
     device, dtype = model.device, next(sam.parameters()).dtype
     options = {"resample": "pil", "stats_dtype": SAM2_STATS_DTYPE} if pipeline == "sa2va" else {}
     with timer(device) as elapsed:
-        images = preprocess_frames(frames, sam.image_size, device=device, dtype=dtype, **options)
+        images = preprocess_frames(frames, sam.image_size, device=device, dtype=dtype, workspace=workspace, **options)
     timings.sam2_preprocess += elapsed()
     with timer(device) as elapsed:
         feats = sam.encode_frames(images)

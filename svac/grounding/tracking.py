@@ -125,6 +125,14 @@ class SVACTracker:
         self.isolate_prompts = isolate_prompts
         self.bank = MemoryBank(horizon=memory_horizon(model))
         self.previous: int | None = None
+        self._inputs: tuple[torch.Tensor, dict] | None = None  # the last prompts and their SAM-2 point inputs
+
+    def _point_inputs(self, prompts: torch.Tensor) -> dict:
+        """SAM-2's ``point_inputs`` for ``prompts``, built again only when ``prompt_of_frame`` returns another
+        tensor (a clip's frames share one: SAM-2 only reads these inputs)."""
+        if self._inputs is None or self._inputs[0] is not prompts:
+            self._inputs = (prompts, self.model.text_point_inputs(prompts))
+        return self._inputs[1]
 
     def step(self, frame: int, feats: FrameFeatures) -> FrameOutput:
         """Segment the K objects on ``frame`` (its encoder features ``feats``) and write its memory.
@@ -141,7 +149,7 @@ class SVACTracker:
             raise ValueError(f"frame {frame}: features for {feats.batch} objects but {k} prompts")
         is_first = self.previous is None or not self.use_memory
         out = _step(self.model, frame, feats, k, self.bank, self.num_frames, is_init_cond_frame=is_first,
-                    point_inputs=self.model.text_point_inputs(prompts), run_mem_encoder=self.use_memory,
+                    point_inputs=self._point_inputs(prompts), run_mem_encoder=self.use_memory,
                     isolate_prompt_gradients=self.isolate_prompts)
         if self.use_memory:
             self.bank.add(frame, out, conditioning=is_first or frame in self.conditioning_frames)
