@@ -5,7 +5,8 @@ frames, and for each chunk:
 
 1. decodes the frames (once: the writers draw the overlay on the same frames);
 2. resizes them to SAM-2's input in ``uint8`` and normalises them
-   (:func:`~svac.grounding.sam2_model.preprocess_frames`);
+   (:func:`~svac.grounding.sam2_model.preprocess_frames`), into float storage reused from chunk to
+   chunk (:class:`~svac.grounding.sam2_model.InputWorkspace`);
 3. runs SAM-2's image encoder once on the chunk, whatever the number of objects K -- the K
    objects (several queries of one ``segment`` call, or the E expressions of a video in
    ``svac eval``) share each frame's features;
