@@ -304,6 +304,56 @@ def test_corrections_stage_trains_sam2_on_referring_and_clicks_and_saves_the_res
         load_train_config("train/svac_default_4_clicks.yaml", ["corrections.wrong_prompt=1.5"])
 
 
+def test_tracking_stage_decodes_frames_after_a_correction_from_memory_alone_and_trains_sam2_only(
+        tiny_config, synth_root, tmp_path, monkeypatch):
+    """objective: tracking (configs/train/tracking_from_memory.yaml): SVAC's schedule, a correction (clicks beside the
+    [SEG] prompt) on one sampled frame, then the frames after it decoded with no prompt; only SAM-2's decoder, prompt
+    encoder and memory move."""
+    from svac.grounding.sam2_model import TEXT_PROMPT_KEY, LanguagePromptedSAM2
+
+    config = _span_config(tiny_config)
+    cfg = _recipe("train/tracking_from_memory.yaml", config, synth_root, tmp_path / "track", max_steps=2,
+                  save_every=1, tracking={"wrong_prompt": 1.0},
+                  data={"train": [f"rvos:{synth_root}"], "frames": "video", "expressions_per_video": 2})
+    assert cfg.objective == "tracking"
+    calls = []  # per SAM-2 step: (frame, kind of prompt)
+    original = LanguagePromptedSAM2.track_step
+
+    def spy(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+            point_inputs, *args, **kwargs):
+        kind = ("none" if point_inputs is None else
+                "clicks" if (point_inputs["point_labels"] >= 0).any() else
+                "seg" if TEXT_PROMPT_KEY in point_inputs else "padding")
+        calls.append((frame_idx, kind))
+        return original(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                        feat_sizes, point_inputs, *args, **kwargs)
+
+    monkeypatch.setattr(LanguagePromptedSAM2, "track_step", spy)
+    result = finetune.run(cfg, progress=False)
+    monkeypatch.undo()
+    last = result.history[-1]
+    assert result.steps == 2 and all(last[k] > 0 for k in ("referring", "correction", "tracking"))
+    t = config.astc.num_frames
+    anchors = set(range(0, t, config.astc.clip_len))
+    starts = [n for n, call in enumerate(calls) if call == (0, "seg")]  # each group's pass 1 opens with frame 0
+    first_step = calls[:starts[1]]
+    assert [k for _, k in first_step[:t]] == ["seg"] * t  # pass 1: every frame with its clip's [SEG]
+    c, kind = first_step[t]
+    assert kind == "clicks" and 1 <= c <= t - 2  # pass 2: the correction, clicks beside the [SEG] prompt
+    assert first_step[t + 1:] == [(f, "none") for f in range(c + 1, t) if f not in anchors]  # pass 3: memory alone
+    from svac.loading import load_model
+
+    before = build_from_config(config).state_dict()
+    after = load_model(str(tmp_path / "track/model"), device="cpu").state_dict()
+    changed = {k.split(".")[1] for k in before if k.startswith("grounding.") and not torch.equal(before[k], after[k])}
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("grounding."))  # MLLM, span path
+    assert {"sam_mask_decoder", "memory_attention", "memory_encoder"} <= changed and "image_encoder" not in changed
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tracking.wrong_prompt"):
+        load_train_config("train/tracking_from_memory.yaml", ["tracking.wrong_prompt=-0.1"])
+
+
 def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressions(tiny_config, synth_root,
                                                                                      tmp_path, samples):
     config = _span_config(tiny_config)

@@ -192,6 +192,35 @@ class CorrectionConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Options of ``objective: tracking`` (:class:`svac.training.tracking_objective.TrackingObjective`).
+
+    Attributes:
+        wrong_prompt: probability that an expression is prompted with the ``[SEG]`` prompt of
+            another expression of its video naming other objects (the masks wrong on purpose, the
+            correction and the memory having to take over), in [0, 1].
+        referring, correction, tracking: weights of the three passes' mask losses (SVAC's schedule
+            with the ``[SEG]`` prompts; the corrected frame; the frames after it tracked from memory
+            without prompts), each >= 0.
+
+    Raises:
+        ConfigError: naming the key, for a value out of range.
+    """
+
+    wrong_prompt: float = 0.5
+    referring: float = 1.0
+    correction: float = 1.0
+    tracking: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.wrong_prompt <= 1.0:
+            raise ConfigError(f"tracking.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
+        for name in ("referring", "correction", "tracking"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"tracking.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
 class OptimConfig:
     """AdamW with a cosine schedule and linear warm-up.
 
@@ -254,8 +283,12 @@ class TrainConfig:
             the image-level grounding stage of the default model; the LLM is not run); ``corrections``
             -- referring, correction clicks and their propagation through memory, SAM-2 prompted by the
             span term (:class:`svac.training.frame_objectives.CorrectionObjective`, options in ``corrections``:
-            the stage that teaches the default model clicks).
+            the stage that teaches the default model clicks); ``tracking`` -- SVAC's schedule, a correction
+            on one frame and the frames after it tracked from SAM-2's memory without prompts
+            (:class:`svac.training.tracking_objective.TrackingObjective`, options in ``tracking``; measured,
+            not in the default recipe: ``configs/train/tracking_from_memory.yaml``).
         corrections: options of ``objective: corrections`` (:class:`CorrectionConfig`).
+        tracking: options of ``objective: tracking`` (:class:`TrackingConfig`).
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
@@ -280,8 +313,9 @@ class TrainConfig:
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     sam2_memory: bool = True
     bpe_vocab_size: int | None = None
-    objective: Literal["referring", "clicks", "span_grounding", "corrections"] = "referring"
+    objective: Literal["referring", "clicks", "span_grounding", "corrections", "tracking"] = "referring"
     corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
     log_every: int = 10
     save_every: int = 200

@@ -184,7 +184,9 @@ def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
     ``referring``: :class:`SVACObjective`; ``clicks``: :class:`svac.training.frame_objectives.ClickObjective`
     (SAM-2 alone under oracle clicks); ``span_grounding``:
     :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone);
-    ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks).
+    ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks);
+    ``tracking``: :class:`svac.training.tracking_objective.TrackingObjective` (referring, a correction, and the
+    frames after it tracked from memory without prompts).
     """
     from svac.training import frame_objectives
 
@@ -194,6 +196,10 @@ def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
         return frame_objectives.SpanGroundingObjective(model, cfg.loss)
     if cfg.objective == "corrections":
         return frame_objectives.CorrectionObjective(model, cfg.loss, cfg.corrections, seed=cfg.seed)
+    if cfg.objective == "tracking":
+        from svac.training.tracking_objective import TrackingObjective
+
+        return TrackingObjective(model, cfg.loss, cfg.tracking, seed=cfg.seed)
     return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 
