@@ -260,6 +260,25 @@ def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator:
     return {"point_coords": coords.to(targets.device), "point_labels": labels.to(targets.device)}
 
 
+def prompt_pairing(example, wrong_prompt: float, generator: torch.Generator) -> list[int]:
+    """For each expression of ``example``, the expression whose ``[SEG]`` prompt it gets: itself, or with
+    probability ``wrong_prompt`` another one naming disjoint objects (a mask wrong on purpose).
+
+    Returns:
+        ``K`` expression indices (0-based).
+    """
+    k = example.num_objects
+    ids = example.object_ids if len(example.object_ids) == k else tuple((j,) for j in range(k))
+    chosen = []
+    for j in range(k):
+        others = [i for i in range(k) if not set(ids[i]) & set(ids[j])]
+        if others and float(torch.rand(1, generator=generator)) < wrong_prompt:
+            chosen.append(others[int(torch.randint(len(others), (1,), generator=generator))])
+        else:
+            chosen.append(j)
+    return chosen
+
+
 @dataclass
 class CorrectionLosses:
     """Losses of one step of :class:`CorrectionObjective` (scalar tensors; ``loss`` is back-propagated).
@@ -326,22 +345,8 @@ class CorrectionObjective(nn.Module):
         self.cfg = corrections
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _draw(self, n: int) -> torch.Tensor:
-        return torch.rand(n, generator=self.generator)
-
     def _pairing(self, example) -> list[int]:
-        """For each expression, the expression whose prompt it gets (itself, or with ``wrong_prompt`` another
-        naming disjoint objects)."""
-        k = example.num_objects
-        ids = example.object_ids if len(example.object_ids) == k else tuple((j,) for j in range(k))
-        chosen = []
-        for j in range(k):
-            others = [i for i in range(k) if not set(ids[i]) & set(ids[j])]
-            if others and float(self._draw(1)) < self.cfg.wrong_prompt:
-                chosen.append(others[int(torch.randint(len(others), (1,), generator=self.generator))])
-            else:
-                chosen.append(j)
-        return chosen
+        return prompt_pairing(example, self.cfg.wrong_prompt, self.generator)
 
     def forward(self, batch: TrainingBatch) -> CorrectionLosses:
         """Weighted mask losses of the three passes on ``batch``."""

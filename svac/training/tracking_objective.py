@@ -47,7 +47,7 @@ from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import MemoryBank, SVACTracker, _step
 from svac.training.config import LossConfig, TrackingConfig
 from svac.training.data import TrainingBatch
-from svac.training.frame_objectives import FrameLosses, _weighted, correction_clicks
+from svac.training.frame_objectives import FrameLosses, _weighted, correction_clicks, prompt_pairing
 from svac.training.objective import SVACObjective
 
 
@@ -94,20 +94,6 @@ class TrackingObjective(SVACObjective):
         self.cfg = tracking
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _pairing(self, example) -> torch.Tensor:
-        """``long (K,)``: for each expression, the expression whose prompt it gets (itself, or with
-        ``wrong_prompt`` another naming disjoint objects)."""
-        k = example.num_objects
-        ids = example.object_ids if len(example.object_ids) == k else tuple((j,) for j in range(k))
-        chosen = []
-        for j in range(k):
-            others = [i for i in range(k) if not set(ids[i]) & set(ids[j])]
-            if others and float(torch.rand(1, generator=self.generator)) < self.cfg.wrong_prompt:
-                chosen.append(others[int(torch.randint(len(others), (1,), generator=self.generator))])
-            else:
-                chosen.append(j)
-        return torch.tensor(chosen)
-
     def forward(self, batch: TrainingBatch) -> TrackingLosses:
         """Weighted losses of the three passes on ``batch``."""
         model, w = self.model, self.loss_cfg
@@ -123,7 +109,7 @@ class TrackingObjective(SVACObjective):
             prompts = []
             own, target = [], []
             for b, e in zip(members, examples):
-                pair = self._pairing(e)
+                pair = torch.tensor(prompt_pairing(e, self.cfg.wrong_prompt, self.generator))
                 allocated = allocate(self._seg_prompts(batch, hidden, b), e.num_clips, model.config.csa).prompts
                 prompts.append(allocated[:, pair])
                 own.append(e.masks[pair])
