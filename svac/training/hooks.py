@@ -15,7 +15,7 @@ stays a model):
 
 SVAC's hooks: LoRA + Sa2VA's trainable parts, :class:`~svac.training.data.ExampleBuilder`,
 :func:`~svac.training.data.collate`, the objective ``cfg.objective`` names
-(:func:`~svac.training.objective.build_objective`: :class:`~svac.training.objective.SVACObjective`, or a
+(:func:`svac_training_objective`: :class:`~svac.training.objective.SVACObjective`, or a
 single-frame objective of :mod:`svac.training.frame_objectives`). The
 baselines' (ReferFormer, LAVT): the whole head except its frozen parts,
 :class:`~svac.heads.rvos_training.BaselineExampleBuilder`,
@@ -90,11 +90,28 @@ def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
 
 
 def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
-    """The module whose ``forward(batch)`` returns the losses for ``cfg.objective``
-    (:func:`svac.training.objective.build_objective`)."""
-    from svac.training.objective import build_objective
+    """The module whose ``forward(batch)`` returns the losses for ``cfg.objective`` (a fixed table).
 
-    return build_objective(model, cfg)
+    ``referring``: :class:`svac.training.objective.SVACObjective`; ``clicks``:
+    :class:`svac.training.frame_objectives.ClickObjective` (SAM-2 alone under oracle clicks); ``span_grounding``:
+    :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone);
+    ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks);
+    ``tracking``: :class:`svac.training.tracking_objective.TrackingObjective` (referring, a correction, and the
+    frames after it decoded from memory without prompts).
+    """
+    from svac.training import frame_objectives
+    from svac.training.objective import SVACObjective
+    from svac.training.tracking_objective import TrackingObjective
+
+    if cfg.objective == "clicks":
+        return frame_objectives.ClickObjective(model, cfg.loss, seed=cfg.seed)
+    if cfg.objective == "span_grounding":
+        return frame_objectives.SpanGroundingObjective(model, cfg.loss)
+    if cfg.objective == "corrections":
+        return frame_objectives.CorrectionObjective(model, cfg.loss, cfg.corrections, seed=cfg.seed)
+    if cfg.objective == "tracking":
+        return TrackingObjective(model, cfg.loss, cfg.tracking, seed=cfg.seed)
+    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 
 # --------------------------------------------------------------------------- baselines (ReferFormer, LAVT)

@@ -19,7 +19,6 @@ For a batch of videos (each with K expressions, in K single-turn conversations o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -32,8 +31,6 @@ from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
 from svac.training.losses import MaskLossTerms, mask_losses, prompt_region_contrast
 
-if TYPE_CHECKING:
-    from svac.training.config import TrainConfig
 
 
 @dataclass
@@ -176,31 +173,6 @@ class SVACObjective(nn.Module):
         frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
         feats = sam.encode_frames(frames)
         return [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
-
-
-def build_objective(model: nn.Module, cfg: "TrainConfig") -> nn.Module:
-    """The training objective ``cfg.objective`` names for an SVAC ``model``.
-
-    ``referring``: :class:`SVACObjective`; ``clicks``: :class:`svac.training.frame_objectives.ClickObjective`
-    (SAM-2 alone under oracle clicks); ``span_grounding``:
-    :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone);
-    ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks);
-    ``tracking``: :class:`svac.training.tracking_objective.TrackingObjective` (referring, a correction, and the
-    frames after it tracked from memory without prompts).
-    """
-    from svac.training import frame_objectives
-
-    if cfg.objective == "clicks":
-        return frame_objectives.ClickObjective(model, cfg.loss, seed=cfg.seed)
-    if cfg.objective == "span_grounding":
-        return frame_objectives.SpanGroundingObjective(model, cfg.loss)
-    if cfg.objective == "corrections":
-        return frame_objectives.CorrectionObjective(model, cfg.loss, cfg.corrections, seed=cfg.seed)
-    if cfg.objective == "tracking":
-        from svac.training.tracking_objective import TrackingObjective
-
-        return TrackingObjective(model, cfg.loss, cfg.tracking, seed=cfg.seed)
-    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 
 def target_regions(frames: list[FrameFeatures], example) -> tuple[torch.Tensor, torch.Tensor]:
