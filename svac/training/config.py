@@ -29,6 +29,13 @@ TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_dec
                    "vision_encoder", "llm", "sam2_image_encoder", "sam2_memory", "sam2_prompt_encoder")
 
 
+def _check_weights(section: str, cfg: Any, names: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` naming ``section.name`` for the first of ``cfg``'s loss weights ``names`` below 0."""
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{section}.{name} is a weight and must be >= 0, got {getattr(cfg, name)}")
+
+
 @dataclass
 class LoRAConfig:
     """LoRA on the LLM only (peft). The vision tower never gets LoRA.
@@ -101,9 +108,7 @@ class LossConfig:
     importance_ratio: float = 0.75
 
     def __post_init__(self) -> None:
-        for name in ("ce", "bce", "dice", "presence", "prompt_separation", "prompt_contrast"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"loss.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+        _check_weights("loss", self, ("ce", "bce", "dice", "presence", "prompt_separation", "prompt_contrast"))
         if self.prompt_contrast_temperature <= 0:
             raise ConfigError(f"loss.prompt_contrast_temperature must be > 0, got {self.prompt_contrast_temperature}")
         if self.num_points < 1:
@@ -186,9 +191,7 @@ class CorrectionConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.wrong_prompt <= 1.0:
             raise ConfigError(f"corrections.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
-        for name in ("referring", "correction", "propagation", "clicks_alone"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"corrections.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+        _check_weights("corrections", self, ("referring", "correction", "propagation", "clicks_alone"))
 
 
 @dataclass
@@ -215,9 +218,7 @@ class TrackingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.wrong_prompt <= 1.0:
             raise ConfigError(f"tracking.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
-        for name in ("referring", "correction", "tracking"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"tracking.{name} is a weight and must be >= 0, got {getattr(self, name)}")
+        _check_weights("tracking", self, ("referring", "correction", "tracking"))
 
 
 @dataclass

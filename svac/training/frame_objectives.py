@@ -34,7 +34,7 @@ from torch import nn
 from svac.grounding.sam2_model import FrameFeatures
 from svac.training.config import LossConfig
 from svac.training.data import TrainingBatch
-from svac.training.losses import mask_losses
+from svac.training.losses import StepLosses, mask_losses
 
 #: SAM-2 point labels: padding (no point), negative and positive click (SAM 2's codes).
 NO_POINT, NEGATIVE_CLICK, POSITIVE_CLICK = -1, 0, 1
@@ -88,17 +88,13 @@ def oracle_prompts(masks: torch.Tensor, generator: torch.Generator) -> dict:
 
 
 @dataclass
-class FrameLosses:
+class FrameLosses(StepLosses):
     """Losses of one step of a single-frame objective (scalar tensors; ``loss`` is back-propagated)."""
 
     loss: torch.Tensor
     bce: torch.Tensor
     dice: torch.Tensor
     presence: torch.Tensor
-
-    def as_floats(self) -> dict[str, float]:
-        """Detached values for logging."""
-        return {k: float(getattr(self, k).detach()) for k in ("loss", "bce", "dice", "presence")}
 
 
 def segment_every_frame(sam, examples: list, point_inputs) -> tuple[dict, torch.Tensor]:
@@ -280,7 +276,7 @@ def prompt_pairing(example, wrong_prompt: float, generator: torch.Generator) -> 
 
 
 @dataclass
-class CorrectionLosses:
+class CorrectionLosses(StepLosses):
     """Losses of one step of :class:`CorrectionObjective` (scalar tensors; ``loss`` is back-propagated).
 
     ``bce``, ``dice``, ``presence`` are summed over the passes; ``referring``, ``correction``,
@@ -295,11 +291,6 @@ class CorrectionLosses:
     correction: torch.Tensor
     propagation: torch.Tensor
     clicks_alone: torch.Tensor
-
-    def as_floats(self) -> dict[str, float]:
-        """Detached values for logging."""
-        return {k: float(getattr(self, k).detach()) for k in
-                ("loss", "bce", "dice", "presence", "referring", "correction", "propagation", "clicks_alone")}
 
 
 class CorrectionObjective(nn.Module):

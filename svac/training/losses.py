@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,16 @@ def uncertain_points(logits: torch.Tensor, num_points: int, oversample_ratio: fl
     chosen = torch.gather(candidates, 1, top[..., None].expand(-1, -1, 2))
     rest = torch.rand(n, num_points - important, 2, device=device, generator=generator)
     return torch.cat([chosen, rest], dim=1)
+
+
+@dataclass
+class StepLosses:
+    """Base of the training objectives' per-step loss records: every field a scalar tensor, ``loss`` the
+    weighted total that is back-propagated (the others are logged)."""
+
+    def as_floats(self) -> dict[str, float]:
+        """Detached values of every field, in field order, for logging."""
+        return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
 
 
 @dataclass

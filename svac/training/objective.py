@@ -29,12 +29,11 @@ from svac.grounding.tracking import track
 from svac.span_prompt import SpanStates, span_states
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
-from svac.training.losses import MaskLossTerms, mask_losses, prompt_region_contrast
-
+from svac.training.losses import MaskLossTerms, StepLosses, mask_losses, prompt_region_contrast
 
 
 @dataclass
-class ObjectiveOutput:
+class ObjectiveOutput(StepLosses):
     """Losses of one step (scalar tensors; ``loss`` is the weighted total that is back-propagated)."""
 
     loss: torch.Tensor
@@ -44,11 +43,6 @@ class ObjectiveOutput:
     presence: torch.Tensor
     separation: torch.Tensor
     contrast: torch.Tensor
-
-    def as_floats(self) -> dict[str, float]:
-        """Detached values for logging."""
-        return {k: float(getattr(self, k).detach())
-                for k in ("loss", "ce", "bce", "dice", "presence", "separation", "contrast")}
 
 
 class SVACObjective(nn.Module):

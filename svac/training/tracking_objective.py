@@ -48,11 +48,12 @@ from svac.grounding.tracking import MemoryBank, SVACTracker, _step
 from svac.training.config import LossConfig, TrackingConfig
 from svac.training.data import TrainingBatch
 from svac.training.frame_objectives import FrameLosses, _weighted, correction_clicks, prompt_pairing
+from svac.training.losses import StepLosses
 from svac.training.objective import SVACObjective
 
 
 @dataclass
-class TrackingLosses:
+class TrackingLosses(StepLosses):
     """Losses of one step of :class:`TrackingObjective` (scalar tensors; ``loss`` is back-propagated).
 
     ``bce``, ``dice``, ``presence`` are summed over the passes; ``referring``, ``correction`` and
@@ -66,11 +67,6 @@ class TrackingLosses:
     referring: torch.Tensor
     correction: torch.Tensor
     tracking: torch.Tensor
-
-    def as_floats(self) -> dict[str, float]:
-        """Detached values for logging."""
-        return {k: float(getattr(self, k).detach()) for k in
-                ("loss", "bce", "dice", "presence", "referring", "correction", "tracking")}
 
 
 class TrackingObjective(SVACObjective):
