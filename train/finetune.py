@@ -9,7 +9,10 @@ process): the MLLM reads each video's conversation (ASTC frames, K expressions, 
 teacher forcing; the ``[SEG]`` states prompt SAM-2, which tracks the K objects through the sampled
 frames with its memory as at inference; the loss is CE + 2.0 BCE + 0.5 Dice (+ SAM-2 presence).
 Checkpoints are atomic and resumable with the same loss trajectory; a non-finite loss stops the
-run with the last good checkpoint kept.
+run with the last good checkpoint kept. An objective may own training-only parameters (e.g. the head
+of :class:`svac.training.encoder_objective.EncoderPretrainingObjective`): they train in the groups its
+``own_param_groups()`` gives, are checkpointed with it (so ``--resume`` restores them) and are not saved
+with the model.
 
 The loop only talks to the model through the training hooks of its head
 (:data:`svac.training.hooks.TRAINING_HOOKS`: ``configure_training``, ``example_builder``,
@@ -129,8 +132,8 @@ def run(cfg: TrainConfig, *, deepspeed: str | None = None, resume: bool = False,
     summary = hooks.configure_training(model, cfg)
     dataset, loader = training_data(cfg, model, samples)
     objective = hooks.training_objective(model, cfg)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=cfg.optim.betas)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay) + _objective_groups(objective, model),
+                                  lr=cfg.optim.lr, betas=cfg.optim.betas)
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     # once prepared, accelerate steps the scheduler num_processes times per optimizer update (it counts
@@ -397,6 +400,24 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
         else:
             decay.append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _objective_groups(objective, model) -> list[dict]:
+    """The optimizer groups of an objective's own trainable parameters (a training-only head, not saved with the
+    model): its ``own_param_groups()`` when it has one, else none.
+
+    Raises:
+        RuntimeError: when the objective has trainable parameters outside the model that no group holds
+            (they would silently never train).
+    """
+    own = getattr(objective, "own_param_groups", None)
+    groups = own() if own is not None else []
+    known = {id(p) for p in model.parameters()} | {id(p) for g in groups for p in g["params"]}
+    stray = [n for n, p in objective.named_parameters() if p.requires_grad and id(p) not in known]
+    if stray:
+        raise RuntimeError(f"the training objective's parameters {stray[:5]} are outside the model and in no "
+                           "optimizer group (give the objective an own_param_groups method)")
+    return groups
 
 
 def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False) -> None:

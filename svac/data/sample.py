@@ -14,6 +14,11 @@ from typing import Protocol, Sequence
 import numpy as np
 
 
+#: The ``meta`` key holding the category name of the object a single-object expression names, where the
+#: dataset lists categories (Ref-YouTube-VOS's ``meta.json``, the synthetic benchmark's shapes).
+CATEGORY_KEY = "object_category"
+
+
 class MaskLoader(Protocol):
     """Loads the ground-truth mask of one expression on chosen frames.
 
@@ -41,7 +46,8 @@ class ReferringSample:
         object_ids: ids of the objects the expression refers to; empty when it
             refers to none (allowed only where a dataset has such expressions).
         mask_loader: loads the ground truth; ``None`` for splits without it.
-        meta: dataset-specific extras (e.g. ``{"type": "reasoning"}`` for ReVOS).
+        meta: dataset-specific extras (e.g. ``{"type": "reasoning"}`` for ReVOS; :data:`CATEGORY_KEY`
+            for the named object's category).
     """
 
     dataset: str

@@ -26,7 +26,8 @@ DEFAULT_TRAINABLE = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "speci
 
 #: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
 TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_decoder", "special_tokens",
-                   "vision_encoder", "llm", "sam2_image_encoder", "sam2_memory", "sam2_prompt_encoder")
+                   "vision_encoder", "llm", "sam2_image_encoder", "sam2_high_res_convs", "sam2_memory",
+                   "sam2_prompt_encoder")
 
 
 def _check_weights(section: str, cfg: Any, names: tuple[str, ...]) -> None:
@@ -222,6 +223,53 @@ class TrackingConfig:
 
 
 @dataclass
+class EncoderPretrainingConfig:
+    """Options of ``objective: encoder_pretraining``
+    (:class:`svac.training.encoder_objective.EncoderPretrainingObjective`).
+
+    svac's addition (cf. supervised backbone pretraining): SAM-2's image encoder learns to tell
+    objects' categories, sizes and colours apart from features pooled inside each object's mask,
+    while a distillation term keeps its features close to those it had when the stage started.
+
+    Attributes:
+        categories: the category names of the training data's objects (the Ref-YouTube-VOS
+            ``<split>/meta.json`` ``category``; the synthetic benchmark's shapes), in the order of the
+            head's outputs; needed when ``category`` > 0.
+        category: weight of the cross-entropy of the object's category, >= 0.
+        size: weight of the squared error of the object's log area fraction (natural log of the
+            mask's pixels over the frame's pixels at SAM-2's input size), >= 0.
+        colour: weight of the squared error of the object's mean RGB (in [0, 1], over its mask's
+            pixels), >= 0.
+        distill: weight of the feature distillation to a frozen copy of the encoder as the stage
+            starts (per feature level, mean squared difference over the copy's mean square,
+            averaged over the levels), >= 0.
+        head_hidden: width of the training-only MLP head (features).
+        head_lr: learning rate of that head (the encoder follows ``optim.lr``), > 0.
+
+    The objective raises :class:`ConfigError` when ``category`` > 0 and ``categories`` is empty.
+
+    Raises:
+        ConfigError: naming the key, for a value out of range or a category named twice.
+    """
+
+    categories: list[str] = field(default_factory=list)
+    category: float = 1.0
+    size: float = 0.5
+    colour: float = 1.0
+    distill: float = 10.0
+    head_hidden: int = 128
+    head_lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check_weights("encoder_pretraining", self, ("category", "size", "colour", "distill"))
+        if len(set(self.categories)) != len(self.categories):
+            raise ConfigError(f"encoder_pretraining.categories lists a name twice: {self.categories}")
+        if self.head_hidden < 1 or not self.head_lr > 0:
+            raise ConfigError(f"encoder_pretraining.head_hidden must be >= 1 and head_lr > 0, got "
+                              f"{self.head_hidden} and {self.head_lr}")
+
+
+@dataclass
 class OptimConfig:
     """AdamW with a cosine schedule and linear warm-up.
 
@@ -287,9 +335,13 @@ class TrainConfig:
             the stage that teaches the default model clicks); ``tracking`` -- SVAC's schedule, a correction
             on one frame and the frames after it tracked from SAM-2's memory without prompts
             (:class:`svac.training.tracking_objective.TrackingObjective`, options in ``tracking``; measured,
-            not in the default recipe: ``configs/train/tracking_from_memory.yaml``).
+            not in the default recipe: ``configs/train/tracking_from_memory.yaml``); ``encoder_pretraining``
+            -- SAM-2's image encoder alone, on object categories, sizes and colours from mask-pooled features
+            with feature distillation (:class:`svac.training.encoder_objective.EncoderPretrainingObjective`,
+            options in ``encoder_pretraining``).
         corrections: options of ``objective: corrections`` (:class:`CorrectionConfig`).
         tracking: options of ``objective: tracking`` (:class:`TrackingConfig`).
+        encoder_pretraining: options of ``objective: encoder_pretraining`` (:class:`EncoderPretrainingConfig`).
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
@@ -314,9 +366,11 @@ class TrainConfig:
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     sam2_memory: bool = True
     bpe_vocab_size: int | None = None
-    objective: Literal["referring", "clicks", "span_grounding", "corrections", "tracking"] = "referring"
+    objective: Literal["referring", "clicks", "span_grounding", "corrections", "tracking",
+                       "encoder_pretraining"] = "referring"
     corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    encoder_pretraining: EncoderPretrainingConfig = field(default_factory=EncoderPretrainingConfig)
     seed: int = 0
     log_every: int = 10
     save_every: int = 200

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from svac.astc import build_mllm_images, plan_clips
 from svac.config import SVACConfig
 from svac.csa import seg_tokens
-from svac.data.sample import ReferringSample
+from svac.data.sample import CATEGORY_KEY, ReferringSample
 from svac.grounding.sam2_model import preprocess_frames
 from svac.mllm.chat_template import ChatTemplate, load_chat_template
 from svac.mllm.internvl import preprocess_images, tokens_per_image
@@ -69,6 +69,8 @@ class TrainingExample:
         anchor_positions: positions of the clips' anchor frames among the sampled frames.
         num_clips: number of clips.
         object_ids: per expression, the ids of the objects it names (``(K,)`` tuples).
+        categories: per expression, the category name of the one object it names where the dataset lists
+            it (:data:`svac.data.sample.CATEGORY_KEY`), else ``None`` (``(K,)``).
     """
 
     video_id: str
@@ -82,6 +84,7 @@ class TrainingExample:
     anchor_positions: tuple[int, ...]
     num_clips: int
     object_ids: tuple[tuple[int, ...], ...] = ()
+    categories: tuple[str | None, ...] = ()
 
     @property
     def num_objects(self) -> int:
@@ -214,7 +217,8 @@ class ExampleBuilder:
             video_id=first.video_id, input_ids=input_ids, labels=labels, attention_mask=attention,
             pixel_values=pixel_values, sam_frames=preprocess_frames(frames, size), masks=masks_t,
             clip_of_position=clip_of_position, anchor_positions=tuple(c.positions[0] for c in plan.clips),
-            num_clips=plan.num_clips, object_ids=tuple(tuple(s.object_ids) for s in samples))
+            num_clips=plan.num_clips, object_ids=tuple(tuple(s.object_ids) for s in samples),
+            categories=tuple(s.meta.get(CATEGORY_KEY) for s in samples))
 
     def _tokens(self, text: PromptLike) -> list[int]:
         # expressions are user parts of the prompt: a "[SEG]" in a dataset's text stays text

@@ -97,7 +97,9 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
     :class:`svac.training.frame_objectives.SpanGroundingObjective` (SAM-2 prompted by the span skip path alone);
     ``corrections``: :class:`svac.training.frame_objectives.CorrectionObjective` (referring and correction clicks);
     ``tracking``: :class:`svac.training.tracking_objective.TrackingObjective` (referring, a correction, and the
-    frames after it decoded from memory without prompts).
+    frames after it decoded from memory without prompts); ``encoder_pretraining``:
+    :class:`svac.training.encoder_objective.EncoderPretrainingObjective` (SAM-2's image encoder on object
+    categories, sizes and colours with feature distillation; its head trains but is not saved with the model).
     """
     from svac.training import frame_objectives
     from svac.training.objective import SVACObjective
@@ -111,6 +113,10 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
         return frame_objectives.CorrectionObjective(model, cfg.loss, cfg.corrections, seed=cfg.seed)
     if cfg.objective == "tracking":
         return TrackingObjective(model, cfg.loss, cfg.tracking, seed=cfg.seed)
+    if cfg.objective == "encoder_pretraining":
+        from svac.training.encoder_objective import EncoderPretrainingObjective
+
+        return EncoderPretrainingObjective(model, cfg.encoder_pretraining)
     return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 

@@ -75,6 +75,9 @@ def part_modules(model: "SVAC") -> dict[str, list[nn.Module | nn.Parameter]]:
         "sam2_mask_decoder": [sam.sam_mask_decoder],
         "sam2_prompt_encoder": [sam.sam_prompt_encoder],
         "sam2_image_encoder": [sam.image_encoder],
+        # the mask decoder's convolutions on the two high-resolution levels, applied in SAM2Base.forward_image
+        "sam2_high_res_convs": ([sam.sam_mask_decoder.conv_s0, sam.sam_mask_decoder.conv_s1]
+                                if sam.use_high_res_features_in_sam else []),
         "sam2_memory": memory,
         "vision_encoder": [inner.vision_tower],
         "llm": [inner.language_model, model.mllm.lm_head],

@@ -7,13 +7,18 @@ CodaLab challenge::
       meta_expressions/<split>/meta_expressions.json
       <split>/JPEGImages/<video>/<frame>.jpg
       <split>/Annotations/<video>/<frame>.png     # train only in the release
+      <split>/meta.json                           # optional: YouTube-VOS object categories
 
 ``meta_expressions.json`` is ``{"videos": {video: {"expressions": {exp_id:
 {"exp": text, "obj_id": "1"}}, "frames": [frame stems]}}}``. The listed frames
 are the annotated ones (every 5th frame of the original video) and are the
 sample's frames. Annotations are palette PNGs whose pixel index is the object
 id. Splits without ``Annotations`` (the official ``valid``/``test``) give
-``mask_loader=None``; their expressions carry no ``obj_id``.
+``mask_loader=None``; their expressions carry no ``obj_id``. When the split has
+YouTube-VOS's ``meta.json`` (``{"videos": {video: {"objects": {id: {"category",
+"frames"}}}}}``; the synthetic benchmark writes one too, its categories are the
+shapes), an expression naming one object carries its category as
+``meta["object_category"]``.
 
 Ref-DAVIS17 (Khoreva et al., ACCV 2018) is read in the same layout after the
 usual conversion (two annotators x {first-frame, full-video} expressions per
@@ -47,7 +52,7 @@ from svac.data.readers.base import (
     resolve_frames,
 )
 from svac.data.readers.masks import IdPngMaskLoader, read_image_hw
-from svac.data.sample import ReferringSample
+from svac.data.sample import CATEGORY_KEY, ReferringSample
 from svac.errors import AnnotationError
 
 META_FILE = "meta_expressions.json"
@@ -55,6 +60,8 @@ META_DIR = "meta_expressions"
 FRAMES_DIR = "JPEGImages"
 MASKS_DIR = "Annotations"
 MASK_SUFFIX = ".png"
+#: YouTube-VOS's per-split object file (``{"videos": {video: {"objects": {id: {"category", ...}}}}}``).
+CATEGORIES_FILE = "meta.json"
 #: DAVIS keeps frames and masks one level deeper, under the resolution name.
 DAVIS_RESOLUTION = "480p"
 #: Ref-YouTube-VOS: the CodaLab ``valid`` meta file also lists the ``test`` videos.
@@ -89,11 +96,13 @@ class MetaExpressionsLayout:
         meta_file: the split's ``meta_expressions.json``.
         frames_dir: folder holding one frame folder per video.
         masks_dir: folder holding one mask folder per video, or ``None`` (no ground truth).
+        categories_file: YouTube-VOS's ``meta.json`` with the objects' categories, or ``None``.
     """
 
     meta_file: Path
     frames_dir: Path
     masks_dir: Path | None
+    categories_file: Path | None = None
 
 
 def _available_splits(root: Path) -> list[str]:
@@ -118,7 +127,9 @@ def ytvos_layout(root: Path, split: str) -> MetaExpressionsLayout:
         )
     frames_dir = require_dir(root / split / FRAMES_DIR, YTVOS_EXPECTED)
     masks_dir = root / split / MASKS_DIR
-    return MetaExpressionsLayout(meta_file, frames_dir, masks_dir if masks_dir.is_dir() else None)
+    categories = root / split / CATEGORIES_FILE
+    return MetaExpressionsLayout(meta_file, frames_dir, masks_dir if masks_dir.is_dir() else None,
+                                 categories if categories.is_file() else None)
 
 
 def davis_layout(root: Path, split: str) -> MetaExpressionsLayout:
@@ -149,6 +160,29 @@ def davis_layout(root: Path, split: str) -> MetaExpressionsLayout:
     if frames_dir is None:
         raise AnnotationError(f"{root}: no frame folder for split {split!r}; expected {DAVIS_EXPECTED}")
     return MetaExpressionsLayout(meta_file, frames_dir, first_dir(MASKS_DIR))
+
+
+def _object_categories(path: Path | None) -> dict[tuple[str, int], str]:
+    """``(video, object id) -> category`` from YouTube-VOS's ``meta.json`` (empty for ``None``).
+
+    Raises:
+        AnnotationError: malformed JSON or structure (the message names the file and video).
+    """
+    if path is None:
+        return {}
+    videos = require_mapping(read_json(path, "YouTube-VOS meta"), "videos", path)
+    out: dict[tuple[str, int], str] = {}
+    for video_id, entry in videos.items():
+        objects = entry.get("objects") if isinstance(entry, dict) else None
+        if not isinstance(objects, dict):
+            raise AnnotationError(f"{path}: video {video_id!r}: expected an object with 'objects'")
+        for obj_id, obj in objects.items():
+            category = obj.get("category") if isinstance(obj, dict) else None
+            if not isinstance(category, str) or not str(obj_id).isdigit():
+                raise AnnotationError(f"{path}: video {video_id!r} object {obj_id!r}: expected an integer id and "
+                                      "a 'category' string")
+            out[(video_id, int(obj_id))] = category
+    return out
 
 
 class MetaExpressionsReader(ReferringDataset):
@@ -191,6 +225,7 @@ class MetaExpressionsReader(ReferringDataset):
         self._annotator_order = annotator_order
         self._index = FolderIndex()
         videos = require_mapping(read_json(layout.meta_file, "meta_expressions"), "videos", layout.meta_file)
+        self._categories = _object_categories(layout.categories_file)
         excluded = set(exclude_videos)
         self.excluded_videos = tuple(v for v in videos if v in excluded)
         collector = self._collector()
@@ -315,6 +350,9 @@ class MetaExpressionsReader(ReferringDataset):
             loader = IdPngMaskLoader(frame_paths, mask_paths, object_ids, binary_255_is_object_1=True)
         meta = {k: v for k, v in entry.items() if k not in EXPRESSION_KEYS}
         meta.update(extra_meta)
+        category = self._categories.get((video_id, object_ids[0])) if len(object_ids) == 1 else None
+        if category is not None:
+            meta[CATEGORY_KEY] = category
         return ReferringSample(
             dataset=self.name,
             video_id=video_id,
