@@ -108,7 +108,7 @@ def test_the_attribute_losses_fall_on_a_tiny_set_and_reach_the_encoder(tiny_conf
     first = None
     for _ in range(15):
         out = objective(batch)
-        attributes = float(out.category + 0.5 * out.size + out.colour)
+        attributes = float((out.category + 0.5 * out.size + out.colour).detach())
         first = attributes if first is None else first
         opt.zero_grad()
         out.loss.backward()
