@@ -187,3 +187,17 @@ def test_the_objects_stage_config_loads():
     cfg = load_train_config("train/encoder_objects.yaml")
     assert cfg.objective == "encoder_pretraining" and set(cfg.trainable) == set(TRAINABLE)
     assert cfg.model is not None and cfg.encoder_pretraining.categories and cfg.encoder_pretraining.distill > 0
+
+
+def test_the_feature_probe_reads_labels_from_mask_pooled_features(tiny_config, samples):
+    from svac.evaluation.feature_probe import collect, linear_probe, probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype(np.float32)
+    y = list(x[:, 2] > 0)  # linearly separable
+    assert linear_probe(x[:60], y[:60], x[60:], y[60:])["accuracy"] >= 0.95
+    objects = collect(build_from_config(tiny_config).eval(), samples, videos=2, frames=2)
+    assert objects.features.shape[0] == len(objects.categories) == len(objects.areas) > 0
+    assert set(objects.categories) <= set(SHAPES) and (objects.areas > 0).all()
+    result = probe(objects, objects)
+    assert 0.0 <= result["category"]["accuracy"] <= 1.0 and result["size_above_median"]["n_test"] == len(objects.areas)

@@ -126,7 +126,7 @@ def linear_probe(x_train: np.ndarray, y_train: Sequence, x_test: np.ndarray, y_t
     return {"accuracy": float(np.mean(correct)), "majority": majority, "n_train": len(y_train), "n_test": len(y_test)}
 
 
-def probe(model, train: ProbeObjects, test: ProbeObjects) -> dict:
+def probe(train: ProbeObjects, test: ProbeObjects) -> dict:
     """Category (objects with one) and larger-than-median-area probes of ``train`` -> ``test``."""
     out = {}
     has_tr = [i for i, c in enumerate(train.categories) if c is not None]
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)),
                    videos=args.test_videos, frames=args.test_frames)
     text = json.dumps({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
-                       "test": f"{args.test_root}:{args.test_split}", **probe(model, train, test)}, indent=1)
+                       "test": f"{args.test_root}:{args.test_split}", **probe(train, test)}, indent=1)
     if args.out:
         write_text_atomic(Path(args.out), text + "\n", overwrite=False)
     print(text)
