@@ -24,8 +24,10 @@ from svac.training.params import configure_trainable
 
 finetune = importlib.import_module("svac.recipes.finetune")
 
-STAGES = ("train/svac_default_1_image.yaml", "train/svac_default_2_encoder.yaml", "train/svac_default_3_video.yaml",
-          "train/svac_default_4_clicks.yaml", "train/svac_default_5_refresh.yaml")
+STAGES = ("train/svac_default_0_objects.yaml", "train/svac_default_1_image.yaml", "train/svac_default_2_encoder.yaml",
+          "train/svac_default_3_video.yaml", "train/svac_default_4_clicks.yaml", "train/svac_default_5_refresh.yaml")
+#: The stage that builds the model (its ``model`` section) and the image-level grounding stage.
+MODEL_STAGE, IMAGE_STAGE = STAGES[0], STAGES[1]
 
 
 class FirstTemplates:
@@ -182,13 +184,13 @@ def test_prompts_follow_the_expression_not_the_turn_after_a_few_updates(tiny_con
     recipe before this change (multi-turn training with prompt_separation, no span path) fails both:
     its prompts encode the turn, and all expressions asked at turn 0 get one prompt.
     """
-    stage = load_train_config(STAGES[0])
+    stage = load_train_config(MODEL_STAGE)
     config = dataclasses.replace(tiny_config, mllm=dataclasses.replace(tiny_config.mllm, text={
         **tiny_config.mllm.text, **{k: v for k, v in stage.model.mllm.text.items() if k != "hidden_size"}}),
         seg_prompt=stage.model.seg_prompt)
     config = dataclasses.replace(config, astc=dataclasses.replace(config.astc, num_frames=6, clip_len=3))
-    finetune.run(_recipe(STAGES[0], config, synth_root, tmp_path / "image"), progress=False)
-    finetune.run(_recipe(STAGES[2], config, synth_root, tmp_path / "video", init_from=str(tmp_path / "image/model")),
+    finetune.run(_recipe(IMAGE_STAGE, config, synth_root, tmp_path / "image"), progress=False)
+    finetune.run(_recipe(STAGES[3], config, synth_root, tmp_path / "video", init_from=str(tmp_path / "image/model")),
                  progress=False)
     from svac.loading import load_model
 
@@ -235,7 +237,7 @@ def test_oracle_prompts_are_a_click_inside_each_mask_and_a_padding_point():
 
 def test_click_stage_trains_sam2_alone_and_a_finished_stage_resumes_as_a_no_op(tiny_config, synth_root, tmp_path):
     config = _span_config(tiny_config)
-    cfg = _recipe(STAGES[0], config, synth_root, tmp_path / "clicks", max_steps=2, save_every=1, objective="clicks",
+    cfg = _recipe(IMAGE_STAGE, config, synth_root, tmp_path / "clicks", max_steps=2, save_every=1, objective="clicks",
                   trainable=["sam2_mask_decoder", "sam2_prompt_encoder"], data={
                       "train": [f"rvos:{synth_root}"], "frames": "single_frame", "expressions_per_video": 2})
     result = finetune.run(cfg, progress=False)
@@ -357,7 +359,7 @@ def test_tracking_stage_decodes_frames_after_a_correction_from_memory_alone_and_
 def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressions(tiny_config, synth_root,
                                                                                      tmp_path, samples):
     config = _span_config(tiny_config)
-    cfg = _recipe(STAGES[0], config, synth_root, tmp_path / "span", max_steps=2, save_every=2)
+    cfg = _recipe(IMAGE_STAGE, config, synth_root, tmp_path / "span", max_steps=2, save_every=2)
     dataset, _ = finetune.training_data(cfg, build_from_config(config), samples)
     static = {"color", "shape", "size", "position"}
     assert all(set(s.meta["families"]) <= static for group in dataset.videos for s in group)
@@ -373,7 +375,7 @@ def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressi
     from svac.errors import ConfigError
 
     with pytest.raises(ConfigError, match="span_layer"):
-        finetune.run(_recipe(STAGES[0], _span_config(tiny_config, span_layer="last"), synth_root, tmp_path / "last"),
+        finetune.run(_recipe(IMAGE_STAGE, _span_config(tiny_config, span_layer="last"), synth_root, tmp_path / "last"),
                      progress=False)
     with pytest.raises(ConfigError, match="families"):
         finetune.select_families([dataclasses.replace(samples[0], meta={})], ["color"])
@@ -383,21 +385,26 @@ def test_span_grounding_stage_trains_the_span_path_and_sam2_from_static_expressi
 
 def test_the_default_recipe_stages_chain_and_fix_the_shortcut():
     cfgs = [load_train_config(name) for name in STAGES]
-    assert cfgs[0].objective == "span_grounding" and cfgs[0].init_from is None and cfgs[0].model.seg_prompt.span_skip
+    # stage 0 builds the model and pretrains SAM-2's image encoder on object attributes, with distillation
+    assert cfgs[0].objective == "encoder_pretraining" and cfgs[0].init_from is None
+    assert cfgs[0].model.seg_prompt.span_skip and cfgs[0].encoder_pretraining.distill > 0
+    assert set(cfgs[0].trainable) == {"sam2_image_encoder", "sam2_high_res_convs"}
     assert "initializer_range" not in cfgs[0].model.mllm.text  # the LLM starts at transformers' 0.02
     for before, after in zip(cfgs, cfgs[1:]):
-        assert after.init_from == f"{before.output_dir}/model"
-    assert [c.objective for c in cfgs] == ["span_grounding", "span_grounding", "referring", "corrections", "referring"]
+        assert after.model is None and after.init_from == f"{before.output_dir}/model"
+    assert [c.objective for c in cfgs] == ["encoder_pretraining", "span_grounding", "span_grounding", "referring",
+                                           "corrections", "referring"]
     for cfg in cfgs:
         assert cfg.data.conversation == "single_turn" and cfg.loss.prompt_separation == 0.0
         assert "vision_encoder" not in cfg.trainable  # the MLLM's random vision features stay intact
-    # SAM-2's image encoder trains only in stage 2, once the span prompt already names one object
-    assert ["sam2_image_encoder" in c.trainable for c in cfgs] == [False, True, False, False, False]
-    assert cfgs[1].optim.lr < cfgs[0].optim.lr
-    assert [c.data.frames for c in cfgs] == ["single_frame", "single_frame", "video", "single_frame", "video"]
+    # after stage 0, SAM-2's image encoder trains only in stage 2, once the span prompt already names one object
+    assert ["sam2_image_encoder" in c.trainable for c in cfgs] == [True, False, True, False, False, False]
+    assert cfgs[2].optim.lr < cfgs[1].optim.lr
+    assert [c.data.frames for c in cfgs] == ["single_frame", "single_frame", "single_frame", "video", "single_frame",
+                                             "video"]
     # the click stage and the video refresh after it train SAM-2's decoder and prompt encoder alone
-    assert [set(c.trainable) for c in cfgs[3:]] == [{"sam2_mask_decoder", "sam2_prompt_encoder"}] * 2
-    assert cfgs[3].corrections.wrong_prompt > 0 and not cfgs[3].corrections.later_frame
+    assert [set(c.trainable) for c in cfgs[4:]] == [{"sam2_mask_decoder", "sam2_prompt_encoder"}] * 2
+    assert cfgs[4].corrections.wrong_prompt > 0 and not cfgs[4].corrections.later_frame
     assert DataConfig().conversation == "single_turn"
 
 
