@@ -184,7 +184,7 @@ def test_the_stage_resumes_exactly_with_its_head_and_saves_a_model_without_it(ti
 
 
 def test_the_objects_stage_config_loads():
-    cfg = load_train_config("train/encoder_objects.yaml")
+    cfg = load_train_config("train/svac_default_0_objects.yaml")
     assert cfg.objective == "encoder_pretraining" and set(cfg.trainable) == set(TRAINABLE)
     assert cfg.model is not None and cfg.encoder_pretraining.categories and cfg.encoder_pretraining.distill > 0
 
