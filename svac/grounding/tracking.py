@@ -91,15 +91,17 @@ def memory_horizon(model: LanguagePromptedSAM2) -> int:
 
 
 def _step(model: LanguagePromptedSAM2, frame: int, feats: FrameFeatures, k: int, bank: MemoryBank, num_frames: int,
-          **options) -> dict:
+          mask_inputs: torch.Tensor | None = None, **options) -> dict:
     """``model.track_step`` on one frame for k objects, reading and writing ``bank`` (``options``: its other arguments).
 
-    The frame's precomputed memory self-attention, when it has one, is handed to SAM-2's memory attention.
+    ``mask_inputs`` (``float (k, 1, S, S)``, S = SAM-2's input side) is SAM-2's mask prompt (its video predictor's
+    ``add_new_mask``); ``None`` gives none. The frame's precomputed memory self-attention, when it has one, is
+    handed to SAM-2's memory attention.
     """
     with model.self_attention_handoff(feats):
         return model.track_step(frame_idx=frame, current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
                                 current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
-                                feat_sizes=feats.feat_sizes, mask_inputs=None, output_dict=bank.output_dict,
+                                feat_sizes=feats.feat_sizes, mask_inputs=mask_inputs, output_dict=bank.output_dict,
                                 num_frames=num_frames, **options)
 
 

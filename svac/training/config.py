@@ -270,6 +270,32 @@ class EncoderPretrainingConfig:
 
 
 @dataclass
+class VOSConfig:
+    """Options of ``objective: vos`` (:class:`svac.training.vos_objective.VOSObjective`).
+
+    Attributes:
+        vos: weight of the semi-supervised VOS pass's mask loss (each object's ground-truth mask as SAM-2's
+            mask prompt on its first visible sampled frame, the following sampled frames decoded from SAM-2's
+            memory alone).
+        referring: weight of SVAC's referring objective on the same batch (every frame prompted by its
+            clip's ``[SEG]``, :class:`svac.training.objective.SVACObjective`); 0 skips it (and the LLM).
+        max_objects: objects tracked per video (drawn among the video's distinct targets), >= 1.
+
+    Raises:
+        ConfigError: naming the key, for a value out of range.
+    """
+
+    vos: float = 1.0
+    referring: float = 1.0
+    max_objects: int = 4
+
+    def __post_init__(self) -> None:
+        _check_weights("vos", self, ("vos", "referring"))
+        if self.max_objects < 1:
+            raise ConfigError(f"vos.max_objects must be >= 1, got {self.max_objects}")
+
+
+@dataclass
 class OptimConfig:
     """AdamW with a cosine schedule and linear warm-up.
 
@@ -338,10 +364,13 @@ class TrainConfig:
             not in the default recipe: ``configs/train/tracking_from_memory.yaml``); ``encoder_pretraining``
             -- SAM-2's image encoder alone, on object categories, sizes and colours from mask-pooled features
             with feature distillation (:class:`svac.training.encoder_objective.EncoderPretrainingObjective`,
-            options in ``encoder_pretraining``).
+            options in ``encoder_pretraining``); ``vos`` -- SAM 2's semi-supervised video object segmentation (a
+            ground-truth mask on an object's first visible frame, the later frames from memory alone) beside
+            SVAC's referring objective (:class:`svac.training.vos_objective.VOSObjective`, options in ``vos``).
         corrections: options of ``objective: corrections`` (:class:`CorrectionConfig`).
         tracking: options of ``objective: tracking`` (:class:`TrackingConfig`).
         encoder_pretraining: options of ``objective: encoder_pretraining`` (:class:`EncoderPretrainingConfig`).
+        vos: options of ``objective: vos`` (:class:`VOSConfig`).
         seed: seed of initialisation, data order and augmentation.
         log_every, save_every: in optimizer updates.
         keep_checkpoints: how many step checkpoints to keep.
@@ -367,10 +396,11 @@ class TrainConfig:
     sam2_memory: bool = True
     bpe_vocab_size: int | None = None
     objective: Literal["referring", "clicks", "span_grounding", "corrections", "tracking",
-                       "encoder_pretraining"] = "referring"
+                       "encoder_pretraining", "vos"] = "referring"
     corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     encoder_pretraining: EncoderPretrainingConfig = field(default_factory=EncoderPretrainingConfig)
+    vos: VOSConfig = field(default_factory=VOSConfig)
     seed: int = 0
     log_every: int = 10
     save_every: int = 200

@@ -99,7 +99,9 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
     ``tracking``: :class:`svac.training.tracking_objective.TrackingObjective` (referring, a correction, and the
     frames after it decoded from memory without prompts); ``encoder_pretraining``:
     :class:`svac.training.encoder_objective.EncoderPretrainingObjective` (SAM-2's image encoder on object
-    categories, sizes and colours with feature distillation; its head trains but is not saved with the model).
+    categories, sizes and colours with feature distillation; its head trains but is not saved with the model);
+    ``vos``: :class:`svac.training.vos_objective.VOSObjective` (SAM 2's semi-supervised VOS from a ground-truth mask
+    through memory, beside referring).
     """
     from svac.training import frame_objectives
     from svac.training.objective import SVACObjective
@@ -117,6 +119,10 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
         from svac.training.encoder_objective import EncoderPretrainingObjective
 
         return EncoderPretrainingObjective(model, cfg.encoder_pretraining)
+    if cfg.objective == "vos":
+        from svac.training.vos_objective import VOSObjective
+
+        return VOSObjective(model, cfg.loss, cfg.vos, seed=cfg.seed)
     return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 

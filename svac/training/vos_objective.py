@@ -1,0 +1,189 @@
+"""Semi-supervised video object segmentation through SAM-2's memory (``objective: vos``; issue 16 §3).
+
+SAM 2's core task (Ravi et al. 2024, §3 and §4 "Training"; its video predictor's ``add_new_mask`` then
+``propagate_in_video``): an object's mask is given on one frame, which becomes a conditioning frame, and
+every later frame is decoded from SAM-2's memory alone -- memory attention reading the conditioning
+memory, the recent frames' memories and the object pointers, the mask decoder given no prompt. Only the
+memory tells the tracked object apart from the other objects of the frame.
+
+svac's referring schedule prompts *every* frame with its clip's ``[SEG]`` (SVAC §3.4), so SAM-2 trained on
+it alone never needs memory: measured on the default model, memory attention's output differs by 2.7 %
+between memories of two different objects (7.4 % between consecutive frames) and frames decoded without a
+prompt come out empty, and a correction click (:mod:`svac.grounding.replay`) does not carry to the frames
+after it (``docs/training.md``, "Tracking from memory").
+
+:class:`VOSObjective` trains that task on the referring training videos, beside SVAC's own objective:
+
+1. **VOS** -- for each video, up to ``vos.max_objects`` of its distinct targets; each object's
+   ground-truth mask on its first visible sampled frame s is SAM-2's mask prompt (an initial
+   conditioning frame, as ``add_new_mask``: SAM-2 takes the mask as its output, encodes it into memory
+   and makes the object pointer from it), and the sampled frames after s are decoded from memory alone
+   (no point, box or ``[SEG]`` prompt), each written into memory, supervised by the object's masks
+   (BCE + Dice + presence, :func:`~svac.training.frame_objectives._weighted`). The objects of one video
+   that become visible on the same frame are tracked through the same frames in one SAM-2 batch, so
+   only their memories differ. Runs that start on different frames are tracked together when they are
+   as long (SAM-2 reads frame *offsets*, so a run is shifted to start at 0).
+2. **referring** (weight ``vos.referring``; 0 skips it and the LLM) -- :class:`SVACObjective` on the
+   same batch, so that grounding is kept while SAM-2's memory and decoder change.
+
+Which parts train is the config's ``trainable`` (``sam2_memory`` at least: memory attention, memory
+encoder, object-pointer projections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from svac.grounding.sam2_model import FrameFeatures
+from svac.grounding.tracking import MemoryBank, _step, memory_horizon
+from svac.training.config import LossConfig, VOSConfig
+from svac.training.data import TrainingBatch
+from svac.training.frame_objectives import _weighted
+from svac.training.losses import StepLosses
+from svac.training.objective import SVACObjective
+
+
+@dataclass
+class VOSLosses(StepLosses):
+    """Losses of one step of :class:`VOSObjective` (scalar tensors; ``loss`` is back-propagated).
+
+    ``bce``, ``dice`` and ``presence`` are the VOS pass's terms; ``vos`` its weighted mask loss;
+    ``referring`` the referring objective's total (0 when its weight is 0).
+    """
+
+    loss: torch.Tensor
+    bce: torch.Tensor
+    dice: torch.Tensor
+    presence: torch.Tensor
+    vos: torch.Tensor
+    referring: torch.Tensor
+
+
+@dataclass(frozen=True)
+class VOSTrack:
+    """One object tracked from its ground-truth mask: video ``example`` (index in the batch), target row
+    ``row`` of its masks, first visible sampled frame ``start`` (frames)."""
+
+    example: int
+    row: int
+    start: int
+
+
+def vos_tracks(examples: list, max_objects: int, generator: torch.Generator) -> list[VOSTrack]:
+    """The objects the VOS pass tracks: per video, up to ``max_objects`` distinct targets, drawn at random.
+
+    Two expressions naming the same objects are one target (``object_ids``; without ids every expression
+    is one). A target never visible, or visible only on the last sampled frame, leaves
+    nothing to track and is not drawn.
+
+    Args:
+        examples: :class:`~svac.training.data.TrainingExample` s (masks ``bool (K, T, S, S)``).
+        max_objects: targets per video, >= 1.
+        generator: the draw's random generator.
+
+    Returns:
+        The tracks, video by video, each video's in target-row order.
+    """
+    tracks = []
+    for b, example in enumerate(examples):
+        masks = example.masks
+        visible = masks.flatten(2).any(-1)  # (K, T)
+        named = len(example.object_ids) == example.num_objects
+        seen: set = set()
+        rows = []
+        for k in range(example.num_objects):
+            key = frozenset(example.object_ids[k]) if named else k
+            if key in seen:
+                continue
+            seen.add(key)
+            first = visible[k].nonzero()
+            if len(first) and int(first[0]) < masks.shape[1] - 1:
+                rows.append((k, int(first[0])))
+        order = torch.randperm(len(rows), generator=generator)[:max_objects].sort().values.tolist()
+        tracks += [VOSTrack(example=b, row=rows[i][0], start=rows[i][1]) for i in order]
+    return tracks
+
+
+class VOSObjective(SVACObjective):
+    """SAM 2's semi-supervised VOS through memory, plus SVAC's referring objective (``objective: vos``).
+
+    See the module docstring.
+
+    Args:
+        model: the SVAC model being trained.
+        loss: mask-loss weights (``bce``, ``dice``, ``presence``; ``ce`` weighs the referring answer's
+            cross-entropy as in :class:`SVACObjective`).
+        vos: :class:`svac.training.config.VOSConfig`.
+        seed: seed of the object draws.
+    """
+
+    def __init__(self, model: nn.Module, loss: LossConfig, vos: VOSConfig, *, seed: int = 0) -> None:
+        super().__init__(model, loss, sam2_memory=True)
+        self.cfg = vos
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, batch: TrainingBatch) -> VOSLosses:
+        """Weighted losses of the VOS pass and the referring objective on ``batch``."""
+        tracks = vos_tracks(batch.examples, self.cfg.max_objects, self.generator)
+        feats = self._encode_videos(batch.examples)
+        part = self.track_from_masks(batch.examples, tracks, feats)
+        if self.cfg.referring:
+            referring = super().forward(batch).loss
+        else:
+            referring = part.loss.new_zeros(())
+        return VOSLosses(loss=self.cfg.vos * part.loss + self.cfg.referring * referring, bce=part.bce,
+                         dice=part.dice, presence=part.presence, vos=part.loss, referring=referring)
+
+    def _encode_videos(self, examples: list) -> list[list[FrameFeatures]]:
+        """Per video, SAM-2's features of its sampled frames (one encoder call per frame count)."""
+        out: list = [None] * len(examples)
+        by_length: dict[int, list[int]] = {}
+        for b, e in enumerate(examples):
+            by_length.setdefault(int(e.sam_frames.shape[0]), []).append(b)
+        for members in by_length.values():
+            for b, feats in zip(members, self._encode_group([examples[b] for b in members])):
+                out[b] = feats
+        return out
+
+    def track_from_masks(self, examples: list, tracks: list[VOSTrack], feats: list[list[FrameFeatures]]):
+        """The VOS pass: each track's mask prompt on its start frame, the later frames from memory alone.
+
+        Args:
+            examples: the batch's videos.
+            tracks: :func:`vos_tracks`.
+            feats: per video, its frames' SAM-2 features (:meth:`_encode_videos`).
+
+        Returns:
+            :class:`~svac.training.frame_objectives.FrameLosses` over every frame decoded from memory.
+
+        Raises:
+            ValueError: when ``tracks`` is empty (no video has a target visible before its last sampled frame).
+        """
+        if not tracks:
+            raise ValueError("objective vos: no object of the batch is visible before its video's last sampled frame")
+        sam = self.model.grounding
+        dtype = next(sam.parameters()).dtype
+        by_length: dict[int, list[VOSTrack]] = {}
+        for tr in tracks:
+            by_length.setdefault(int(examples[tr.example].masks.shape[1]) - tr.start, []).append(tr)
+        logits, scores, targets = [], [], []
+        for length, group in by_length.items():
+            k = len(group)
+            masks = torch.stack([examples[tr.example].masks[tr.row, tr.start:] for tr in group])  # (k, L, S, S)
+            bank = MemoryBank(horizon=memory_horizon(sam))
+            for j in range(length):
+                frame = FrameFeatures.concat([feats[tr.example][tr.start + j] for tr in group], [1] * k)
+                if j == 0:
+                    out = _step(sam, 0, frame, k, bank, length, mask_inputs=masks[:, 0, None].to(dtype),
+                                is_init_cond_frame=True, point_inputs=None)
+                else:
+                    out = _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=None)
+                    logits.append(out["pred_masks"])
+                    scores.append(out["object_score_logits"])
+                    targets.append(masks[:, j])
+                bank.add(j, out, conditioning=j == 0)
+        return _weighted({"pred_masks": torch.cat(logits), "object_score_logits": torch.cat(scores)},
+                         torch.cat(targets), self.loss_cfg)
