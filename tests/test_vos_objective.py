@@ -61,7 +61,8 @@ def test_vos_config_rejects_bad_values_naming_the_key():
         VOSConfig(max_objects=0)
     with pytest.raises(ConfigError, match="vos.referring"):
         VOSConfig(referring=-1.0)
-    assert load_train_config("svac_default_6_memory.yaml").objective == "vos"
+    assert load_train_config("vos_memory_1_masks.yaml").vos.max_frames == 1
+    assert load_train_config("vos_memory_2_referring.yaml").vos.referring == 1.0
 
 
 def test_only_the_first_frame_of_a_track_is_prompted_with_its_ground_truth_mask(vos_setup, monkeypatch):
@@ -130,3 +131,20 @@ def test_referring_term_is_svac_objective_on_the_same_batch(vos_setup):
 
     alone = SVACObjective(model, LossConfig())(batch)
     torch.testing.assert_close(both.loss, alone.loss)
+
+
+def test_max_frames_limits_the_frames_decoded_after_each_mask(vos_setup, monkeypatch):
+    model, batch = vos_setup
+    sam = model.grounding
+    steps = []
+    original = type(sam).track_step
+
+    def counting(self, frame_idx, *args, **kwargs):
+        steps.append(frame_idx)
+        return original(self, frame_idx, *args, **kwargs)
+
+    monkeypatch.setattr(type(sam), "track_step", counting)
+    objective = VOSObjective(model, LossConfig(), VOSConfig(referring=0.0, max_frames=1))
+    tracks = vos_tracks(batch.examples, 4, torch.Generator().manual_seed(0))
+    out = objective.track_from_masks(batch.examples, tracks, objective._encode_videos(batch.examples))
+    assert steps == [0, 1] and torch.isfinite(out.loss)  # every track starts before the last frame: one group

@@ -18,7 +18,8 @@ after it (``docs/training.md``, "Tracking from memory").
    ground-truth mask on its first visible sampled frame s is SAM-2's mask prompt (an initial
    conditioning frame, as ``add_new_mask``: SAM-2 takes the mask as its output, encodes it into memory
    and makes the object pointer from it), and the sampled frames after s are decoded from memory alone
-   (no point, box or ``[SEG]`` prompt), each written into memory, supervised by the object's masks
+   (no point, box or ``[SEG]`` prompt; at most ``vos.max_frames`` of them), each written into memory,
+   supervised by the object's masks
    (BCE + Dice + presence, :func:`~svac.training.frame_objectives._weighted`). The objects of one video
    that become visible on the same frame are tracked through the same frames in one SAM-2 batch, so
    only their memories differ. Runs that start on different frames are tracked together when they are
@@ -168,11 +169,15 @@ class VOSObjective(SVACObjective):
         dtype = next(sam.parameters()).dtype
         by_length: dict[int, list[VOSTrack]] = {}
         for tr in tracks:
-            by_length.setdefault(int(examples[tr.example].masks.shape[1]) - tr.start, []).append(tr)
+            length = int(examples[tr.example].masks.shape[1]) - tr.start
+            if self.cfg.max_frames is not None:
+                length = min(length, 1 + self.cfg.max_frames)
+            by_length.setdefault(length, []).append(tr)
         logits, scores, targets = [], [], []
         for length, group in by_length.items():
             k = len(group)
-            masks = torch.stack([examples[tr.example].masks[tr.row, tr.start:] for tr in group])  # (k, L, S, S)
+            masks = torch.stack([examples[tr.example].masks[tr.row, tr.start:tr.start + length]
+                                 for tr in group])  # (k, L, S, S)
             bank = MemoryBank(horizon=memory_horizon(sam))
             for j in range(length):
                 frame = FrameFeatures.concat([feats[tr.example][tr.start + j] for tr in group], [1] * k)
