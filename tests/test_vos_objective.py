@@ -133,6 +133,21 @@ def test_referring_term_is_svac_objective_on_the_same_batch(vos_setup):
     torch.testing.assert_close(both.loss, alone.loss)
 
 
+def test_the_two_passes_encode_each_sampled_frame_once(vos_setup, monkeypatch):
+    model, batch = vos_setup
+    sam = model.grounding
+    encoded = []
+    original = type(sam).encode_frames
+
+    def counting(self, images):
+        encoded.append(images.shape[0])
+        return original(self, images)
+
+    monkeypatch.setattr(type(sam), "encode_frames", counting)
+    VOSObjective(model, LossConfig(), VOSConfig(vos=1.0, referring=1.0))(batch)
+    assert sum(encoded) == sum(e.sam_frames.shape[0] for e in batch.examples), encoded
+
+
 def test_max_frames_limits_the_frames_decoded_after_each_mask(vos_setup, monkeypatch):
     model, batch = vos_setup
     sam = model.grounding

@@ -125,18 +125,35 @@ class VOSObjective(SVACObjective):
         super().__init__(model, loss, sam2_memory=True)
         self.cfg = vos
         self.generator = torch.Generator().manual_seed(seed)
+        self._batch_features: dict[int, list[FrameFeatures]] = {}  # id(example) -> features, during forward
 
     def forward(self, batch: TrainingBatch) -> VOSLosses:
-        """Weighted losses of the VOS pass and the referring objective on ``batch``."""
+        """Weighted losses of the VOS pass and the referring objective on ``batch``.
+
+        SAM-2's image encoder runs once per sampled frame: the referring pass reads the features the VOS
+        pass computed (:meth:`_encode_group`).
+        """
         tracks = vos_tracks(batch.examples, self.cfg.max_objects, self.generator)
         feats = self._encode_videos(batch.examples)
         part = self.track_from_masks(batch.examples, tracks, feats)
         if self.cfg.referring:
-            referring = super().forward(batch).loss
+            self._batch_features = {id(e): f for e, f in zip(batch.examples, feats)}
+            try:
+                referring = super().forward(batch).loss
+            finally:
+                self._batch_features = {}
         else:
             referring = part.loss.new_zeros(())
         return VOSLosses(loss=self.cfg.vos * part.loss + self.cfg.referring * referring, bce=part.bce,
                          dice=part.dice, presence=part.presence, vos=part.loss, referring=referring)
+
+    def _encode_group(self, examples: list) -> list[list[FrameFeatures]]:
+        """:meth:`SVACObjective._encode_group`, reading the features of this step's videos when the VOS pass
+        has already computed them."""
+        cached = [self._batch_features.get(id(e)) for e in examples]
+        if all(f is not None for f in cached):
+            return cached
+        return super()._encode_group(examples)
 
     def _encode_videos(self, examples: list) -> list[list[FrameFeatures]]:
         """Per video, SAM-2's features of its sampled frames (one encoder call per frame count)."""
