@@ -75,13 +75,9 @@ class SVACObjective(nn.Module):
                    for b, example in enumerate(batch.examples)]
         logits, presence, targets = [], [], []
         regions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        groups: dict[tuple, list[int]] = {}
-        for b, example in enumerate(batch.examples):  # videos with the same clip layout are tracked together
-            key = (tuple(example.clip_of_position.tolist()), example.anchor_positions)
-            groups.setdefault(key, []).append(b)
         w = self.loss_cfg
         masks_trained = bool(w.bce or w.dice or w.presence)  # all three off: no tracking at all (cheaper)
-        for members in groups.values():
+        for members in layout_groups(batch.examples):
             examples = [batch.examples[b] for b in members]
             if masks_trained:
                 lg, pr, feats = self._track_group(examples, [prompts[b] for b in members])
@@ -167,6 +163,15 @@ class SVACObjective(nn.Module):
         frames = torch.cat([e.sam_frames for e in examples]).to(next(sam.parameters()).dtype)
         feats = sam.encode_frames(frames)
         return [feats[i * num_frames:(i + 1) * num_frames] for i in range(len(examples))]
+
+
+def layout_groups(examples: list) -> list[list[int]]:
+    """Indices of the videos that share one clip layout (clip of every sampled frame, anchor positions), group
+    by group in order of first appearance: such videos are tracked together in one SAM-2 batch."""
+    groups: dict[tuple, list[int]] = {}
+    for b, example in enumerate(examples):
+        groups.setdefault((tuple(example.clip_of_position.tolist()), example.anchor_positions), []).append(b)
+    return list(groups.values())
 
 
 def target_regions(frames: list[FrameFeatures], example) -> tuple[torch.Tensor, torch.Tensor]:

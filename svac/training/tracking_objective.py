@@ -49,7 +49,7 @@ from svac.training.config import LossConfig, TrackingConfig
 from svac.training.data import TrainingBatch
 from svac.training.frame_objectives import FrameLosses, _weighted, correction_clicks, prompt_pairing
 from svac.training.losses import StepLosses
-from svac.training.objective import SVACObjective
+from svac.training.objective import SVACObjective, layout_groups
 
 
 @dataclass
@@ -95,12 +95,9 @@ class TrackingObjective(SVACObjective):
         model, w = self.model, self.loss_cfg
         ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels,
                                         image_index=batch.image_index)
-        groups: dict[tuple, list[int]] = {}
-        for b, example in enumerate(batch.examples):
-            groups.setdefault((tuple(example.clip_of_position.tolist()), example.anchor_positions), []).append(b)
         passes: list[tuple[FrameLosses, float]] = []
         named = {"referring": [], "correction": [], "tracking": []}
-        for members in groups.values():
+        for members in layout_groups(batch.examples):
             examples = [batch.examples[b] for b in members]
             prompts = []
             own, target = [], []
