@@ -30,6 +30,13 @@ TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_dec
                    "sam2_prompt_encoder")
 
 
+def _check_probability(section: str, cfg: Any, name: str) -> None:
+    """Raise :class:`ConfigError` naming ``section.name`` when ``cfg``'s ``name`` (a probability or ratio) is outside
+    [0, 1]."""
+    if not 0.0 <= getattr(cfg, name) <= 1.0:
+        raise ConfigError(f"{section}.{name} must be in [0, 1], got {getattr(cfg, name)}")
+
+
 def _check_weights(section: str, cfg: Any, names: tuple[str, ...]) -> None:
     """Raise :class:`ConfigError` naming ``section.name`` for the first of ``cfg``'s loss weights ``names`` below 0."""
     for name in names:
@@ -190,8 +197,7 @@ class CorrectionConfig:
     clicks_alone: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.wrong_prompt <= 1.0:
-            raise ConfigError(f"corrections.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
+        _check_probability("corrections", self, "wrong_prompt")
         _check_weights("corrections", self, ("referring", "correction", "propagation", "clicks_alone"))
 
 
@@ -217,8 +223,7 @@ class TrackingConfig:
     tracking: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.wrong_prompt <= 1.0:
-            raise ConfigError(f"tracking.wrong_prompt must be in [0, 1], got {self.wrong_prompt}")
+        _check_probability("tracking", self, "wrong_prompt")
         _check_weights("tracking", self, ("referring", "correction", "tracking"))
 
 
@@ -326,8 +331,7 @@ class OptimConfig:
             raise ConfigError(f"optim.lr must be > 0 and optim.weight_decay, optim.max_grad_norm >= 0, got "
                               f"{self.lr}, {self.weight_decay}, {self.max_grad_norm}")
         for name in ("warmup_ratio", "min_lr_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"optim.{name} must be in [0, 1], got {getattr(self, name)}")
+            _check_probability("optim", self, name)
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"optim.betas must be in [0, 1), got {list(self.betas)}")
 
