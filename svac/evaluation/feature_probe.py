@@ -64,6 +64,7 @@ def collect(model, samples: Sequence, *, videos: int, frames: int) -> ProbeObjec
     from svac.data.sample import CATEGORY_KEY
     from svac.evaluation.image_level import evenly_spaced
     from svac.grounding.sam2_model import preprocess_frames
+    from svac.heads.rvos_training import resize_masks
     from svac.training.encoder_objective import decoder_levels, mask_pooled
     from svac.video.reader import FramePathsVideo
 
@@ -83,8 +84,7 @@ def collect(model, samples: Sequence, *, videos: int, frames: int) -> ProbeObjec
         if len(picks) == 0:
             continue
         images = FramePathsVideo(s.frame_paths, name=s.video_id, check_sizes=False).read(picks)
-        masks = torch.from_numpy(gt[picks]).float()[:, None]
-        masks = F.interpolate(masks, size=(size, size), mode="bilinear", antialias=True)[:, 0] > 0.5
+        masks = resize_masks(gt[picks], (size, size))
         keep = masks.flatten(1).any(1)
         if not bool(keep.any()):
             continue

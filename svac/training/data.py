@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from svac.astc import build_mllm_images, plan_clips
 from svac.config import SVACConfig
 from svac.csa import seg_tokens
 from svac.data.sample import CATEGORY_KEY, ReferringSample
 from svac.grounding.sam2_model import preprocess_frames
+from svac.heads.rvos_training import resize_masks
 from svac.mllm.chat_template import ChatTemplate, load_chat_template
 from svac.mllm.internvl import preprocess_images, tokens_per_image
 from svac.mllm.prompt_text import PromptLike, encode_prompt, fill
@@ -208,9 +208,7 @@ class ExampleBuilder:
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
         masks = np.stack([s.load_masks(frame_indices) for s in samples])  # (K, T, H, W)
         size = self.sam2_image_size
-        masks_t = torch.from_numpy(masks).float().flatten(0, 1)[:, None]
-        masks_t = F.interpolate(masks_t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        masks_t = (masks_t[:, 0] > 0.5).reshape(len(samples), len(frame_indices), size, size)
+        masks_t = resize_masks(masks, (size, size))  # (K, T, S, S) bool
         clip_of_position = torch.tensor([c.index for c in plan.clips for _ in c.positions], dtype=torch.long)
         input_ids, labels, attention = _pad_rows(rows, self.tokenizer.pad_token_id)
         return TrainingExample(
