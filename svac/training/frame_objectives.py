@@ -336,9 +336,6 @@ class CorrectionObjective(nn.Module):
         self.cfg = corrections
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _pairing(self, example) -> list[int]:
-        return prompt_pairing(example, self.cfg.wrong_prompt, self.generator)
-
     def forward(self, batch: TrainingBatch) -> CorrectionLosses:
         """Weighted mask losses of the three passes on ``batch``."""
         from svac.grounding.replay import PREV_LOGITS_CLAMP
@@ -354,7 +351,7 @@ class CorrectionObjective(nn.Module):
                                  "(data.frames: video)")
             a = int(torch.randint(max(t - 1, 1), (1,), generator=self.generator))
             b = a + 1 + int(torch.randint(max(t - a - 1, 1), (1,), generator=self.generator)) if t > 1 else a
-            pair = torch.tensor(self._pairing(e))
+            pair = torch.tensor(prompt_pairing(e, self.cfg.wrong_prompt, self.generator))
             first.append(e.sam_frames[a])
             later.append(e.sam_frames[b])
             prompt_a.append(prompts[int(e.clip_of_position[a])][pair])
