@@ -1,4 +1,4 @@
-"""What one correction click does to J, averaged over synthetic videos (the README's click table).
+"""What one correction click or box does to J, averaged over synthetic videos (the README's click table).
 
 Usage (from a checkout)::
 
@@ -9,7 +9,8 @@ frames, two objects; seeds ``--first-seed`` on); the target is its first express
 video is segmented twice: with that expression (``own``) and with an expression naming the other
 object (``wrong``: a mask wrong on purpose, still scored against the target). Each result is then
 refined at ``--frame`` with a positive click on the target pixel nearest the target's centroid, or
-a negative click on the false-positive pixel nearest the false positives' centroid. Prints, per
+a negative click on the false-positive pixel nearest the false positives' centroid, or with a box: the
+target's bounding box on that frame (pixel edges ``(x0, y0, x1 + 1, y1 + 1)``). Prints, per
 row, the mean J on the clicked frame and on the frames after it and the mean false-positive pixels
 there (videos whose target is absent from the clicked frame are skipped; a negative click needs a
 false positive, so its row holds fewer videos and prints the same videos' values before it).
@@ -27,8 +28,8 @@ import numpy as np
 
 from refine import nearest_to_centroid  # eval/refine.py (this script's folder)
 
-ROWS = ("own", "own + positive click", "own + negative click", "wrong", "wrong + positive click",
-        "wrong + negative click")
+ROWS = ("own", "own + positive click", "own + negative click", "own + box", "wrong", "wrong + positive click",
+        "wrong + negative click", "wrong + box")
 
 
 def frame_scores(masks: np.ndarray, truth: np.ndarray, frame: int) -> dict:
@@ -45,6 +46,12 @@ def pixel_centre(region: np.ndarray) -> tuple[float, float]:
     """``(x, y)`` centre of the ``region`` pixel nearest its centroid (:func:`refine.nearest_to_centroid` + 0.5)."""
     x, y = nearest_to_centroid(region)
     return x + 0.5, y + 0.5
+
+
+def bounding_box(region: np.ndarray) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` pixel edges of the box around ``bool (H, W)`` ``region`` (non-empty): the box refine takes."""
+    ys, xs = np.nonzero(region)
+    return float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,13 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         truth = video.object_mask(target.obj_id)
         if not truth[i].any() or not others:
             continue
-        click = pixel_centre(truth[i])
+        click, box = pixel_centre(truth[i]), bounding_box(truth[i])
         for name, text in (("own", target.text), ("wrong", others[0].text)):
             result = model.segment(video.frames, text)
             before = frame_scores(result.masks[0], truth, i)
             rows[name].append(before)
             rows[f"{name} + positive click"].append(
                 frame_scores(result.refine(frame=i, points=[click], labels=[1]).masks[0], truth, i))
+            rows[f"{name} + box"].append(frame_scores(result.refine(frame=i, box=box).masks[0], truth, i))
             false = result.masks[0, i] & ~truth[i]
             if false.any():
                 after = result.refine(frame=i, points=[pixel_centre(false)], labels=[0]).masks[0]

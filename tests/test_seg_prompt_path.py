@@ -276,6 +276,58 @@ def test_correction_clicks_are_drawn_from_the_error_with_its_sign():
     assert labels_seen == {POSITIVE_CLICK, NEGATIVE_CLICK}
 
 
+def test_box_prompts_are_each_objects_box_jittered_within_the_noise():
+    from svac.training.frame_objectives import NO_POINT, box_prompts
+
+    masks = torch.zeros(3, 32, 32, dtype=torch.bool)
+    masks[0, 4:10, 20:30] = True   # rows 4-9, columns 20-29: box (20, 4)-(30, 10)
+    masks[1, 0:2, 0:1] = True      # a sliver in the corner (clipping)
+    gen = torch.Generator().manual_seed(0)
+    exact = box_prompts(masks, 0.0, gen)
+    assert exact["point_coords"][0].tolist() == [[20.0, 4.0], [30.0, 10.0]]
+    assert exact["point_labels"][0].tolist() == [2, 3] and exact["point_labels"][2].tolist() == [NO_POINT, NO_POINT]
+    shifts = []
+    for _ in range(50):
+        p = box_prompts(masks, 0.2, gen)
+        (x0, y0), (x1, y1) = p["point_coords"][0].tolist()
+        assert abs(x0 - 20) <= 0.2 * 10 + 1e-6 and abs(x1 - 30) <= 0.2 * 10 + 1e-6  # within 0.2 of the width
+        assert abs(y0 - 4) <= 0.2 * 6 + 1e-6 and abs(y1 - 10) <= 0.2 * 6 + 1e-6     # and of the height
+        corner = p["point_coords"][1]
+        assert (corner >= 0).all() and (corner <= 32).all() and (corner[0] <= corner[1]).all()  # clipped, ordered
+        shifts.append(x0 - 20)
+    assert np.std(shifts) > 0.3  # the noise is used
+
+
+def test_box_passes_prompt_sam2_with_the_targets_box_with_and_without_the_seg_prompt(
+        tiny_config, synth_root, tmp_path, monkeypatch):
+    """Pass 5 decodes the box beside the [SEG] prompt with pass 1's logits (a box correction), pass 6 the box alone."""
+    from svac.grounding.sam2_model import TEXT_PROMPT_KEY, LanguagePromptedSAM2
+
+    calls = []
+    track_step = LanguagePromptedSAM2.track_step
+
+    def recording(self, *args, **kwargs):
+        points = kwargs["point_inputs"]
+        calls.append((set(points["point_labels"].flatten().tolist()), TEXT_PROMPT_KEY in points,
+                      kwargs["prev_sam_mask_logits"] is not None))
+        return track_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(LanguagePromptedSAM2, "track_step", recording)
+    cfg = _recipe("train/svac_default_4_clicks.yaml", _span_config(tiny_config), synth_root, tmp_path / "box",
+                  max_steps=1, save_every=1,
+                  corrections={"wrong_prompt": 0.5, "later_frame": False, "clicks_alone": 0.0,
+                               "box_correction": 1.0, "boxes_alone": 1.0},
+                  data={"train": [f"rvos:{synth_root}"], "frames": "single_frame", "expressions_per_video": 2})
+    result = finetune.run(cfg, progress=False)
+    assert result.history[-1]["box_correction"] > 0 and result.history[-1]["boxes_alone"] > 0
+    assert len(calls) == 4  # referring, click correction, box correction, box alone
+    referring, click, box, alone = calls
+    assert referring[1:] == (True, False)                  # the [SEG] prompt alone
+    assert {2, 3} <= box[0] and box[1:] == (True, True)       # the box, the [SEG] prompt, the previous logits
+    assert {2, 3} <= alone[0] and alone[1:] == (False, False)  # the box only
+    assert not {2, 3} & click[0]
+
+
 @pytest.mark.parametrize("later_frame", [False, True])
 def test_corrections_stage_trains_sam2_on_referring_and_clicks_and_saves_the_rest_unchanged(
         tiny_config, synth_root, tmp_path, later_frame):

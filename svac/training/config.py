@@ -184,6 +184,12 @@ class CorrectionConfig:
         clicks_alone: weight of a fourth pass, the clicked frame prompted by one click inside the
             target and no ``[SEG]`` (SAM 2's own promptable training, :class:`ClickObjective`'s prompt),
             >= 0; 0 skips it.
+        box_correction: weight of a fifth pass, the second with the target's box in place of the click
+            (box, ``[SEG]`` prompt, previous mask logits), >= 0; 0 skips it.
+        boxes_alone: weight of a sixth pass, the clicked frame prompted by the target's box and no
+            ``[SEG]``, >= 0; 0 skips it.
+        box_noise: largest shift of a training box's corner, as a fraction of the box's side along
+            that axis (SAM 2 trains on noisy boxes), in [0, 1].
 
     Raises:
         ConfigError: naming the key, for a value out of range.
@@ -195,10 +201,15 @@ class CorrectionConfig:
     correction: float = 1.0
     propagation: float = 1.0
     clicks_alone: float = 0.0
+    box_correction: float = 0.0
+    boxes_alone: float = 0.0
+    box_noise: float = 0.1
 
     def __post_init__(self) -> None:
         _check_probability("corrections", self, "wrong_prompt")
-        _check_weights("corrections", self, ("referring", "correction", "propagation", "clicks_alone"))
+        _check_probability("corrections", self, "box_noise")
+        _check_weights("corrections", self, ("referring", "correction", "propagation", "clicks_alone",
+                                             "box_correction", "boxes_alone"))
 
 
 @dataclass

@@ -87,6 +87,44 @@ def oracle_prompts(masks: torch.Tensor, generator: torch.Generator) -> dict:
     return {"point_coords": coords, "point_labels": labels}
 
 
+def box_prompts(masks: torch.Tensor, noise: float, generator: torch.Generator) -> dict:
+    """Each object's bounding box, its corners jittered, as SAM-2 point inputs (SAM 2's box prompts in training).
+
+    SAM 2 trains its decoder on boxes drawn around the ground truth with noise (Ravi et al. 2024,
+    App. D, as SAM does): here each corner coordinate moves by a uniform amount within ``noise``
+    times the box's side along that axis, then is clipped to the frame, and the corners are kept in
+    order (top-left <= bottom-right).
+
+    Args:
+        masks: ``bool (K, S, S)`` ground truth of K objects on one frame at SAM-2's input size (pixels).
+        noise: largest corner shift as a fraction of the box's width (x) or height (y), in [0, 1].
+        generator: the random source (CPU).
+
+    Returns:
+        SAM-2 ``point_inputs``: ``point_coords`` ``float (K, 2, 2)`` the (x, y) corners in pixels (a box
+        of pixels [x0, x1) x [y0, y1) has corners (x0, y0) and (x1, y1), as refinement passes a user's box)
+        and ``point_labels`` ``int32 (K, 2)``: (2, 3) for an object on the frame, (-1, -1) padding for
+        an absent one.
+    """
+    from svac.grounding.replay import BOX_LABELS
+
+    k, size = masks.shape[0], masks.shape[-1]
+    coords = torch.zeros(k, 2, 2)
+    labels = torch.full((k, 2), NO_POINT, dtype=torch.int32)
+    cpu = masks.cpu()
+    for j in range(k):
+        ys, xs = cpu[j].nonzero(as_tuple=True)
+        if not xs.numel():
+            continue
+        box = torch.tensor([[float(xs.min()), float(ys.min())], [float(xs.max()) + 1, float(ys.max()) + 1]])
+        side = box[1] - box[0]  # (width, height)
+        shift = (torch.rand(2, 2, generator=generator) * 2 - 1) * noise * side
+        box = (box + shift).clamp(0, size)
+        coords[j, 0], coords[j, 1] = torch.minimum(box[0], box[1]), torch.maximum(box[0], box[1])
+        labels[j] = torch.tensor(BOX_LABELS, dtype=torch.int32)
+    return {"point_coords": coords.to(masks.device), "point_labels": labels.to(masks.device)}
+
+
 @dataclass
 class FrameLosses(StepLosses):
     """Losses of one step of a single-frame objective (scalar tensors; ``loss`` is back-propagated)."""
@@ -280,7 +318,8 @@ class CorrectionLosses(StepLosses):
     """Losses of one step of :class:`CorrectionObjective` (scalar tensors; ``loss`` is back-propagated).
 
     ``bce``, ``dice``, ``presence`` are summed over the passes; ``referring``, ``correction``,
-    ``propagation`` and ``clicks_alone`` are each pass's mask loss (0 for a pass not run).
+    ``propagation``, ``clicks_alone``, ``box_correction`` and ``boxes_alone`` are each pass's mask loss
+    (0 for a pass not run).
     """
 
     loss: torch.Tensor
@@ -291,6 +330,8 @@ class CorrectionLosses(StepLosses):
     correction: torch.Tensor
     propagation: torch.Tensor
     clicks_alone: torch.Tensor
+    box_correction: torch.Tensor
+    boxes_alone: torch.Tensor
 
 
 class CorrectionObjective(nn.Module):
@@ -312,7 +353,12 @@ class CorrectionObjective(nn.Module):
        conditioning frame with b's own clip prompt (SAM-2's memory attention), supervised by
        expression k's object;
     4. **clicks alone** (``corrections.clicks_alone`` > 0): frame a prompted by one click drawn
-       inside expression k's object and no ``[SEG]`` (:func:`oracle_prompts`), supervised by it.
+       inside expression k's object and no ``[SEG]`` (:func:`oracle_prompts`), supervised by it;
+    5. **box correction** (``corrections.box_correction`` > 0): pass 2 with expression k's box
+       (:func:`box_prompts`, corners jittered by ``corrections.box_noise``) in place of the click --
+       the box, P and pass 1's mask logits, as refinement decodes a box drawn on a ``[SEG]`` frame;
+    6. **boxes alone** (``corrections.boxes_alone`` > 0): frame a prompted by expression k's box and
+       no ``[SEG]``, as refinement decodes a box on an object the answer gave no ``[SEG]``.
 
     With probability ``corrections.wrong_prompt`` P is the prompt of another expression of the
     video naming other objects: the mask of pass 1 is wrong on purpose and the click (and then
@@ -337,7 +383,7 @@ class CorrectionObjective(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
 
     def forward(self, batch: TrainingBatch) -> CorrectionLosses:
-        """Weighted mask losses of the three passes on ``batch``."""
+        """Weighted mask losses of the passes on ``batch`` (those with a weight > 0, and pass 1)."""
         from svac.grounding.replay import PREV_LOGITS_CLAMP
 
         model, sam, w = self.model, self.model.grounding, self.loss_cfg
@@ -395,10 +441,22 @@ class CorrectionObjective(nn.Module):
             out4 = step(feats_a, 0, True, oracle_prompts(tgt_a, self.generator), empty, 1)
             alone = _weighted(out4, tgt_a, w)
             parts.append((alone, self.cfg.clicks_alone))
+        box_correction = boxes_alone = None
+        if self.cfg.box_correction or self.cfg.boxes_alone:
+            boxes = box_prompts(tgt_a, self.cfg.box_noise, self.generator)
+        if self.cfg.box_correction:
+            inputs = sam.click_point_inputs(boxes["point_coords"], boxes["point_labels"], p_a)
+            box_correction = _weighted(step(feats_a, 0, True, inputs, empty, 1, prev=prev), tgt_a, w)
+            parts.append((box_correction, self.cfg.box_correction))
+        if self.cfg.boxes_alone:
+            boxes_alone = _weighted(step(feats_a, 0, True, boxes, empty, 1), tgt_a, w)
+            parts.append((boxes_alone, self.cfg.boxes_alone))
         zero = referring.loss.new_zeros(())
         return CorrectionLosses(
             loss=sum(weight * p.loss for p, weight in parts), bce=sum(p.bce for p, _ in parts),
             dice=sum(p.dice for p, _ in parts), presence=sum(p.presence for p, _ in parts),
             referring=referring.loss, correction=correction.loss,
             propagation=propagation.loss if propagation is not None else zero,
-            clicks_alone=alone.loss if alone is not None else zero)
+            clicks_alone=alone.loss if alone is not None else zero,
+            box_correction=box_correction.loss if box_correction is not None else zero,
+            boxes_alone=boxes_alone.loss if boxes_alone is not None else zero)
