@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=100, help="seed of the first video")
     parser.add_argument("--frame", type=int, default=8, help="the frame clicked (of 24)")
     parser.add_argument("--out", default=None, help="JSON file to write (must not exist)")
+    parser.add_argument("--after-correction", choices=("seg", "memory"), default="seg",
+                        help="what the frames after the click read (svac.grounding.replay)")
     args = parser.parse_args(argv)
     if args.out is not None and Path(args.out).exists():
         parser.error(f"--out {args.out} exists; choose another file")
@@ -89,15 +91,19 @@ def main(argv: list[str] | None = None) -> int:
             before = frame_scores(result.masks[0], truth, i)
             rows[name].append(before)
             rows[f"{name} + positive click"].append(
-                frame_scores(result.refine(frame=i, points=[click], labels=[1]).masks[0], truth, i))
-            rows[f"{name} + box"].append(frame_scores(result.refine(frame=i, box=box).masks[0], truth, i))
+                frame_scores(result.refine(frame=i, points=[click], labels=[1],
+                                           after_correction=args.after_correction).masks[0], truth, i))
+            rows[f"{name} + box"].append(frame_scores(
+                result.refine(frame=i, box=box, after_correction=args.after_correction).masks[0], truth, i))
             false = result.masks[0, i] & ~truth[i]
             if false.any():
-                after = result.refine(frame=i, points=[pixel_centre(false)], labels=[0]).masks[0]
+                after = result.refine(frame=i, points=[pixel_centre(false)], labels=[0],
+                                      after_correction=args.after_correction).masks[0]
                 rows[f"{name} + negative click"].append({**frame_scores(after, truth, i), "before": before})
-    report = {"model": model.config.name, "videos": args.videos, "first_seed": args.first_seed, "clicked_frame": i,
-              "rows": {}}
-    print(f"{model.config.name}: {len(rows['own'])} videos, click on frame {i}")
+    report = {"model": model.config.name, "after_correction": args.after_correction, "videos": args.videos,
+              "first_seed": args.first_seed, "clicked_frame": i, "rows": {}}
+    print(f"{model.config.name}: {len(rows['own'])} videos, click on frame {i}, after_correction "
+          f"{args.after_correction}")
     print(f"{'':24s} {'n':>3s} {'J frame':>8s} {'J after':>8s} {'FP frame':>9s} {'FP after':>9s}")
     for name, scores in rows.items():
         if not scores:
@@ -108,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         if "before" in scores[0]:
             mean["before"] = {k: float(np.mean([s["before"][k] for s in scores])) for k in mean}
             line += f"   (before, same videos: J {mean['before']['J_frame']:.3f}, FP {mean['before']['FP_frame']:.1f})"
-        report["rows"][name] = {"n": len(scores), **mean}
+        report["rows"][name] = {"n": len(scores), **mean,
+                                "per_video": [{k: s[k] for k in ("J_frame", "J_after")} for s in scores]}
         print(line)
     if args.out is not None:
         Path(args.out).write_text(json.dumps(report, indent=2))

@@ -230,7 +230,8 @@ class SVAC(PretrainedMixin, nn.Module):
                               chunk_size=chunk_size)
 
     def refine(self, result: "SegmentationResult", *, frame: int, points=None, labels=None, box=None,
-               object: int | None = None, progress: "Progress" = False) -> "SegmentationResult":
+               object: int | None = None, progress: "Progress" = False,
+               after_correction: str = "seg") -> "SegmentationResult":
         """Correct ``result`` (made by this model) with clicks and/or a box on one frame; a new result.
 
         A SAM-2 correction prompt on ``frame`` (coordinates in original video pixels; labels 1 =
@@ -242,7 +243,7 @@ class SVAC(PretrainedMixin, nn.Module):
         from svac.refinement import refine
 
         return refine(self, result, frame=frame, points=points, labels=labels, box=box, object=object,
-                      progress=progress)
+                      progress=progress, after_correction=after_correction)
 
     def start_chat(self, video, *, num_frames: int | None = None, clip_len: int | None = None,
                    system: str | None = None) -> "ChatSession":

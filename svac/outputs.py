@@ -255,7 +255,7 @@ class SegmentationResult:
                              progress=progress)
 
     def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None,
-               progress=False) -> "SegmentationResult":
+               progress=False, after_correction: str = "seg") -> "SegmentationResult":
         """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
@@ -270,6 +270,8 @@ class SegmentationResult:
             box: ``(x0, y0, x1, y1)`` around the object, in pixels of the original frame.
             object: the object id (1..K); may be left out when there is one object.
             progress: a progress bar (bool) or callback (:mod:`svac.progress`), stage ``refine``.
+            after_correction: ``"seg"`` (default) or ``"memory"``: what the frames after the
+                object's first correction read (:func:`svac.refinement.refine`).
 
         Returns:
             A new result with ``masks bool (K, N, H, W)`` in memory and this correction appended
@@ -287,7 +289,7 @@ class SegmentationResult:
                              "the SVAC model that made it, or re-run a saved result with "
                              "svac.refinement.rerun_saved_result / 'svac refine'")
         return self.model.refine(self, frame=frame, points=points, labels=labels, box=box, object=object,
-                                 progress=progress)
+                                 progress=progress, after_correction=after_correction)
 
     def summary(self) -> dict:
         """A JSON-serialisable summary (everything but the masks; mask areas per frame instead).

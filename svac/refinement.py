@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from svac.grounding.replay import FramePrompt
+    from svac.grounding.replay import AfterCorrection, FramePrompt
     from svac.model import SVAC
     from svac.progress import Progress
     from svac.outputs import SegmentationResult
@@ -187,7 +187,8 @@ def frame_prompts(corrections: Sequence[Correction], object_id: int, frame_size:
 
 
 def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: Any = None, labels: Any = None,
-           box: Any = None, object: int | None = None, progress: "Progress" = False) -> "SegmentationResult":
+           box: Any = None, object: int | None = None, progress: "Progress" = False,
+           after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
     """Correct ``result`` with clicks and/or a box on one frame of one object; return the refined result.
 
     Args:
@@ -201,6 +202,10 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
         object: the object id (1..K); may be left out when the result has one object.
         progress: a progress bar over the frames SAM-2 steps through (stage ``refine``): bool or
             callback (:mod:`svac.progress`).
+        after_correction: what the frames after the object's first correction read:
+            ``"seg"`` (default) their ``[SEG]`` prompts and the ``[SEG]`` anchors' memories beside the
+            correction, ``"memory"`` SAM-2's memory alone, the correction their nearest conditioning
+            frame (:mod:`svac.grounding.replay`; for a model trained to track from memory).
 
     Returns:
         A new :class:`~svac.outputs.SegmentationResult` with ``masks bool (K, N, H, W)`` in memory:
@@ -209,7 +214,8 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
         those of the refinement.
 
     Raises:
-        ValueError: an invalid correction (:func:`check_correction`), or a result that cannot
+        ValueError: an invalid correction (:func:`check_correction`), an unknown ``after_correction``,
+            or a result that cannot
             be refined in this process (no video or ``[SEG]`` prompts kept: read from a folder,
             or made by a baseline head).
     """
@@ -220,12 +226,13 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
     correction = check_correction(frame=frame, points=points, labels=labels, box=box, object=object,
                                   num_frames=result.num_frames, num_objects=result.num_objects,
                                   frame_size=result.frame_size)
-    return apply_corrections(model, result, [correction], progress=progress)
+    return apply_corrections(model, result, [correction], progress=progress, after_correction=after_correction)
 
 
 def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: Sequence[Correction], *,
-                      progress: "Progress" = False) -> "SegmentationResult":
-    """``result`` refined by ``corrections`` (already validated), one replay per corrected object.
+                      progress: "Progress" = False, after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
+    """``result`` refined by ``corrections`` (already validated), one replay per corrected object
+    (``after_correction``: :func:`refine`).
 
     Raises:
         ValueError: when ``result`` keeps no video or ``[SEG]`` prompts.
@@ -243,7 +250,8 @@ def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: 
     for object_id in sorted({c.object for c in corrections}):
         row = object_id - 1
         prompts = frame_prompts(history, object_id, result.frame_size, model.sam2_image_size)
-        out = replay_object(model, result.source, result.tracking, row, prompts, progress=progress)
+        out = replay_object(model, result.source, result.tracking, row, prompts, progress=progress,
+                            after_correction=after_correction)
         masks[row] = out.masks
         scores[row] = float(out.presence.mean())
         objects[row] = replace(objects[row], score=float(scores[row]))

@@ -129,6 +129,53 @@ def test_replay_starts_from_the_original_run(default_model, square_video):
     assert np.array_equal(masks, result.masks)
 
 
+def _recorded_steps(monkeypatch, model) -> list:
+    """``(frame, has [SEG] prompt, conditioning frames read)`` of every SAM-2 step from now on."""
+    from svac.grounding.sam2_model import TEXT_PROMPT_KEY
+
+    sam, steps = model.grounding, []
+    original = type(sam).track_step
+
+    def recording(self, frame_idx, is_init_cond_frame, *args, **kwargs):
+        inputs = kwargs["point_inputs"]
+        steps.append((frame_idx, inputs is not None and TEXT_PROMPT_KEY in inputs,
+                      sorted(kwargs["output_dict"]["cond_frame_outputs"])))
+        return original(self, frame_idx, is_init_cond_frame, *args, **kwargs)
+
+    monkeypatch.setattr(type(sam), "track_step", recording)
+    return steps
+
+
+def test_after_correction_memory_tracks_the_frames_after_a_correction_from_memory_alone(default_model, square_video,
+                                                                                       monkeypatch):
+    """after_correction="memory": the frames after the correction lose their [SEG] prompt and the [SEG] anchors
+    after it stop being conditioning frames (decoded again); the frames up to it keep their [SEG]; "seg" keeps
+    every prompt and skips the anchors (SAM2VideoPredictor's semantics, checked above)."""
+    result = default_model.segment(square_video, "the red square")
+    i = 4
+    anchors = sorted(t for t in result.tracking.conditioning_frames if t > i)
+    assert anchors  # clip anchors after the clicked frame
+    seen = {}
+    for mode in ("seg", "memory"):
+        steps = _recorded_steps(monkeypatch, default_model)
+        refined = result.refine(frame=i, points=[(14.0, 24.0)], labels=[1], after_correction=mode)
+        monkeypatch.undo()
+        correction = [n for n, (t, _, _) in enumerate(steps) if t == i][-1]  # the correction, after the original run
+        seen[mode] = (steps[correction], steps[correction + 1:], refined.masks[0])
+    (t, seg_prompted, _), sweeps, _ = seen["memory"]
+    assert t == i and seg_prompted  # the corrected frame keeps its [SEG] beside the click
+    forward = [s for s in sweeps if s[0] > i]
+    assert [s[0] for s in forward] == list(range(i + 1, N))  # the anchors are decoded again
+    assert not any(prompted for _, prompted, _ in forward)
+    assert all(not set(anchors) & set(cond) for _, _, cond in forward)  # only the correction and earlier anchors
+    assert all(prompted for t, prompted, _ in sweeps if t < i)
+    seg_forward = [s for s in seen["seg"][1] if s[0] > i]
+    assert all(prompted for _, prompted, _ in seg_forward) and not {s[0] for s in seg_forward} & set(anchors)
+    assert not np.array_equal(seen["seg"][2][i + 1:], seen["memory"][2][i + 1:])
+    with pytest.raises(ValueError, match="after_correction must be one of seg, memory"):
+        result.refine(frame=i, points=[(14.0, 24.0)], labels=[1], after_correction="prompts")
+
+
 def test_refine_returns_a_new_result_and_keeps_the_old_one(default_model, square_video):
     result = default_model.segment(square_video, ["the red square", "the background"])
     t = result.tracking  # object 2 without its [SEG]: empty until clicked (the default model ignores clicks otherwise)

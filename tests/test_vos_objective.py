@@ -50,7 +50,7 @@ def test_tracks_are_distinct_visible_targets_starting_where_each_first_appears()
     masks[2, :, 5, 5] = True  # ... named again by another expression: the same target
     masks[3, 4, 0, 0] = True  # visible on the last frame only: nothing to track
     tracks = vos_tracks([_example(masks, ((3,), (7,), (7,), (9,)))], 4, torch.Generator().manual_seed(0))
-    assert tracks == [VOSTrack(example=0, row=0, start=1), VOSTrack(example=0, row=1, start=0)]
+    assert tracks == [VOSTrack(example=0, row=0, start=1, prompt_row=0), VOSTrack(example=0, row=1, start=0, prompt_row=1)]
     assert len(vos_tracks([_example(masks, ((3,), (7,), (7,), (9,)))], 1, torch.Generator())) == 1
 
 
@@ -96,7 +96,7 @@ def test_objects_of_one_video_get_different_memories_from_their_masks(vos_setup,
     objective = VOSObjective(model, LossConfig(), VOSConfig(referring=0.0))
     example = batch.examples[0]
     start = int(example.masks.flatten(2).any(-1).all(0).nonzero()[0])  # a frame where every target is visible
-    distinct = [VOSTrack(example=0, row=k, start=start) for k in range(2)]
+    distinct = [VOSTrack(example=0, row=k, start=start, prompt_row=k) for k in range(2)]
     assert not torch.equal(example.masks[0, start], example.masks[1, start])
     feats = objective._encode_videos(batch.examples)
     with torch.no_grad():
@@ -163,3 +163,72 @@ def test_max_frames_limits_the_frames_decoded_after_each_mask(vos_setup, monkeyp
     tracks = vos_tracks(batch.examples, 4, torch.Generator().manual_seed(0))
     out = objective.track_from_masks(batch.examples, tracks, objective._encode_videos(batch.examples))
     assert steps == [0, 1] and torch.isfinite(out.loss)  # every track starts before the last frame: one group
+
+
+def test_clicks_need_runs_of_three_frames_and_probabilities_in_range():
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="vos.clicks needs runs of 3 frames"):
+        VOSConfig(clicks=0.5, max_frames=1)
+    with pytest.raises(ConfigError, match="vos.wrong_prompt"):
+        VOSConfig(wrong_prompt=1.5)
+    with pytest.raises(ConfigError, match="vos.corrections"):
+        VOSConfig(corrections=-1.0)
+    stage6 = load_train_config("svac_default_6_memory.yaml").vos
+    assert stage6.clicks > 0 and stage6.wrong_prompt > 0 and stage6.referring > 0 and stage6.corrections > 0
+
+
+def test_wrong_prompt_starts_a_track_from_another_visible_target_naming_other_objects():
+    masks = torch.zeros(3, 4, 8, 8, dtype=torch.bool)
+    masks[0, :, 1, 1] = True  # object 3
+    masks[1, :, 5, 5] = True  # object 7
+    masks[2, :, 1, 1] = True  # objects 3 and 9: shares object 3 with row 0
+    tracks = vos_tracks([_example(masks, ((3,), (7,), (3, 9)))], 3, torch.Generator().manual_seed(0), wrong_prompt=1.0)
+    assert {tr.row: tr.prompt_row for tr in tracks} == {0: 1, 1: 0, 2: 1} or \
+        {tr.row: tr.prompt_row for tr in tracks} == {0: 1, 1: 2, 2: 1}
+    masks[1, 0] = False  # object 7 not visible on the start frame: nothing else to start rows 0 and 2 from
+    tracks = vos_tracks([_example(masks, ((3,), (7,), (3, 9)))], 3, torch.Generator().manual_seed(0), wrong_prompt=1.0)
+    assert all(tr.prompt_row == tr.row for tr in tracks if tr.row != 1)
+    assert all(tr.prompt_row == tr.row for tr in vos_tracks([_example(masks, ((3,), (7,), (3, 9)))], 3,
+                                                            torch.Generator(), wrong_prompt=0.0))
+
+
+def test_a_click_makes_its_frame_a_conditioning_frame_and_the_later_frames_follow_the_clicked_target(
+        vos_setup, monkeypatch):
+    """vos.clicks: one tracked frame decoded again with a click from its error and its previous logits; the
+    frames after it decoded from memory alone (the click among the conditioning memories), supervised by the
+    run's own target while the frames before follow the wrong start mask's target."""
+    model, batch = vos_setup
+    sam = model.grounding
+    calls = []
+    original = type(sam).track_step
+
+    def recording(self, frame_idx, is_init_cond_frame, *args, **kwargs):
+        out = original(self, frame_idx, is_init_cond_frame, *args, **kwargs)
+        calls.append((frame_idx, kwargs["point_inputs"], kwargs.get("prev_sam_mask_logits"),
+                      sorted(kwargs["output_dict"]["cond_frame_outputs"])))
+        return out
+
+    monkeypatch.setattr(type(sam), "track_step", recording)
+    objective = VOSObjective(model, LossConfig(), VOSConfig(referring=0.0, max_frames=3, clicks=1.0, wrong_prompt=1.0))
+    tracks = vos_tracks(batch.examples, 4, torch.Generator().manual_seed(0), wrong_prompt=1.0)
+    assert any(tr.prompt_row != tr.row for tr in tracks)
+    targets = []
+    monkeypatch.setattr("svac.training.vos_objective._weighted", lambda out, t, w: targets.append(t) or t.sum())
+    objective.track_from_masks(batch.examples, tracks, objective._encode_videos(batch.examples))
+    clicked = [c for c in calls if c[1] is not None]
+    assert len(clicked) == 1  # one group (every run 4 frames long), one click
+    frame, inputs, prev, _ = clicked[0]
+    assert 1 <= frame <= 2 and prev is not None and set(inputs["point_labels"].flatten().tolist()) <= {-1, 0, 1}
+    assert [c[0] for c in calls] == [0, *range(1, frame + 1), frame, *range(frame + 1, 4)]
+    after = [c for c in calls if c[0] > frame]
+    assert after and all(c[1] is None and c[3] == [0, frame] for c in after)  # the click is a conditioning memory
+    target = targets[0]  # (frames supervised * k, S, S): frames 1..c, c again after its click, then c+1..3
+    k = len(tracks)
+
+    def rows(attr: str, j: int) -> torch.Tensor:
+        return torch.stack([batch.examples[tr.example].masks[getattr(tr, attr), tr.start + j] for tr in tracks])
+
+    assert torch.equal(target[:k], rows("prompt_row", 1))
+    assert torch.equal(target[frame * k:(frame + 1) * k], rows("row", frame))
+    assert torch.equal(target[-k:], rows("row", 3))

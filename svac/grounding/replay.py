@@ -21,6 +21,22 @@ schedules:
   of the original run (frame 0 and the clips' anchors; Sa2VA: the MLLM's frames) and earlier
   corrections -- keep their memories and masks.
 
+What the frames *after* a correction read is a choice, :data:`AfterCorrection`, argument
+``after_correction`` of :func:`replay_object`:
+
+* ``"seg"`` (default; what ``SAM2VideoPredictor`` does with svac's prompts added): as above, every
+  frame keeps its clip's ``[SEG]`` prompt and the ``[SEG]``-prompted anchors stay conditioning frames.
+  On a model whose memory does not carry the object (every frame prompted, no stage needing memory) a
+  click fixes its frame and the frames after it keep following their ``[SEG]``;
+* ``"memory"`` (SAM 2's own schedule after a user's prompt): the frames after the object's first
+  correction are decoded from memory alone -- no ``[SEG]`` prompt (a later correction's clicks alone)
+  -- and the ``[SEG]`` anchors after it stop being conditioning frames (their memories are dropped
+  and they are decoded again from memory), so the correction, not a ``[SEG]`` it contradicts, is the
+  nearest conditioning memory of every later frame. The frames before the first correction are as
+  with ``"seg"``. Meant for a model trained to track from memory after a click
+  (``objective: vos`` with ``vos.clicks``, ``configs/train/svac_default_6_memory.yaml``); on the
+  shipped model the frames after a click come out nearly empty (``README``, "Refine with a click or a box").
+
 SAM-2's state before a correction is the whole history of the object's tracking. svac does
 not keep it (the engine forgets all but the conditioning frames and the most recent ones), so
 :func:`replay_object` replays it: the original run (:class:`~svac.grounding.tracking.SVACTracker`
@@ -36,7 +52,7 @@ so a correction of one object leaves the others' masks unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -55,6 +71,10 @@ if TYPE_CHECKING:
 PREV_LOGITS_CLAMP = 32.0
 #: SAM-2's labels of a box's two corners (its prompt encoder's convention).
 BOX_LABELS = (2, 3)
+#: What the frames after a correction read (module docstring): their ``[SEG]`` prompts and the
+#: ``[SEG]`` anchors' conditioning memories (``"seg"``), or memory alone (``"memory"``).
+AfterCorrection = Literal["seg", "memory"]
+AFTER_CORRECTION_CHOICES: tuple[str, ...] = get_args(AfterCorrection)
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ class _Replay:
     """The state of one object's replay (see the module docstring)."""
 
     def __init__(self, model: "SVAC", source: "VideoSource", tracking: "TrackingPrompts", row: int,
-                 chunk_size: int, timings: Timings, bar=None) -> None:
+                 chunk_size: int, timings: Timings, bar=None, after_correction: AfterCorrection = "seg") -> None:
         from svac.sa2va_pipeline import MEMORY_DTYPE
 
         self.model = model
@@ -118,16 +138,23 @@ class _Replay:
         self.near: dict[int, dict] = {}  # latest non-conditioning memories near the next correction
         self.near_logits: dict[int, torch.Tensor] = {}  # their mask logits
         self.reverse_of: dict[int, bool] = {}  # direction each frame was last tracked in (frames tracked so far)
+        self.memory_after_correction = after_correction == "memory"
+        self.first_correction: int | None = None  # the earliest corrected frame (frames)
+        self.corrected: set[int] = set()  # the frames corrected so far
 
     # ------------------------------------------------------------------ schedule
 
     def seg_prompt(self, frame: int) -> torch.Tensor | None:
         """``(1, C)`` the ``[SEG]`` prompt the schedule gives ``frame``, or ``None`` (tracked by memory alone)."""
-        if self.prompts is None:
+        if self.prompts is None or self.memory_after_correction and self.after_first_correction(frame):
             return None
         if self.pipeline == "sa2va":
             return self.prompts[0] if frame in self.prompted else None
         return self.prompts[int(self.clip_of_frame[frame])]
+
+    def after_first_correction(self, frame: int) -> bool:
+        """Whether ``frame`` comes after the object's earliest correction so far."""
+        return self.first_correction is not None and frame > self.first_correction
 
     def tracking_inputs(self, frame: int) -> dict | None:
         prompt = self.seg_prompt(frame)
@@ -224,6 +251,13 @@ class _Replay:
         self.cond_logits[i] = (out["pred_masks"], out["object_score_logits"])
         self.near.pop(i, None)
         self.near_logits.pop(i, None)
+        self.corrected.add(i)
+        if self.first_correction is None or i < self.first_correction:
+            self.first_correction = i
+        if self.memory_after_correction:  # the [SEG] anchors after the correction become ordinary frames
+            for t in [t for t in self.cond if self.after_first_correction(t) and t not in self.corrected]:
+                del self.cond[t]
+                del self.cond_logits[t]
 
     def sweep(self, frames: Sequence[int], *, reverse: bool, bank: MemoryBank, keep: Iterable[int],
               collect: "_Collector | None") -> dict[int, dict]:
@@ -297,9 +331,16 @@ class _Collector:
         self.timings.mask_upsample += elapsed()
 
 
+def check_after_correction(after_correction: str) -> None:
+    """Raise ``ValueError`` naming the choices when ``after_correction`` is not an :data:`AfterCorrection`."""
+    if after_correction not in AFTER_CORRECTION_CHOICES:
+        raise ValueError(f"after_correction must be one of {', '.join(AFTER_CORRECTION_CHOICES)}, "
+                         f"got {after_correction!r}")
+
+
 def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPrompts", row: int,
                   prompts: Sequence[FramePrompt], *, chunk_size: int | None = None,
-                  progress: Progress = False) -> ReplayOutput:
+                  progress: Progress = False, after_correction: AfterCorrection = "seg") -> ReplayOutput:
     """Track result row ``row`` again with its correction prompts, in order (see the module docstring).
 
     Args:
@@ -314,15 +355,19 @@ def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPromp
         chunk_size: frames decoded and encoded together (default ``config.sam2.encoder_batch_size``).
         progress: a progress bar over the frames the replay steps through (stage ``refine``):
             bool or callback (:mod:`svac.progress`).
+        after_correction: what the frames after a correction read (:data:`AfterCorrection`, module
+            docstring): ``"seg"`` their ``[SEG]`` prompts and anchors, ``"memory"`` memory alone.
 
     Returns:
         :class:`ReplayOutput`: ``masks bool (N, H, W)``, ``presence float32 (N,)``, timings.
 
     Raises:
-        ValueError: when ``prompts`` is empty or a frame is outside the video.
+        ValueError: when ``prompts`` is empty, a frame is outside the video, or ``after_correction`` is
+            not one of :data:`AFTER_CORRECTION_CHOICES`.
     """
     import time
 
+    check_after_correction(after_correction)
     if not prompts:
         raise ValueError("replay_object needs at least one correction")
     n = source.num_frames
@@ -336,7 +381,8 @@ def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPromp
     cond_frames = set(tracking.conditioning_frames) | {0} if tracked else set()
     until = max([frames[0], *cond_frames])
     bar = progress_bar(progress, total=(until + 1 if tracked else 0) + n * len(prompts), desc="refine", unit="frame")
-    state = _Replay(model, source, tracking, row, chunk_size or model.config.sam2.encoder_batch_size, timings, bar)
+    state = _Replay(model, source, tracking, row, chunk_size or model.config.sam2.encoder_batch_size, timings, bar,
+                    after_correction=after_correction)
     collect = _Collector(model, tracking.pipeline, n, (source.height, source.width), timings)
     with bar, torch.inference_mode(), sam2_precision(model):
         state.original_run(until=until, keep=state.window(frames[0]))

@@ -299,6 +299,21 @@ class VOSConfig:
         max_frames: sampled frames decoded from memory after each object's mask frame, >= 1 (``None``: all
             the video's). Short runs learn first: on one batch, one frame after the mask separated two objects
             of a video after ~130 updates, while the whole sampled video stayed on "every object" for 100.
+        clicks: probability, in [0, 1], that a tracked run gets one corrective click (SAM 2's simulated
+            interaction during VOS training, Ravi et al. 2024, §4): on a random frame c of the run after its
+            mask frame and before its last frame, a click drawn from the error of the frame's memory-decoded
+            mask against the object, the frame decoded again with the click and its previous logits (and
+            memory); c becomes a conditioning frame and the frames after it, decoded from memory alone, are
+            supervised by the object -- what :mod:`svac.grounding.replay` runs with
+            ``after_correction: memory``. Needs runs of 3 frames or more (``max_frames`` >= 2 or null).
+        wrong_prompt: probability, in [0, 1], that a run starts from the ground-truth mask of *another* target
+            of its video (one visible on the start frame, naming other objects): the frames up to the click are
+            supervised by that target, the click and the frames after it by the run's own (a memory wrong on
+            purpose that the click must override, as a wrong ``[SEG]`` anchor at inference). Without a click the
+            run is plain VOS of the other target.
+        corrections: weight of :class:`~svac.training.frame_objectives.CorrectionObjective` on the same batch
+            (the ``[SEG]`` prompt, sometimes another expression's, plus a click from its error: the clicked
+            frame as refinement decodes it; options in the ``corrections`` section); 0 skips it.
 
     Raises:
         ConfigError: naming the key, for a value out of range.
@@ -308,9 +323,17 @@ class VOSConfig:
     referring: float = 1.0
     max_objects: int = 4
     max_frames: int | None = None
+    clicks: float = 0.0
+    wrong_prompt: float = 0.0
+    corrections: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_weights("vos", self, ("vos", "referring"))
+        _check_weights("vos", self, ("vos", "referring", "corrections"))
+        _check_probability("vos", self, "clicks")
+        _check_probability("vos", self, "wrong_prompt")
+        if self.clicks and self.max_frames is not None and self.max_frames < 2:
+            raise ConfigError(f"vos.clicks needs runs of 3 frames (vos.max_frames >= 2 or null), got max_frames "
+                              f"{self.max_frames}")
         if self.max_objects < 1:
             raise ConfigError(f"vos.max_objects must be >= 1, got {self.max_objects}")
         if self.max_frames is not None and self.max_frames < 1:

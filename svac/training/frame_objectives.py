@@ -294,6 +294,14 @@ def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator:
     return {"point_coords": coords.to(targets.device), "point_labels": labels.to(targets.device)}
 
 
+def disjoint_rows(example, k: int) -> list[int]:
+    """The expression rows of ``example`` naming no object of row ``k`` (by ``object_ids``; every other row
+    when the example has no ids)."""
+    n = example.num_objects
+    ids = example.object_ids if len(example.object_ids) == n else tuple((j,) for j in range(n))
+    return [j for j in range(n) if not set(ids[j]) & set(ids[k])]
+
+
 def prompt_pairing(example, wrong_prompt: float, generator: torch.Generator) -> list[int]:
     """For each expression of ``example``, the expression whose ``[SEG]`` prompt it gets: itself, or with
     probability ``wrong_prompt`` another one naming disjoint objects (a mask wrong on purpose).
@@ -301,11 +309,9 @@ def prompt_pairing(example, wrong_prompt: float, generator: torch.Generator) -> 
     Returns:
         ``K`` expression indices (0-based).
     """
-    k = example.num_objects
-    ids = example.object_ids if len(example.object_ids) == k else tuple((j,) for j in range(k))
     chosen = []
-    for j in range(k):
-        others = [i for i in range(k) if not set(ids[i]) & set(ids[j])]
+    for j in range(example.num_objects):
+        others = disjoint_rows(example, j)
         if others and float(torch.rand(1, generator=generator)) < wrong_prompt:
             chosen.append(others[int(torch.randint(len(others), (1,), generator=generator))])
         else:

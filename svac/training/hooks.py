@@ -122,7 +122,7 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
     if cfg.objective == "vos":
         from svac.training.vos_objective import VOSObjective
 
-        return VOSObjective(model, cfg.loss, cfg.vos, seed=cfg.seed)
+        return VOSObjective(model, cfg.loss, cfg.vos, corrections=cfg.corrections, seed=cfg.seed)
     return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
 
 

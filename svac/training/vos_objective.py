@@ -24,8 +24,20 @@ after it (``docs/training.md``, "Tracking from memory").
    that become visible on the same frame are tracked through the same frames in one SAM-2 batch, so
    only their memories differ. Runs that start on different frames are tracked together when they are
    as long (SAM-2 reads frame *offsets*, so a run is shifted to start at 0).
+   With probability ``vos.clicks`` a run gets one **corrective click** (SAM 2's simulated interaction,
+   Ravi et al. 2024, §4 and App. D): on a random frame c after the mask frame and before the run's last,
+   a click drawn from the error of the memory-decoded mask against the object
+   (:func:`~svac.training.frame_objectives.correction_clicks`), the frame decoded again with the click,
+   its previous logits as SAM-2's mask prompt and the same memory; c becomes a conditioning frame and the
+   frames after it are decoded from memory alone. With probability ``vos.wrong_prompt`` the run starts
+   from another target's mask (a memory wrong on purpose): the frames before the click follow that
+   target, the click and the frames after it the run's own -- :mod:`svac.grounding.replay`'s
+   ``after_correction="memory"`` after a wrong ``[SEG]`` anchor.
 2. **referring** (weight ``vos.referring``; 0 skips it and the LLM) -- :class:`SVACObjective` on the
    same batch, so that grounding is kept while SAM-2's memory and decoder change.
+3. **corrections** (weight ``vos.corrections``; 0 skips it) --
+   :class:`~svac.training.frame_objectives.CorrectionObjective` on the same batch: the clicked frame as
+   refinement decodes it (the ``[SEG]`` prompt, sometimes another expression's, plus the click).
 
 Which parts train is the config's ``trainable`` (``sam2_memory`` at least: memory attention, memory
 encoder, object-pointer projections).
@@ -42,7 +54,8 @@ from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import MemoryBank, _step, memory_horizon
 from svac.training.config import LossConfig, VOSConfig
 from svac.training.data import TrainingBatch
-from svac.training.frame_objectives import _weighted
+from svac.grounding.replay import PREV_LOGITS_CLAMP
+from svac.training.frame_objectives import CorrectionObjective, _weighted, correction_clicks, disjoint_rows
 from svac.training.losses import StepLosses
 from svac.training.objective import SVACObjective
 
@@ -52,7 +65,8 @@ class VOSLosses(StepLosses):
     """Losses of one step of :class:`VOSObjective` (scalar tensors; ``loss`` is back-propagated).
 
     ``bce``, ``dice`` and ``presence`` are the VOS pass's terms; ``vos`` its weighted mask loss;
-    ``referring`` the referring objective's total (0 when its weight is 0).
+    ``referring`` the referring objective's total and ``corrections`` the correction objective's (0 when
+    its weight is 0).
     """
 
     loss: torch.Tensor
@@ -61,19 +75,23 @@ class VOSLosses(StepLosses):
     presence: torch.Tensor
     vos: torch.Tensor
     referring: torch.Tensor
+    corrections: torch.Tensor
 
 
 @dataclass(frozen=True)
 class VOSTrack:
-    """One object tracked from its ground-truth mask: video ``example`` (index in the batch), target row
-    ``row`` of its masks, first visible sampled frame ``start`` (frames)."""
+    """One object tracked from a ground-truth mask: video ``example`` (index in the batch), target row
+    ``row`` of its masks, first visible sampled frame ``start`` (frames), and ``prompt_row``, the target whose
+    mask on ``start`` starts the run (``row`` itself, or another target: a memory wrong on purpose)."""
 
     example: int
     row: int
     start: int
+    prompt_row: int
 
 
-def vos_tracks(examples: list, max_objects: int, generator: torch.Generator) -> list[VOSTrack]:
+def vos_tracks(examples: list, max_objects: int, generator: torch.Generator,
+               wrong_prompt: float = 0.0) -> list[VOSTrack]:
     """The objects the VOS pass tracks: per video, up to ``max_objects`` distinct targets, drawn at random.
 
     Two expressions naming the same objects are one target (``object_ids``; without ids every expression
@@ -84,6 +102,8 @@ def vos_tracks(examples: list, max_objects: int, generator: torch.Generator) -> 
         examples: :class:`~svac.training.data.TrainingExample` s (masks ``bool (K, T, S, S)``).
         max_objects: targets per video, >= 1.
         generator: the draw's random generator.
+        wrong_prompt: probability, in [0, 1], that a track starts from the mask of another target visible
+            on its start frame and naming other objects (``prompt_row``; when there is one).
 
     Returns:
         The tracks, video by video, each video's in target-row order.
@@ -104,7 +124,14 @@ def vos_tracks(examples: list, max_objects: int, generator: torch.Generator) -> 
             if len(first) and int(first[0]) < masks.shape[1] - 1:
                 rows.append((k, int(first[0])))
         order = torch.randperm(len(rows), generator=generator)[:max_objects].sort().values.tolist()
-        tracks += [VOSTrack(example=b, row=rows[i][0], start=rows[i][1]) for i in order]
+        for i in order:
+            row, start = rows[i]
+            prompt_row = row
+            if wrong_prompt and float(torch.rand(1, generator=generator)) < wrong_prompt:
+                others = [j for j in disjoint_rows(example, row) if bool(masks[j, start].any())]
+                if others:
+                    prompt_row = others[int(torch.randint(len(others), (1,), generator=generator))]
+            tracks.append(VOSTrack(example=b, row=row, start=start, prompt_row=prompt_row))
     return tracks
 
 
@@ -118,13 +145,21 @@ class VOSObjective(SVACObjective):
         loss: mask-loss weights (``bce``, ``dice``, ``presence``; ``ce`` weighs the referring answer's
             cross-entropy as in :class:`SVACObjective`).
         vos: :class:`svac.training.config.VOSConfig`.
-        seed: seed of the object draws.
+        corrections: :class:`svac.training.config.CorrectionConfig`, the options of the correction term
+            (used when ``vos.corrections`` > 0).
+        seed: seed of the object, click and prompt draws.
     """
 
-    def __init__(self, model: nn.Module, loss: LossConfig, vos: VOSConfig, *, seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, loss: LossConfig, vos: VOSConfig, *, corrections=None,
+                 seed: int = 0) -> None:
         super().__init__(model, loss, sam2_memory=True)
         self.cfg = vos
         self.generator = torch.Generator().manual_seed(seed)
+        self.corrections = None
+        if vos.corrections:
+            if corrections is None:
+                raise ValueError("vos.corrections > 0 needs the corrections section's options")
+            self.corrections = CorrectionObjective(model, loss, corrections, seed=seed + 1)
         self._batch_features: dict[int, list[FrameFeatures]] = {}  # id(example) -> features, during forward
 
     def forward(self, batch: TrainingBatch) -> VOSLosses:
@@ -133,7 +168,7 @@ class VOSObjective(SVACObjective):
         SAM-2's image encoder runs once per sampled frame: the referring pass reads the features the VOS
         pass computed (:meth:`_encode_group`).
         """
-        tracks = vos_tracks(batch.examples, self.cfg.max_objects, self.generator)
+        tracks = vos_tracks(batch.examples, self.cfg.max_objects, self.generator, self.cfg.wrong_prompt)
         feats = self._encode_videos(batch.examples)
         part = self.track_from_masks(batch.examples, tracks, feats)
         if self.cfg.referring:
@@ -144,8 +179,10 @@ class VOSObjective(SVACObjective):
                 self._batch_features = {}
         else:
             referring = part.loss.new_zeros(())
-        return VOSLosses(loss=self.cfg.vos * part.loss + self.cfg.referring * referring, bce=part.bce,
-                         dice=part.dice, presence=part.presence, vos=part.loss, referring=referring)
+        corrections = self.corrections(batch).loss if self.corrections is not None else part.loss.new_zeros(())
+        return VOSLosses(loss=self.cfg.vos * part.loss + self.cfg.referring * referring
+                         + self.cfg.corrections * corrections, bce=part.bce, dice=part.dice,
+                         presence=part.presence, vos=part.loss, referring=referring, corrections=corrections)
 
     def _encode_group(self, examples: list) -> list[list[FrameFeatures]]:
         """:meth:`SVACObjective._encode_group`, reading the features of this step's videos when the VOS pass
@@ -167,7 +204,8 @@ class VOSObjective(SVACObjective):
         return out
 
     def track_from_masks(self, examples: list, tracks: list[VOSTrack], feats: list[list[FrameFeatures]]):
-        """The VOS pass: each track's mask prompt on its start frame, the later frames from memory alone.
+        """The VOS pass: each track's mask prompt on its start frame, the later frames from memory alone,
+        one corrective click on some runs (``vos.clicks``; module docstring).
 
         Args:
             examples: the batch's videos.
@@ -175,7 +213,9 @@ class VOSObjective(SVACObjective):
             feats: per video, its frames' SAM-2 features (:meth:`_encode_videos`).
 
         Returns:
-            :class:`~svac.training.frame_objectives.FrameLosses` over every frame decoded from memory.
+            :class:`~svac.training.frame_objectives.FrameLosses` over every frame decoded after the start frame
+            (a clicked frame twice: before its click, supervised by the run's prompt target, and after it,
+            supervised by the run's own target).
 
         Raises:
             ValueError: when ``tracks`` is empty (no video has a target visible before its last sampled frame).
@@ -191,21 +231,53 @@ class VOSObjective(SVACObjective):
                 length = min(length, 1 + self.cfg.max_frames)
             by_length.setdefault(length, []).append(tr)
         logits, scores, targets = [], [], []
+
+        def supervise(out: dict, target: torch.Tensor) -> None:
+            logits.append(out["pred_masks"])
+            scores.append(out["object_score_logits"])
+            targets.append(target)
+
         for length, group in by_length.items():
             k = len(group)
-            masks = torch.stack([examples[tr.example].masks[tr.row, tr.start:tr.start + length]
-                                 for tr in group])  # (k, L, S, S)
+            own = torch.stack([examples[tr.example].masks[tr.row, tr.start:tr.start + length]
+                               for tr in group])  # (k, L, S, S)
+            prompted = torch.stack([examples[tr.example].masks[tr.prompt_row, tr.start:tr.start + length]
+                                    for tr in group])  # the start mask's target
+            click = None  # the clicked frame of this group's runs
+            if length >= 3 and self.cfg.clicks and float(torch.rand(1, generator=self.generator)) < self.cfg.clicks:
+                click = 1 + int(torch.randint(length - 2, (1,), generator=self.generator))
             bank = MemoryBank(horizon=memory_horizon(sam))
             for j in range(length):
                 frame = FrameFeatures.concat([feats[tr.example][tr.start + j] for tr in group], [1] * k)
                 if j == 0:
-                    out = _step(sam, 0, frame, k, bank, length, mask_inputs=masks[:, 0, None].to(dtype),
+                    out = _step(sam, 0, frame, k, bank, length, mask_inputs=prompted[:, 0, None].to(dtype),
                                 is_init_cond_frame=True, point_inputs=None)
+                    bank.add(0, out, conditioning=True)
+                    continue
+                out = _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=None)
+                if click is None or j < click:
+                    supervise(out, prompted[:, j])
+                    bank.add(j, out, conditioning=False)
+                elif j > click:
+                    supervise(out, own[:, j])
+                    bank.add(j, out, conditioning=False)
                 else:
-                    out = _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=None)
-                    logits.append(out["pred_masks"])
-                    scores.append(out["object_score_logits"])
-                    targets.append(masks[:, j])
-                bank.add(j, out, conditioning=j == 0)
+                    supervise(out, prompted[:, j])
+                    out = self._corrected(frame, j, k, bank, length, out, own[:, j])
+                    supervise(out, own[:, j])
+                    bank.add(j, out, conditioning=True)
         return _weighted({"pred_masks": torch.cat(logits), "object_score_logits": torch.cat(scores)},
                          torch.cat(targets), self.loss_cfg)
+
+    def _corrected(self, frame: FrameFeatures, j: int, k: int, bank: MemoryBank, length: int, tracked: dict,
+                   target: torch.Tensor) -> dict:
+        """Frame ``j`` decoded again with one click drawn from the error of ``tracked`` against ``target``
+        (``bool (k, S, S)``), ``tracked``'s logits as SAM-2's mask prompt, and the same memory (as
+        :meth:`svac.grounding.replay._Replay.correct` decodes a tracked frame)."""
+        sam = self.model.grounding
+        predicted = (tracked["pred_masks_high_res"][:, 0] > 0).detach()
+        clicks = correction_clicks(predicted, target, self.generator)
+        inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"])
+        prev = tracked["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+        return _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=inputs,
+                     prev_sam_mask_logits=prev)
