@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from transformers import InternVLForConditionalGeneration, PreTrainedTokenizerBase
 
     from svac.chat import ChatSession
+    from svac.grounding.replay import AfterCorrection
     from svac.grounding.sam2_model import LanguagePromptedSAM2
     from svac.outputs import ChatResponse, SegmentationResult
     from svac.streaming import SegmentationStream
@@ -231,7 +232,7 @@ class SVAC(PretrainedMixin, nn.Module):
 
     def refine(self, result: "SegmentationResult", *, frame: int, points=None, labels=None, box=None,
                object: int | None = None, progress: "Progress" = False,
-               after_correction: str = "seg") -> "SegmentationResult":
+               after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
         """Correct ``result`` (made by this model) with clicks and/or a box on one frame; a new result.
 
         A SAM-2 correction prompt on ``frame`` (coordinates in original video pixels; labels 1 =

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from svac.grounding.replay import AfterCorrection
 
 
 @dataclass
@@ -255,7 +258,7 @@ class SegmentationResult:
                              progress=progress)
 
     def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None,
-               progress=False, after_correction: str = "seg") -> "SegmentationResult":
+               progress=False, after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
         """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object

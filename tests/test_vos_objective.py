@@ -174,7 +174,7 @@ def test_clicks_need_runs_of_three_frames_and_probabilities_in_range():
         VOSConfig(wrong_prompt=1.5)
     with pytest.raises(ConfigError, match="vos.corrections"):
         VOSConfig(corrections=-1.0)
-    stage6 = load_train_config("svac_default_6_memory.yaml").vos
+    stage6 = load_train_config("vos_memory_3_clicks.yaml").vos
     assert stage6.clicks > 0 and stage6.wrong_prompt > 0 and stage6.referring > 0 and stage6.corrections > 0
 
 

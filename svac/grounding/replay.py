@@ -34,7 +34,7 @@ What the frames *after* a correction read is a choice, :data:`AfterCorrection`, 
   and they are decoded again from memory), so the correction, not a ``[SEG]`` it contradicts, is the
   nearest conditioning memory of every later frame. The frames before the first correction are as
   with ``"seg"``. Meant for a model trained to track from memory after a click
-  (``objective: vos`` with ``vos.clicks``, ``configs/train/svac_default_6_memory.yaml``); on the
+  (``objective: vos`` with ``vos.clicks``, ``configs/train/vos_memory_3_clicks.yaml``); on the
   shipped model the frames after a click come out nearly empty (``README``, "Refine with a click or a box").
 
 SAM-2's state before a correction is the whole history of the object's tracking. svac does
