@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--format", default=None, choices=["svac", "davis", "coco-rle"],
                      help="format of the masks written (default: RESULT_DIR's)")
     ref.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    ref.add_argument("--after-correction", default=None, choices=["seg", "memory"],
+                     help="what the frames after a correction read: their [SEG] prompts (seg) or SAM-2's memory "
+                          "alone (memory); default: RESULT_DIR's (seg for a result never refined); a result's "
+                          "corrections all use one")
     ref.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_model_args(ref)
 
@@ -262,6 +266,10 @@ def _refine(args) -> int:
     if Path(args.out).resolve() == Path(args.result_dir).resolve():
         raise ValueError(f"--out must be a new folder, not RESULT_DIR itself ({args.result_dir}): RESULT_DIR is kept")
     summary = saved_summary(args.result_dir)  # a missing or unreadable result fails before any work
+    recorded = summary.get("after_correction", "seg")
+    if args.after_correction not in (None, recorded) and summary.get("corrections"):
+        raise ValueError(f"{args.result_dir} was refined with --after-correction {recorded}; its corrections are "
+                         f"replayed with the new one, so it must be the same (got {args.after_correction})")
     files = summary.get("files") if isinstance(summary.get("files"), dict) else {}
     fmt = args.format or files.get("format") or "svac"
     sequence = summary.get("video") if fmt == "davis" else None
@@ -270,7 +278,7 @@ def _refine(args) -> int:
                                     clip_len=args.clip_len, progress=not args.quiet)
         refined = result.refine(frame=args.frame, points=[p[:2] for p in args.points] or None,
                                 labels=[p[2] for p in args.points] or None, box=args.box, object=args.object,
-                                progress=not args.quiet)
+                                progress=not args.quiet, after_correction=args.after_correction)
         saved = refined.save(out, format=fmt, overlay=not args.no_overlay, progress=not args.quiet)
     c = refined.corrections[-1]
     t = refined.timings

@@ -232,7 +232,7 @@ class SVAC(PretrainedMixin, nn.Module):
 
     def refine(self, result: "SegmentationResult", *, frame: int, points=None, labels=None, box=None,
                object: int | None = None, progress: "Progress" = False,
-               after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
+               after_correction: "AfterCorrection | None" = None) -> "SegmentationResult":
         """Correct ``result`` (made by this model) with clicks and/or a box on one frame; a new result.
 
         A SAM-2 correction prompt on ``frame`` (coordinates in original video pixels; labels 1 =

@@ -141,6 +141,9 @@ class SegmentationResult:
         store: the files the masks are read from when ``masks`` is ``None`` (:mod:`svac.video.formats`).
         corrections: the correction prompts this result was refined with, in order
             (:class:`svac.refinement.Correction`; empty for a result straight from ``segment``).
+        after_correction: what the frames after a correction read when its corrections are
+            replayed (:data:`svac.grounding.replay.AfterCorrection`, ``"seg"`` or ``"memory"``); fixed by
+            its first refinement.
         model: the model that made the result, which :meth:`refine` uses, or ``None`` (a result
             read back from files, merged, or built by hand).
     """
@@ -167,6 +170,7 @@ class SegmentationResult:
     source: Any = field(default=None, repr=False)
     store: Any = field(default=None, repr=False)
     corrections: tuple = ()
+    after_correction: str = "seg"
     model: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -258,7 +262,7 @@ class SegmentationResult:
                              progress=progress)
 
     def refine(self, *, frame: int, points=None, labels=None, box=None, object: int | None = None,
-               progress=False, after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
+               progress=False, after_correction: "AfterCorrection | None" = None) -> "SegmentationResult":
         """Correct the masks with clicks and/or a box on one frame; a new result (this one is left as it is).
 
         Adds a SAM-2 correction prompt on ``frame`` for object ``object`` and tracks that object
@@ -273,8 +277,9 @@ class SegmentationResult:
             box: ``(x0, y0, x1, y1)`` around the object, in pixels of the original frame.
             object: the object id (1..K); may be left out when there is one object.
             progress: a progress bar (bool) or callback (:mod:`svac.progress`), stage ``refine``.
-            after_correction: ``"seg"`` (default) or ``"memory"``: what the frames after the
-                object's first correction read (:func:`svac.refinement.refine`).
+            after_correction: ``"seg"`` or ``"memory"``: what the frames after the object's first
+                correction read; ``None`` (default) keeps :attr:`after_correction`, which cannot change
+                once there are corrections (:func:`svac.refinement.refine`).
 
         Returns:
             A new result with ``masks bool (K, N, H, W)`` in memory and this correction appended
@@ -325,6 +330,7 @@ class SegmentationResult:
                 for k, obj in enumerate(self.objects)
             ],
             "corrections": [c.to_dict() for c in self.corrections],
+            "after_correction": self.after_correction,
             "timings_seconds": self.timings.to_dict(),
         }
 

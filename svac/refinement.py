@@ -188,7 +188,7 @@ def frame_prompts(corrections: Sequence[Correction], object_id: int, frame_size:
 
 def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: Any = None, labels: Any = None,
            box: Any = None, object: int | None = None, progress: "Progress" = False,
-           after_correction: "AfterCorrection" = "seg") -> "SegmentationResult":
+           after_correction: "AfterCorrection | None" = None) -> "SegmentationResult":
     """Correct ``result`` with clicks and/or a box on one frame of one object; return the refined result.
 
     Args:
@@ -203,9 +203,12 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
         progress: a progress bar over the frames SAM-2 steps through (stage ``refine``): bool or
             callback (:mod:`svac.progress`).
         after_correction: what the frames after the object's first correction read:
-            ``"seg"`` (default) their ``[SEG]`` prompts and the ``[SEG]`` anchors' memories beside the
+            ``"seg"`` their ``[SEG]`` prompts and the ``[SEG]`` anchors' memories beside the
             correction, ``"memory"`` SAM-2's memory alone, the correction their nearest conditioning
-            frame (:mod:`svac.grounding.replay`; for a model trained to track from memory).
+            frame (:mod:`svac.grounding.replay`; for a model trained to track from memory). ``None``
+            (default): the result's own (``result.after_correction``: ``"seg"`` for a result straight
+            from ``segment``). A refined result replays all its corrections with it, so it is
+            recorded in the result (and its ``result.json``) and cannot change once there are corrections.
 
     Returns:
         A new :class:`~svac.outputs.SegmentationResult` with ``masks bool (K, N, H, W)`` in memory:
@@ -214,8 +217,8 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
         those of the refinement.
 
     Raises:
-        ValueError: an invalid correction (:func:`check_correction`), an unknown ``after_correction``,
-            or a result that cannot
+        ValueError: an invalid correction (:func:`check_correction`), an unknown ``after_correction`` or
+            one other than the corrections already in ``result`` were replayed with, or a result that cannot
             be refined in this process (no video or ``[SEG]`` prompts kept: read from a folder,
             or made by a baseline head).
     """
@@ -226,7 +229,8 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
     correction = check_correction(frame=frame, points=points, labels=labels, box=box, object=object,
                                   num_frames=result.num_frames, num_objects=result.num_objects,
                                   frame_size=result.frame_size)
-    return apply_corrections(model, result, [correction], progress=progress, after_correction=after_correction)
+    return apply_corrections(model, result, [correction], progress=progress,
+                             after_correction=result.after_correction if after_correction is None else after_correction)
 
 
 def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: Sequence[Correction], *,
@@ -235,13 +239,18 @@ def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: 
     (``after_correction``: :func:`refine`).
 
     Raises:
-        ValueError: when ``result`` keeps no video or ``[SEG]`` prompts.
+        ValueError: when ``result`` keeps no video or ``[SEG]`` prompts, or already has corrections
+            replayed with another ``after_correction`` (all of them are replayed again with this one).
     """
     from svac.grounding.replay import replay_object
     from svac.outputs import Timings
 
     if result.tracking is None or result.source is None:
         raise ValueError("this result keeps no SAM-2 prompts or video to refine with")
+    if result.corrections and after_correction != result.after_correction:
+        raise ValueError(f"this result's corrections were replayed with after_correction={result.after_correction!r}; "
+                         f"a new correction replays them all, so it must use the same (got {after_correction!r}): "
+                         "leave after_correction out, or refine the uncorrected result")
     history = (*result.corrections, *corrections)
     masks = np.array(result.read_masks(), copy=True)
     scores = np.array(result.scores, dtype=np.float32, copy=True)
@@ -258,7 +267,7 @@ def apply_corrections(model: "SVAC", result: "SegmentationResult", corrections: 
         for key, value in out.timings.to_dict().items():
             setattr(timings, key, getattr(timings, key) + value)
     return replace(result, masks=masks, scores=scores, objects=objects, areas=None, store=None, timings=timings,
-                   corrections=history, model=model)
+                   corrections=history, after_correction=after_correction, model=model)
 
 
 def saved_summary(result_dir: str | Path) -> dict:
@@ -342,8 +351,14 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
         raise ValueError(f"{result_dir}/result.json: corrections must be a list")
     corrections = [correction_from_dict(r, num_frames=result.num_frames, num_objects=result.num_objects,
                                         frame_size=size) for r in records]
+    from svac.grounding.replay import AFTER_CORRECTION_CHOICES
+
+    after_correction = summary.get("after_correction", "seg")  # summaries written before it existed: "seg"
+    if after_correction not in AFTER_CORRECTION_CHOICES:
+        raise ValueError(f"{result_dir}/result.json: after_correction must be one of "
+                         f"{', '.join(AFTER_CORRECTION_CHOICES)}, got {after_correction!r}")
     if corrections:
-        result = apply_corrections(model, result, corrections, progress=progress)
+        result = apply_corrections(model, result, corrections, progress=progress, after_correction=after_correction)
     files = summary.get("files") if isinstance(summary.get("files"), dict) else {}
     stored = MaskFiles(Path(result_dir), files.get("format", "svac"), result.video_name, result.frame_names, size,
                        [o.id for o in result.objects])

@@ -176,6 +176,41 @@ def test_after_correction_memory_tracks_the_frames_after_a_correction_from_memor
         result.refine(frame=i, points=[(14.0, 24.0)], labels=[1], after_correction="prompts")
 
 
+def test_a_results_corrections_keep_the_after_correction_they_were_replayed_with(default_model, square_video,
+                                                                                  tmp_path, capsys):
+    """A refined result replays all its corrections on the next refinement, so after_correction is recorded in
+    the result (and result.json) and reused; another value is refused (Python and CLI) before any work, instead
+    of silently replaying the earlier corrections another way."""
+    result = default_model.segment(square_video, "the red square")
+    assert result.after_correction == "seg" and result.summary()["after_correction"] == "seg"
+    once = result.refine(frame=4, points=[(14.0, 24.0)], labels=[1], after_correction="memory")
+    twice = once.refine(frame=8, points=[(40.0, 24.0)], labels=[1])  # reuses "memory"
+    assert once.after_correction == twice.after_correction == "memory"
+    both = result.refine(frame=4, points=[(14.0, 24.0)], labels=[1], after_correction="memory").refine(
+        frame=8, points=[(40.0, 24.0)], labels=[1], after_correction="memory")
+    assert np.array_equal(twice.masks, both.masks)
+    seg_twice = result.refine(frame=4, points=[(14.0, 24.0)], labels=[1]).refine(
+        frame=8, points=[(40.0, 24.0)], labels=[1])
+    assert not np.array_equal(twice.masks, seg_twice.masks)  # the choice matters, so mixing it would be wrong
+    with pytest.raises(ValueError, match="replayed with after_correction='memory'"):
+        once.refine(frame=8, points=[(40.0, 24.0)], labels=[1], after_correction="seg")
+
+    video = _frames_folder(square_video, tmp_path / "video")
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    assert main(["segment", str(video), "the red square", "--out", str(first), "--quiet", "--no-overlay"]) == 0
+    assert main(["refine", str(first), "--frame", "4", "--point", "14,24,1", "--after-correction", "memory",
+                 "--out", str(second), "--no-overlay", "--quiet"]) == 0
+    assert json.loads((second / "result.json").read_text())["after_correction"] == "memory"
+    assert main(["refine", str(second), "--frame", "8", "--point", "40,24,1", "--after-correction", "seg",
+                 "--out", str(third), "--no-overlay", "--quiet"]) == 2
+    assert "refined with --after-correction memory" in capsys.readouterr().err and not third.exists()
+    assert main(["refine", str(second), "--frame", "8", "--point", "40,24,1", "--out", str(third), "--no-overlay",
+                 "--quiet"]) == 0
+    saved = json.loads((third / "result.json").read_text())
+    assert saved["after_correction"] == "memory"
+    assert saved["objects"][0]["area_pixels"] == [int(a) for a in twice.masks[0].sum(axis=(1, 2))]
+
+
 def test_refine_returns_a_new_result_and_keeps_the_old_one(default_model, square_video):
     result = default_model.segment(square_video, ["the red square", "the background"])
     t = result.tracking  # object 2 without its [SEG]: empty until clicked (the default model ignores clicks otherwise)
