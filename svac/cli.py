@@ -150,6 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line (``argv`` without the program name); exits with status 2 on bad arguments.
+
+    ``svac train CONFIG --resume max_steps=100``: argparse ends a ``nargs="*"`` positional at the
+    first option, so KEY=VALUE overrides after an option come back unrecognised; for ``train``
+    they are taken as overrides (in order), anything else is refused as argparse would.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) == "train" and all("=" in a and not a.startswith("-") for a in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``svac`` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -159,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FileNotFoundError as exc:
             print(f"svac: error: {exc}", file=sys.stderr)
             return 2
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     from svac.errors import INPUT_ERRORS
 
     try:

@@ -43,3 +43,21 @@ def test_train_config_by_documented_path_bare_name_and_from_another_folder(tmp_p
     assert documented.model.head == "lavt"
     launch = (REPO / "configs/train/lavt_synthetic.yaml").read_text().splitlines()[0]
     assert "svac train configs/train/lavt_synthetic.yaml" in launch
+
+
+def test_train_overrides_may_follow_its_options_and_other_strays_are_refused(capsys):
+    """``svac train CONFIG --resume max_steps=100`` (overrides after an option, as the configs' launch lines
+    invite) parses the overrides in order; a stray argument of another command is still refused."""
+    import pytest
+
+    from svac.cli import parse_arguments
+
+    args = parse_arguments(["train", "svac_default_1_image.yaml", "seed=1", "--resume", "max_steps=2", "save_every=1"])
+    assert args.resume and args.config == "svac_default_1_image.yaml"
+    assert args.overrides == ["seed=1", "max_steps=2", "save_every=1"]
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments(["train", "svac_default_1_image.yaml", "--resume", "--frobnicate"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_arguments(["export", "runs/x", "--out", "y", "max_steps=2"])
+    assert "unrecognized arguments: max_steps=2" in capsys.readouterr().err
