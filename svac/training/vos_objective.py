@@ -50,11 +50,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from svac.grounding.replay import PREV_LOGITS_CLAMP
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import MemoryBank, _step, memory_horizon
 from svac.training.config import LossConfig, VOSConfig
 from svac.training.data import TrainingBatch
-from svac.grounding.replay import PREV_LOGITS_CLAMP
 from svac.training.frame_objectives import CorrectionObjective, _weighted, correction_clicks, disjoint_rows
 from svac.training.losses import StepLosses
 from svac.training.objective import SVACObjective
