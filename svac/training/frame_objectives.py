@@ -106,22 +106,23 @@ def box_prompts(masks: torch.Tensor, noise: float, generator: torch.Generator) -
         and ``point_labels`` ``int32 (K, 2)``: (2, 3) for an object on the frame, (-1, -1) padding for
         an absent one.
     """
+    from torchvision.ops import masks_to_boxes
+
     from svac.grounding.replay import BOX_LABELS
 
     k, size = masks.shape[0], masks.shape[-1]
     coords = torch.zeros(k, 2, 2)
     labels = torch.full((k, 2), NO_POINT, dtype=torch.int32)
     cpu = masks.cpu()
-    for j in range(k):
-        ys, xs = cpu[j].nonzero(as_tuple=True)
-        if not xs.numel():
-            continue
-        box = torch.tensor([[float(xs.min()), float(ys.min())], [float(xs.max()) + 1, float(ys.max()) + 1]])
-        side = box[1] - box[0]  # (width, height)
-        shift = (torch.rand(2, 2, generator=generator) * 2 - 1) * noise * side
+    present = cpu.flatten(1).any(1)
+    if bool(present.any()):
+        box = masks_to_boxes(cpu[present]).float().view(-1, 2, 2)  # (n, corner, xy), pixel indices
+        box[:, 1] += 1  # bottom-right pixel -> its far edges
+        side = box[:, 1] - box[:, 0]  # (n, 2): width, height
+        shift = (torch.rand(box.shape[0], 2, 2, generator=generator) * 2 - 1) * noise * side[:, None]
         box = (box + shift).clamp(0, size)
-        coords[j, 0], coords[j, 1] = torch.minimum(box[0], box[1]), torch.maximum(box[0], box[1])
-        labels[j] = torch.tensor(BOX_LABELS, dtype=torch.int32)
+        coords[present] = torch.stack([box.min(1).values, box.max(1).values], 1)
+        labels[present] = torch.tensor(BOX_LABELS, dtype=torch.int32)
     return {"point_coords": coords.to(masks.device), "point_labels": labels.to(masks.device)}
 
 
