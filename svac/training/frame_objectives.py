@@ -303,6 +303,35 @@ def disjoint_rows(example, k: int) -> list[int]:
     return [j for j in range(n) if not set(ids[j]) & set(ids[k])]
 
 
+def correction_inputs(sam, out: dict, target: torch.Tensor, generator: torch.Generator,
+                      prompts: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+    """SAM 2's simulated user correcting a prediction: the prompts that decode its frame again.
+
+    One click per object drawn from the error of ``out``'s mask against ``target``
+    (:func:`correction_clicks`), encoded as SAM-2 point inputs beside the ``[SEG]`` ``prompts`` when
+    given (:meth:`~svac.grounding.sam2_model.LanguagePromptedSAM2.click_point_inputs`), and ``out``'s
+    low-resolution mask logits, detached and clamped as SAM-2's video predictor clamps them, as the
+    previous-mask prompt -- as :mod:`svac.grounding.replay` decodes a correction.
+
+    Args:
+        sam: the :class:`~svac.grounding.sam2_model.LanguagePromptedSAM2`.
+        out: SAM-2's ``track_step`` output for K objects (``pred_masks_high_res`` ``(K, 1, S, S)``,
+            ``pred_masks`` ``(K, 1, S/4, S/4)``).
+        target: ``bool (K, S, S)`` the objects the corrections aim at (pixels of SAM-2's input).
+        generator: the click draws' random source (CPU).
+        prompts: ``float (K, C)`` projected ``[SEG]`` prompts kept beside the clicks, or ``None``.
+
+    Returns:
+        ``(point_inputs, prev_sam_mask_logits)``.
+    """
+    from svac.grounding.replay import PREV_LOGITS_CLAMP
+
+    predicted = (out["pred_masks_high_res"][:, 0] > 0).detach()
+    clicks = correction_clicks(predicted, target, generator)
+    inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"], prompts)
+    return inputs, out["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+
+
 def prompt_pairing(example, wrong_prompt: float, generator: torch.Generator) -> list[int]:
     """For each expression of ``example``, the expression whose ``[SEG]`` prompt it gets: itself, or with
     probability ``wrong_prompt`` another one naming disjoint objects (a mask wrong on purpose).
@@ -391,8 +420,6 @@ class CorrectionObjective(nn.Module):
 
     def forward(self, batch: TrainingBatch) -> CorrectionLosses:
         """Weighted mask losses of the passes on ``batch`` (those with a weight > 0, and pass 1)."""
-        from svac.grounding.replay import PREV_LOGITS_CLAMP
-
         model, sam, w = self.model, self.model.grounding, self.loss_cfg
         per_clip = span_clip_prompts(model, batch)  # per example (num_clips, K, C)
         dtype = next(sam.parameters()).dtype
@@ -428,10 +455,7 @@ class CorrectionObjective(nn.Module):
 
         out1 = step(feats_a, 0, True, sam.text_point_inputs(p_a), empty, 1)
         referring = _weighted(out1, own, w)
-        predicted = (out1["pred_masks_high_res"][:, 0] > 0).detach()
-        clicks = correction_clicks(predicted, tgt_a, self.generator)
-        inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"], p_a)
-        prev = out1["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+        inputs, prev = correction_inputs(sam, out1, tgt_a, self.generator, p_a)
         num_frames = 2 if self.cfg.later_frame else 1
         out2 = step(feats_a, 0, True, inputs, empty, num_frames, prev=prev, memory=self.cfg.later_frame)
         correction = _weighted(out2, tgt_a, w)

@@ -50,12 +50,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from svac.grounding.replay import PREV_LOGITS_CLAMP
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import MemoryBank, _step, memory_horizon
 from svac.training.config import LossConfig, VOSConfig
 from svac.training.data import TrainingBatch
-from svac.training.frame_objectives import CorrectionObjective, _weighted, correction_clicks, disjoint_rows
+from svac.training.frame_objectives import CorrectionObjective, _weighted, correction_inputs, disjoint_rows
 from svac.training.losses import StepLosses
 from svac.training.objective import SVACObjective
 
@@ -275,9 +274,6 @@ class VOSObjective(SVACObjective):
         (``bool (k, S, S)``), ``tracked``'s logits as SAM-2's mask prompt, and the same memory (as
         :meth:`svac.grounding.replay._Replay.correct` decodes a tracked frame)."""
         sam = self.model.grounding
-        predicted = (tracked["pred_masks_high_res"][:, 0] > 0).detach()
-        clicks = correction_clicks(predicted, target, self.generator)
-        inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"])
-        prev = tracked["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+        inputs, prev = correction_inputs(sam, tracked, target, self.generator)
         return _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=inputs,
                      prev_sam_mask_logits=prev)
