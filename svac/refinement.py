@@ -351,12 +351,10 @@ def rerun_saved_result(model: "SVAC", result_dir: str | Path, *, video: "str | P
         raise ValueError(f"{result_dir}/result.json: corrections must be a list")
     corrections = [correction_from_dict(r, num_frames=result.num_frames, num_objects=result.num_objects,
                                         frame_size=size) for r in records]
-    from svac.grounding.replay import AFTER_CORRECTION_CHOICES
+    from svac.grounding.replay import check_after_correction
 
     after_correction = summary.get("after_correction", "seg")  # summaries written before it existed: "seg"
-    if after_correction not in AFTER_CORRECTION_CHOICES:
-        raise ValueError(f"{result_dir}/result.json: after_correction must be one of "
-                         f"{', '.join(AFTER_CORRECTION_CHOICES)}, got {after_correction!r}")
+    check_after_correction(after_correction, where=f"{result_dir}/result.json")
     if corrections:
         result = apply_corrections(model, result, corrections, progress=progress, after_correction=after_correction)
     files = summary.get("files") if isinstance(summary.get("files"), dict) else {}

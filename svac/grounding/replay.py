@@ -331,11 +331,12 @@ class _Collector:
         self.timings.mask_upsample += elapsed()
 
 
-def check_after_correction(after_correction: str) -> None:
-    """Raise ``ValueError`` naming the choices when ``after_correction`` is not an :data:`AfterCorrection`."""
+def check_after_correction(after_correction: str, where: str = "") -> None:
+    """Raise ``ValueError`` naming the choices when ``after_correction`` is not an :data:`AfterCorrection`
+    (the message starts with ``where``, e.g. the file it was read from, when given)."""
     if after_correction not in AFTER_CORRECTION_CHOICES:
-        raise ValueError(f"after_correction must be one of {', '.join(AFTER_CORRECTION_CHOICES)}, "
-                         f"got {after_correction!r}")
+        raise ValueError(f"{where + ': ' if where else ''}after_correction must be one of "
+                         f"{', '.join(AFTER_CORRECTION_CHOICES)}, got {after_correction!r}")
 
 
 def replay_object(model: "SVAC", source: "VideoSource", tracking: "TrackingPrompts", row: int,
