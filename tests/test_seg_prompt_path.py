@@ -276,6 +276,40 @@ def test_correction_clicks_are_drawn_from_the_error_with_its_sign():
     assert labels_seen == {POSITIVE_CLICK, NEGATIVE_CLICK}
 
 
+def test_missed_only_rows_get_a_positive_click_on_the_missed_pixels_and_the_other_rows_are_drawn_as_before():
+    from svac.training.frame_objectives import NEGATIVE_CLICK, POSITIVE_CLICK, correction_clicks
+
+    targets = torch.zeros(4, 16, 16, dtype=torch.bool)
+    targets[:2, 2:6, 2:6] = True     # rows 0, 1: half missed, and a larger false positive elsewhere
+    targets[2, 8:12, 8:12] = True    # row 2: covered, plus a false positive
+    predicted = torch.zeros_like(targets)
+    predicted[:2, 2:6, 2:4] = True
+    predicted[:2, 9:15, 9:15] = True
+    predicted[2, 7:13, 7:13] = True
+    predicted[3, 0:3, 0:3] = True    # row 3: no target on the frame, a false positive
+    only = torch.tensor([True, False, True, True])
+    plain_gen, missed_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    labels_seen = set()
+    for _ in range(40):
+        plain = correction_clicks(predicted, targets, plain_gen)
+        missed = correction_clicks(predicted, targets, missed_gen, missed_only=only)
+        (x0, y0), (x2, y2) = missed["point_coords"][0, 0].tolist(), missed["point_coords"][2, 0].tolist()
+        assert int(missed["point_labels"][0, 0]) == POSITIVE_CLICK
+        assert targets[0, int(y0), int(x0)] and not predicted[0, int(y0), int(x0)]  # a missed pixel
+        assert int(missed["point_labels"][2, 0]) == POSITIVE_CLICK and targets[2, int(y2), int(x2)]  # none missed
+        assert int(missed["point_labels"][3, 0]) == NEGATIVE_CLICK  # no target: the error, as without the flag
+        assert torch.equal(missed["point_coords"][1], plain["point_coords"][1])  # unflagged: the same draw
+        assert torch.equal(missed["point_labels"][1], plain["point_labels"][1])
+        labels_seen.add(int(plain["point_labels"][0, 0]))
+    assert labels_seen == {POSITIVE_CLICK, NEGATIVE_CLICK}  # the same row unflagged gets negative clicks too
+    assert torch.equal(plain_gen.get_state(), missed_gen.get_state())  # as many draws either way
+    none = correction_clicks(predicted, targets, torch.Generator().manual_seed(1), missed_only=torch.zeros(4).bool())
+    assert {k: v.tolist() for k, v in none.items()} == {
+        k: v.tolist() for k, v in correction_clicks(predicted, targets, torch.Generator().manual_seed(1)).items()}
+    with pytest.raises(ValueError, match="missed_only"):
+        correction_clicks(predicted, targets, plain_gen, missed_only=torch.ones(3, dtype=torch.bool))
+
+
 def test_box_prompts_are_each_objects_box_jittered_within_the_noise():
     from svac.training.frame_objectives import NO_POINT, box_prompts
 
@@ -356,6 +390,62 @@ def test_corrections_stage_trains_sam2_on_referring_and_clicks_and_saves_the_res
 
     with pytest.raises(ConfigError, match="corrections.wrong_prompt"):
         load_train_config("train/svac_default_4_clicks.yaml", ["corrections.wrong_prompt=1.5"])
+
+
+def test_missed_wrong_prompt_clicks_are_positive_on_wrong_prompt_rows_and_unchanged_on_own_prompt_rows(
+        tiny_config, samples, monkeypatch):
+    """corrections.wrong_prompt_clicks: ``missed`` clicks the target's missed pixels on the rows prompted with
+    another expression's [SEG]; the rows with their own prompt get the clicks ``error`` gives them, and with no
+    wrong prompt the two settings give the same losses step after step."""
+    from svac.errors import ConfigError
+    from svac.training import frame_objectives
+    from svac.training.config import CorrectionConfig
+    from svac.training.data import VideoExpressionDataset
+    from svac.training.frame_objectives import NEGATIVE_CLICK, POSITIVE_CLICK, CorrectionObjective
+
+    torch.manual_seed(0)
+    model = build_from_config(_span_config(tiny_config)).eval()
+    ds = VideoExpressionDataset(samples, ExampleBuilder.for_model(model), expressions_per_video=3, seed=0)
+    batches = [collate([ds[i], ds[i + 1]], model.tokenizer.pad_token_id) for i in (0, 2)]
+    calls = []
+    pairing, clicks = frame_objectives.prompt_pairing, frame_objectives.correction_clicks
+    monkeypatch.setattr(frame_objectives, "prompt_pairing", lambda *a: calls.append(pairing(*a)) or calls[-1])
+    covering = lambda p: torch.ones_like(p)  # pass 1 as a model sure of the wrong object: the whole frame
+    monkeypatch.setattr(frame_objectives, "correction_clicks", lambda p, t, g, **kw: calls.append(
+        (covering(p), t, clicks(covering(p), t, g, **kw))) or calls[-1][2])
+
+    def run(steps, **options):
+        calls.clear()
+        objective = CorrectionObjective(model, LossConfig(), CorrectionConfig(later_frame=False, **options), seed=1)
+        with torch.no_grad():
+            losses = [objective(batch) for batch in steps]
+        pairs, (predicted, target, drawn) = calls[:2], calls[2]  # the first step's
+        return losses, [j != k for pair in pairs for j, k in enumerate(pair)], predicted, target, drawn
+
+    _, wrong, predicted, target, error = run(batches[:1], wrong_prompt=0.5)
+    _, wrong_missed, _, _, missed = run(batches[:1], wrong_prompt=0.5, wrong_prompt_clicks="missed")
+    assert wrong_missed == wrong and any(wrong) and not all(wrong)
+    negative = 0  # wrong-prompt rows that "error" clicks negatively
+    for j, is_wrong in enumerate(wrong):
+        (x, y), label = missed["point_coords"][j, 0].long().tolist(), int(missed["point_labels"][j, 0])
+        if is_wrong and target[j].any():
+            region = target[j] & ~predicted[j] if (target[j] & ~predicted[j]).any() else target[j]
+            assert label == POSITIVE_CLICK and region[y, x]
+            negative += int(error["point_labels"][j, 0]) == NEGATIVE_CLICK
+        elif not is_wrong:
+            assert torch.equal(missed["point_coords"][j], error["point_coords"][j])
+            assert int(error["point_labels"][j, 0]) == label
+    assert negative  # what "missed" changes
+    same, other = run(batches, wrong_prompt=0.0)[0], run(batches, wrong_prompt=0.0, wrong_prompt_clicks="missed")[0]
+    for a, b in zip(same, other):  # no wrong prompt: the same draws, the same losses, step after step
+        assert all(torch.equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    assert load_train_config("train/svac_default_4_clicks.yaml",
+                             ["corrections.wrong_prompt_clicks=missed"]).corrections.wrong_prompt_clicks == "missed"
+    assert CorrectionConfig().wrong_prompt_clicks == "error"
+    with pytest.raises(ConfigError, match="corrections.wrong_prompt_clicks"):
+        load_train_config("train/svac_default_4_clicks.yaml", ["corrections.wrong_prompt_clicks=sometimes"])
+    with pytest.raises(ConfigError, match="corrections.wrong_prompt_clicks"):
+        CorrectionConfig(wrong_prompt_clicks="positive")
 
 
 def test_tracking_stage_decodes_frames_after_a_correction_from_memory_alone_and_trains_sam2_only(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import typing
 from typing import Any, Literal
 
 from svac.config import SVACConfig, apply_overrides, check_path, from_dict, read_yaml
@@ -169,6 +170,12 @@ class DataConfig:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
 
 
+#: Where a correction click of an expression prompted with another expression's ``[SEG]`` is drawn
+#: (``corrections.wrong_prompt_clicks``, :class:`CorrectionConfig`).
+WrongPromptClicks = Literal["error", "missed"]
+WRONG_PROMPT_CLICKS: tuple[str, ...] = typing.get_args(WrongPromptClicks)
+
+
 @dataclass
 class CorrectionConfig:
     """Options of ``objective: corrections`` (:class:`svac.training.frame_objectives.CorrectionObjective`).
@@ -190,6 +197,13 @@ class CorrectionConfig:
             ``[SEG]``, >= 0; 0 skips it.
         box_noise: largest shift of a training box's corner, as a fraction of the box's side along
             that axis (SAM 2 trains on noisy boxes), in [0, 1].
+        wrong_prompt_clicks: where pass 2's click is drawn on the rows prompted with another expression's
+            ``[SEG]`` (``wrong_prompt``): ``error`` -- uniformly from the whole error, as on the other rows
+            (SAM 2's simulated user, Ravi et al. 2024, App. D), so often a negative click on the prompt's own
+            object while the target is elsewhere; ``missed`` -- from the target's missed pixels only, a
+            positive click (inside the target when none is missed; the error, as ``error``, when the target is
+            absent from the frame). Rows prompted with their own ``[SEG]`` are drawn as ``error`` either way
+            (:func:`svac.training.frame_objectives.correction_clicks`, ``missed_only``).
 
     Raises:
         ConfigError: naming the key, for a value out of range.
@@ -204,10 +218,14 @@ class CorrectionConfig:
     box_correction: float = 0.0
     boxes_alone: float = 0.0
     box_noise: float = 0.1
+    wrong_prompt_clicks: WrongPromptClicks = "error"
 
     def __post_init__(self) -> None:
         _check_probability("corrections", self, "wrong_prompt")
         _check_probability("corrections", self, "box_noise")
+        if self.wrong_prompt_clicks not in WRONG_PROMPT_CLICKS:
+            raise ConfigError(f"corrections.wrong_prompt_clicks {self.wrong_prompt_clicks!r} is not one of "
+                              f"{', '.join(WRONG_PROMPT_CLICKS)}")
         _check_weights("corrections", self, ("referring", "correction", "propagation", "clicks_alone",
                                              "box_correction", "boxes_alone"))
 

@@ -262,30 +262,47 @@ class SpanGroundingObjective(nn.Module):
         return _weighted(out, targets, self.loss_cfg)
 
 
-def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> dict:
+def correction_clicks(predicted: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, *,
+                      missed_only: torch.Tensor | None = None) -> dict:
     """One correction click per object, drawn where the prediction is wrong (SAM 2's interactive training).
 
     The click is a pixel drawn uniformly from the error region: positive (label 1) when it is a
     missed target pixel, negative (label 0) when it is a false positive -- so the larger error
     is the likelier one to be corrected (SAM 2, Ravi et al. 2024, App. D). A prediction without
     error gets a positive click inside the target; no target and no error, a padding point.
+    Rows flagged in ``missed_only`` draw from the target's missed pixels only (a positive click;
+    inside the target when none is missed; the whole error as above when the target is absent), so
+    every row draws from the generator exactly when it would without the flag.
 
     Args:
         predicted: ``bool (K, S, S)`` the masks to correct, at SAM-2's input size (pixels).
         targets: ``bool (K, S, S)`` the ground truth.
         generator: the random source (CPU).
+        missed_only: ``bool (K,)`` the rows whose click is drawn from the missed pixels only, or ``None``
+            (none: every row as SAM 2 draws).
 
     Returns:
         ``point_coords`` ``float (K, 1, 2)`` (x, y) pixel centres and ``point_labels`` ``int32 (K, 1)``
         (1 positive, 0 negative, -1 padding).
+
+    Raises:
+        ValueError: when ``missed_only`` is not a ``bool`` tensor of shape ``(K,)``.
     """
     k = targets.shape[0]
+    if missed_only is not None and (missed_only.dtype != torch.bool or tuple(missed_only.shape) != (k,)):
+        raise ValueError(f"missed_only must be a bool tensor of shape ({k},), got {missed_only.dtype} "
+                         f"{tuple(missed_only.shape)}")
     coords = torch.zeros(k, 1, 2)
     labels = torch.full((k, 1), NO_POINT, dtype=torch.int32)
-    error = (predicted != targets).cpu()
-    cpu_targets = targets.cpu()
+    cpu_predicted, cpu_targets = predicted.cpu(), targets.cpu()
+    error = cpu_predicted != cpu_targets
+    only = torch.zeros(k, dtype=torch.bool) if missed_only is None else missed_only.cpu()
     for j in range(k):
-        region = error[j] if error[j].any() else cpu_targets[j]
+        if only[j] and cpu_targets[j].any():
+            missed = cpu_targets[j] & ~cpu_predicted[j]
+            region = missed if missed.any() else cpu_targets[j]
+        else:
+            region = error[j] if error[j].any() else cpu_targets[j]
         ys, xs = region.nonzero(as_tuple=True)
         if xs.numel():
             i = int(torch.randint(xs.numel(), (1,), generator=generator))
@@ -304,7 +321,8 @@ def disjoint_rows(example, k: int) -> list[int]:
 
 
 def correction_inputs(sam, out: dict, target: torch.Tensor, generator: torch.Generator,
-                      prompts: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+                      prompts: torch.Tensor | None = None, *,
+                      missed_only: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
     """SAM 2's simulated user correcting a prediction: the prompts that decode its frame again.
 
     One click per object drawn from the error of ``out``'s mask against ``target``
@@ -320,6 +338,8 @@ def correction_inputs(sam, out: dict, target: torch.Tensor, generator: torch.Gen
         target: ``bool (K, S, S)`` the objects the corrections aim at (pixels of SAM-2's input).
         generator: the click draws' random source (CPU).
         prompts: ``float (K, C)`` projected ``[SEG]`` prompts kept beside the clicks, or ``None``.
+        missed_only: ``bool (K,)`` the rows clicked on missed target pixels only (:func:`correction_clicks`),
+            or ``None``.
 
     Returns:
         ``(point_inputs, prev_sam_mask_logits)``.
@@ -327,7 +347,7 @@ def correction_inputs(sam, out: dict, target: torch.Tensor, generator: torch.Gen
     from svac.grounding.replay import PREV_LOGITS_CLAMP
 
     predicted = (out["pred_masks_high_res"][:, 0] > 0).detach()
-    clicks = correction_clicks(predicted, target, generator)
+    clicks = correction_clicks(predicted, target, generator, missed_only=missed_only)
     inputs = sam.click_point_inputs(clicks["point_coords"], clicks["point_labels"], prompts)
     return inputs, out["pred_masks"].detach().clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
 
@@ -398,7 +418,9 @@ class CorrectionObjective(nn.Module):
 
     With probability ``corrections.wrong_prompt`` P is the prompt of another expression of the
     video naming other objects: the mask of pass 1 is wrong on purpose and the click (and then
-    the memory) must take over from the language prompt -- the case refinement exists for.
+    the memory) must take over from the language prompt -- the case refinement exists for. With
+    ``corrections.wrong_prompt_clicks: missed`` the click of such a row is a positive click on the
+    target's missed pixels (never a negative click on P's object supervised by another object).
 
     Args:
         model: an SVAC model with ``seg_prompt.span_skip`` and ``span_layer: input``.
@@ -424,6 +446,7 @@ class CorrectionObjective(nn.Module):
         per_clip = span_clip_prompts(model, batch)  # per example (num_clips, K, C)
         dtype = next(sam.parameters()).dtype
         first, later, prompt_a, prompt_b, own_a, target_a, target_b, counts = [], [], [], [], [], [], [], []
+        wrong = []  # per example, bool (K,): the rows prompted with another expression's [SEG]
         for e, prompts in zip(batch.examples, per_clip):
             t = e.sam_frames.shape[0]
             if t < 2 and self.cfg.later_frame:
@@ -437,6 +460,7 @@ class CorrectionObjective(nn.Module):
             prompt_a.append(prompts[int(e.clip_of_position[a])][pair])
             prompt_b.append(prompts[int(e.clip_of_position[b])][pair])
             own_a.append(e.masks[pair, a])
+            wrong.append(pair != torch.arange(len(pair)))
             target_a.append(e.masks[:, a])
             target_b.append(e.masks[:, b])
             counts.append(e.num_objects)
@@ -455,7 +479,8 @@ class CorrectionObjective(nn.Module):
 
         out1 = step(feats_a, 0, True, sam.text_point_inputs(p_a), empty, 1)
         referring = _weighted(out1, own, w)
-        inputs, prev = correction_inputs(sam, out1, tgt_a, self.generator, p_a)
+        missed_only = torch.cat(wrong) if self.cfg.wrong_prompt_clicks == "missed" else None
+        inputs, prev = correction_inputs(sam, out1, tgt_a, self.generator, p_a, missed_only=missed_only)
         num_frames = 2 if self.cfg.later_frame else 1
         out2 = step(feats_a, 0, True, inputs, empty, num_frames, prev=prev, memory=self.cfg.later_frame)
         correction = _weighted(out2, tgt_a, w)
