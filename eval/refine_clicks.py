@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=100, help="seed of the first video")
     parser.add_argument("--frame", type=int, default=8, help="the frame clicked (of 24)")
     parser.add_argument("--out", default=None, help="JSON file to write (must not exist)")
-    parser.add_argument("--after-correction", choices=("seg", "memory"), default="seg",
-                        help="what the frames after the click read (svac.grounding.replay)")
+    parser.add_argument("--after-correction", choices=("seg", "memory"), default=None,
+                        help="what the frames after the click read (svac.grounding.replay); default: the model's "
+                             "(memory with a memory tracker, else seg)")
     args = parser.parse_args(argv)
     if args.out is not None and Path(args.out).exists():
         parser.error(f"--out {args.out} exists; choose another file")
@@ -72,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from svac.data.synthetic.generator import VideoSpec, generate_video
+    from svac.grounding.replay import default_after_correction
     from svac.loading import load_model
 
     torch.set_num_threads(1)
     model = load_model(args.model)
+    after_correction = args.after_correction or default_after_correction(model)
     i = args.frame
     rows: dict[str, list] = {name: [] for name in ROWS}
     for seed in range(args.first_seed, args.first_seed + args.videos):
@@ -92,18 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             rows[name].append(before)
             rows[f"{name} + positive click"].append(
                 frame_scores(result.refine(frame=i, points=[click], labels=[1],
-                                           after_correction=args.after_correction).masks[0], truth, i))
+                                           after_correction=after_correction).masks[0], truth, i))
             rows[f"{name} + box"].append(frame_scores(
-                result.refine(frame=i, box=box, after_correction=args.after_correction).masks[0], truth, i))
+                result.refine(frame=i, box=box, after_correction=after_correction).masks[0], truth, i))
             false = result.masks[0, i] & ~truth[i]
             if false.any():
                 after = result.refine(frame=i, points=[pixel_centre(false)], labels=[0],
-                                      after_correction=args.after_correction).masks[0]
+                                      after_correction=after_correction).masks[0]
                 rows[f"{name} + negative click"].append({**frame_scores(after, truth, i), "before": before})
-    report = {"model": model.config.name, "after_correction": args.after_correction, "videos": args.videos,
+    report = {"model": model.config.name, "after_correction": after_correction, "videos": args.videos,
               "first_seed": args.first_seed, "clicked_frame": i, "rows": {}}
     print(f"{model.config.name}: {len(rows['own'])} videos, click on frame {i}, after_correction "
-          f"{args.after_correction}")
+          f"{after_correction}")
     print(f"{'':24s} {'n':>3s} {'J frame':>8s} {'J after':>8s} {'FP frame':>9s} {'FP after':>9s}")
     for name, scores in rows.items():
         if not scores:

@@ -370,6 +370,10 @@ class SAM2Config:
         max_cond_frames_in_attn: clip anchors kept as conditioning memories that a frame
             attends to (the temporally closest ones; -1 = all).
         encoder_batch_size: frames per SAM-2 image-encoder call (frames); bounds memory.
+        memory_tracker: the model holds a second memory attention, prompt encoder and mask decoder
+            that decode the frames tracked from memory alone (after a correction with
+            ``after_correction="memory"``; :mod:`svac.grounding.memory_tracker`); ``False`` (Sa2VA,
+            SAM 2 and models trained before it) decodes them with SAM-2's own modules.
 
     Raises:
         ConfigError: naming the key, for a size that is not positive, a list of the wrong length,
@@ -388,6 +392,7 @@ class SAM2Config:
     keep_absent_object_logits: bool = False
     max_cond_frames_in_attn: int = 4
     encoder_batch_size: int = 8
+    memory_tracker: bool = False
 
     def __post_init__(self) -> None:
         if self.config_name not in SAM2_CONFIG_NAMES:

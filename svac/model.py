@@ -52,6 +52,9 @@ class SVAC(PretrainedMixin, nn.Module):
         text_hidden_fcs: projector from LLM hidden states ``(n, D)`` to SAM-2 prompts ``(n, C)``.
         span_prompt: the span skip path added to the projected ``[SEG]`` states
             (:class:`svac.span_prompt.SpanPrompt`, when ``config.seg_prompt.span_skip``), else ``None``.
+        memory_tracker: the modules that decode frames tracked from memory alone
+            (:class:`svac.grounding.memory_tracker.MemoryTracker`, when ``config.sam2.memory_tracker``),
+            else ``None``.
 
     Raises:
         ConfigError: when the parts disagree (the embedding table is smaller than the
@@ -63,11 +66,12 @@ class SVAC(PretrainedMixin, nn.Module):
     #: compute some tensors in float32 on purpose (point coordinates, positional encodings,
     #: layer norms) and take lower precision from autocast, as in its own video predictor, so
     #: SAM-2 runs under autocast at the model's dtype instead (:func:`svac.inference.ground`).
-    float32_modules: tuple[str, ...] = ("grounding",)
+    float32_modules: tuple[str, ...] = ("grounding", "memory_tracker")
 
     def __init__(self, config: SVACConfig, *, mllm: "InternVLForConditionalGeneration",
                  tokenizer: "PreTrainedTokenizerBase", grounding: "LanguagePromptedSAM2",
-                 text_hidden_fcs: nn.Module, span_prompt: nn.Module | None = None) -> None:
+                 text_hidden_fcs: nn.Module, span_prompt: nn.Module | None = None,
+                 memory_tracker: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         self.mllm = mllm
@@ -75,6 +79,10 @@ class SVAC(PretrainedMixin, nn.Module):
         self.grounding = grounding
         self.text_hidden_fcs = text_hidden_fcs
         self.span_prompt = span_prompt
+        self.memory_tracker = memory_tracker
+        if (memory_tracker is not None) != config.sam2.memory_tracker:
+            raise ConfigError(f"config.sam2.memory_tracker is {config.sam2.memory_tracker} but the model was "
+                              f"given {'a' if memory_tracker is not None else 'no'} memory_tracker module")
         if (span_prompt is not None) != config.seg_prompt.span_skip:
             raise ConfigError(f"config.seg_prompt.span_skip is {config.seg_prompt.span_skip} but the model was "
                               f"given {'a' if span_prompt is not None else 'no'} span_prompt module")
@@ -123,7 +131,14 @@ class SVAC(PretrainedMixin, nn.Module):
         if config.seg_prompt.zero_init_llm_branch:
             zero_last_layer(fcs)
         span = build_span_prompt(config.seg_prompt, mllm.config.text_config.hidden_size, grounding.hidden_dim)
-        return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs, span_prompt=span)
+        tracker = None
+        if config.sam2.memory_tracker:
+            from svac.grounding.memory_tracker import build_memory_tracker
+
+            tracker = build_memory_tracker(config.sam2)
+            tracker.copy_from(grounding)
+        return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs, span_prompt=span,
+                   memory_tracker=tracker)
 
     # ------------------------------------------------------------------ properties
 

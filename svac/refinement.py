@@ -204,10 +204,11 @@ def refine(model: "SVAC", result: "SegmentationResult", *, frame: int, points: A
             callback (:mod:`svac.progress`).
         after_correction: what the frames after the object's first correction read:
             ``"seg"`` their ``[SEG]`` prompts and the ``[SEG]`` anchors' memories beside the
-            correction, ``"memory"`` SAM-2's memory alone, the correction their nearest conditioning
-            frame (:mod:`svac.grounding.replay`; for a model trained to track from memory). ``None``
-            (default): the result's own (``result.after_correction``: ``"seg"`` for a result straight
-            from ``segment``). A refined result replays all its corrections with it, so it is
+            correction, ``"memory"`` SAM-2's memory alone, read from the correction onwards
+            (:mod:`svac.grounding.replay`; for a model trained to track from memory, one with a memory
+            tracker). ``None`` (default): the result's own (``result.after_correction``: for a result
+            straight from ``segment``, ``"memory"`` when the model has a memory tracker, else ``"seg"``,
+            :func:`svac.grounding.replay.default_after_correction`). A refined result replays all its corrections with it, so it is
             recorded in the result (and its ``result.json``) and cannot change once there are corrections.
 
     Returns:

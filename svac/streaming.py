@@ -227,6 +227,8 @@ class SegmentationStream:
         return self.result().summary()
 
     def _result(self, *, masks: np.ndarray | None = None, store=None) -> SegmentationResult:
+        from svac.grounding.replay import default_after_correction
+
         if self._state != "done":
             raise RuntimeError("the stream has not been read to its end yet: iterate it, save() or collect() it")
         return SegmentationResult(
@@ -235,4 +237,5 @@ class SegmentationStream:
             mode=self.mode, csa_mode=self.csa_mode, num_visual_tokens=self.num_visual_tokens,
             seg_policy_applied=self.seg_policy_applied, model_name=self.model_name, timings=self.timings,
             objects=list(self.objects), answers=list(self.answers), areas=self.areas, frame_size=self.frame_size,
-            tracking=self.tracking, source=self.source, store=store, model=self.model)
+            tracking=self.tracking, source=self.source, store=store, model=self.model,
+            after_correction=default_after_correction(self.model))

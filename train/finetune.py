@@ -354,6 +354,7 @@ def build_model(cfg: TrainConfig, samples: list):
     Raises:
         svac.errors.ConfigError: on an invalid model config or override.
         FileNotFoundError / svac.errors.CheckpointError: when ``cfg.init_from`` cannot be loaded.
+        svac.errors.ConfigError: with ``cfg.add_memory_tracker``, when the model already has a tracker or is not SVAC.
     """
     from svac.config import apply_overrides, from_dict
     from svac.config import SVACConfig
@@ -361,6 +362,10 @@ def build_model(cfg: TrainConfig, samples: list):
 
     if cfg.init_from is not None:
         model = load_model(cfg.init_from, device="cpu", overrides=cfg.model_overrides)
+        if cfg.add_memory_tracker:
+            from svac.grounding.memory_tracker import attach_memory_tracker
+
+            attach_memory_tracker(model)
         return model.train()
     config = from_dict(SVACConfig, apply_overrides(cfg.model.to_dict(), cfg.model_overrides))
     tokenizer = None

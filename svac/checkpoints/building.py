@@ -74,6 +74,7 @@ def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, 
         svac.errors.ConfigError: when the parts disagree (see :class:`svac.SVAC`).
     """
     from svac.checkpoints.materialize import empty_model
+    from svac.grounding.memory_tracker import build_memory_tracker
     from svac.grounding.sam2_model import build_sam2_model
     from svac.mllm.internvl import build_internvl
     from svac.mllm.tokenizer import token_id
@@ -92,7 +93,8 @@ def build_skeleton(config: SVACConfig, tokenizer: "PreTrainedTokenizerBase", *, 
         fcs = text_hidden_fcs if text_hidden_fcs is not None else build_text_hidden_fcs(
             mllm.config.text_config.hidden_size, sam2.hidden_dim)
         span = build_span_prompt(config.seg_prompt, mllm.config.text_config.hidden_size, sam2.hidden_dim)
+        tracker = build_memory_tracker(config.sam2) if config.sam2.memory_tracker else None
         return model_class(config, mllm=mllm, tokenizer=tokenizer, grounding=sam2, text_hidden_fcs=fcs,
-                           span_prompt=span)
+                           span_prompt=span, memory_tracker=tracker)
 
     return empty_model(build)

@@ -24,18 +24,22 @@ schedules:
 What the frames *after* a correction read is a choice, :data:`AfterCorrection`, argument
 ``after_correction`` of :func:`replay_object`:
 
-* ``"seg"`` (default; what ``SAM2VideoPredictor`` does with svac's prompts added): as above, every
+* ``"seg"`` (what ``SAM2VideoPredictor`` does with svac's prompts added; the default for a model without
+  a memory tracker, :func:`default_after_correction`): as above, every
   frame keeps its clip's ``[SEG]`` prompt and the ``[SEG]``-prompted anchors stay conditioning frames.
   On a model whose memory does not carry the object (every frame prompted, no stage needing memory) a
   click fixes its frame and the frames after it keep following their ``[SEG]``;
-* ``"memory"`` (SAM 2's own schedule after a user's prompt): the frames after the object's first
-  correction are decoded from memory alone -- no ``[SEG]`` prompt (a later correction's clicks alone)
-  -- and the ``[SEG]`` anchors after it stop being conditioning frames (their memories are dropped
-  and they are decoded again from memory), so the correction, not a ``[SEG]`` it contradicts, is the
-  nearest conditioning memory of every later frame. The frames before the first correction are as
-  with ``"seg"``. Meant for a model trained to track from memory after a click
-  (``objective: vos`` with ``vos.clicks``, ``configs/train/vos_memory_3_clicks.yaml``); on the
-  shipped model the frames after a click come out nearly empty (``README``, "Refine with a click or a box").
+* ``"memory"`` (SAM 2's own schedule after a user's prompt; the default for a model with a memory
+  tracker): the frames after the object's first correction are decoded from memory alone -- no
+  ``[SEG]`` prompt (a later correction's clicks alone), by the model's memory tracker when it has one
+  (:mod:`svac.grounding.memory_tracker`) -- and the correction restarts the object's track: the
+  ``[SEG]`` anchors after it stop being conditioning frames (decoded again from memory), and the
+  forward sweep reads the corrected frames' memories and its own, not those of the ``[SEG]``-decoded
+  frames before the correction (which follow the mask being corrected; as SAM 2's
+  ``clear_non_cond_mem_around_input``, extended to the conditioning anchors). The frames before the
+  first correction are as with ``"seg"``. Meant for a model trained to track from memory: one with a
+  memory tracker (``configs/train/svac_default_6_tracker.yaml``); on a model without one whose
+  memory never had to carry the object, the frames after a click come out nearly empty.
 
 SAM-2's state before a correction is the whole history of the object's tracking. svac does
 not keep it (the engine forgets all but the conditioning frames and the most recent ones), so
@@ -75,6 +79,13 @@ BOX_LABELS = (2, 3)
 #: ``[SEG]`` anchors' conditioning memories (``"seg"``), or memory alone (``"memory"``).
 AfterCorrection = Literal["seg", "memory"]
 AFTER_CORRECTION_CHOICES: tuple[str, ...] = get_args(AfterCorrection)
+
+
+def default_after_correction(model) -> AfterCorrection:
+    """What a result of ``model`` replays its corrections with unless told otherwise: ``"memory"`` for a model
+    with a memory tracker (``sam2.memory_tracker``, trained to track from memory alone:
+    :mod:`svac.grounding.memory_tracker`), ``"seg"`` for any other (``None`` too)."""
+    return "memory" if getattr(model, "memory_tracker", None) is not None else "seg"
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,8 @@ class _Replay:
         self.near_logits: dict[int, torch.Tensor] = {}  # their mask logits
         self.reverse_of: dict[int, bool] = {}  # direction each frame was last tracked in (frames tracked so far)
         self.memory_after_correction = after_correction == "memory"
+        # the model's memory tracker decodes the frames after the first correction (memory mode only)
+        self.tracker = model.memory_tracker if self.memory_after_correction else None
         self.first_correction: int | None = None  # the earliest corrected frame (frames)
         self.corrected: set[int] = set()  # the frames corrected so far
 
@@ -275,8 +288,10 @@ class _Replay:
             logits, scores = [], []
             with timer(self.model.device) as elapsed:
                 for t, f in zip(part, feats):
+                    inputs = self.tracking_inputs(t)
+                    tracker = self.tracker if inputs is None and self.after_first_correction(t) else None
                     out = _step(self.sam, t, f, 1, bank, self.n, is_init_cond_frame=False,
-                                point_inputs=self.tracking_inputs(t), track_in_reverse=reverse)
+                                point_inputs=inputs, track_in_reverse=reverse, tracker=tracker)
                     self.keep_memory(out)
                     bank.add(t, out, conditioning=False, reverse=reverse)
                     if t in keep:
@@ -294,6 +309,11 @@ class _Replay:
         """Track again forwards from ``frame`` to the last frame, then backwards to the first."""
         forward_bank = MemoryBank(horizon=self.horizon, cond=self.cond,
                                   non_cond={t: e for t, e in self.near.items() if t < frame})
+        if self.memory_after_correction and self.first_correction is not None:
+            # the correction restarts the object's track: the frames after it read the corrected frames'
+            # memories and their own, not the [SEG]-decoded frames before it
+            forward_bank = MemoryBank(horizon=self.horizon, non_cond={},
+                                      cond={t: e for t, e in self.cond.items() if t >= self.first_correction})
         after = range(frame + 1, min(self.n, frame + self.horizon + 1))  # read by the backward sweep
         self.near_logits = {}
         kept = self.sweep(range(frame + 1, self.n), reverse=False, bank=forward_bank, keep=[*keep, *after],

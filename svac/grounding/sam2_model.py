@@ -113,6 +113,10 @@ class LanguagePromptedSAM2(SAM2Base):
         self.text_multimask_output = text_multimask_output
         self.keep_absent_object_logits = keep_absent_object_logits
         self._heads_call: _HeadsCall | None = None
+        self._register_heads_hooks()
+
+    def _register_heads_hooks(self) -> None:
+        """Register svac's two forward hooks on the prompt encoder and the mask decoder (class docstring)."""
         self.sam_prompt_encoder.register_forward_hook(self._append_seg_tokens)
         self.sam_mask_decoder.register_forward_hook(self._record_raw_logits)
 
@@ -395,9 +399,12 @@ class InputWorkspace:
         return self._storage[:n]
 
 
-def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
+def build_sam2_model(cfg: SAM2Config, *, model_class: type[LanguagePromptedSAM2] | None = None) -> LanguagePromptedSAM2:
     """Build :class:`LanguagePromptedSAM2` from a ``sam2`` package config resized by ``cfg``'s typed fields
     (:func:`svac.grounding.sam2_hydra.sam2_model_node`: no string from a file reaches Hydra).
+
+    ``model_class`` (default :class:`LanguagePromptedSAM2`) is the class built, a subclass of it
+    (:func:`svac.grounding.memory_tracker.build_memory_tracker` builds one without svac's hooks).
 
     When ``cfg.checkpoint`` is set, a Meta SAM 2 / 2.1 ``.pt`` checkpoint is loaded strictly
     (``torch.load(weights_only=True)``).
@@ -413,7 +420,7 @@ def build_sam2_model(cfg: SAM2Config) -> LanguagePromptedSAM2:
     from svac.errors import ConfigError
     from svac.grounding.sam2_hydra import sam2_model_node
 
-    node = sam2_model_node(cfg, LanguagePromptedSAM2)
+    node = sam2_model_node(cfg, model_class or LanguagePromptedSAM2)
     _use_inference_modules(node)
     try:
         model = instantiate(node, _recursive_=True)

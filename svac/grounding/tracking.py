@@ -24,11 +24,14 @@ on their own with ``[SEG]``, the later frames tracked by memory without a prompt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import torch
 
 from svac.grounding.sam2_model import FrameFeatures, LanguagePromptedSAM2
+
+if TYPE_CHECKING:
+    from svac.grounding.memory_tracker import MemoryTracker
 
 #: Per-frame output entries SAM-2 reads back from memory; nothing else is kept.
 MEMORY_KEYS = ("maskmem_features", "maskmem_pos_enc", "obj_ptr")
@@ -91,13 +94,27 @@ def memory_horizon(model: LanguagePromptedSAM2) -> int:
 
 
 def _step(model: LanguagePromptedSAM2, frame: int, feats: FrameFeatures, k: int, bank: MemoryBank, num_frames: int,
-          mask_inputs: torch.Tensor | None = None, **options) -> dict:
+          mask_inputs: torch.Tensor | None = None, tracker: "MemoryTracker | None" = None, **options) -> dict:
     """``model.track_step`` on one frame for k objects, reading and writing ``bank`` (``options``: its other arguments).
 
     ``mask_inputs`` (``float (k, 1, S, S)``, S = SAM-2's input side) is SAM-2's mask prompt (its video predictor's
     ``add_new_mask``); ``None`` gives none. The frame's precomputed memory self-attention, when it has one, is
-    handed to SAM-2's memory attention.
+    handed to SAM-2's memory attention. ``tracker`` (:class:`~svac.grounding.memory_tracker.MemoryTracker`)
+    decodes a frame without any prompt in place of SAM-2's memory attention, prompt encoder and mask decoder.
+
+    Raises:
+        ValueError: when ``tracker`` is given for a frame with a prompt (points, ``[SEG]``, a mask or previous logits).
     """
+    if tracker is not None:
+        if mask_inputs is not None or options.get("point_inputs") is not None \
+                or options.get("prev_sam_mask_logits") is not None:
+            raise ValueError(f"frame {frame}: the memory tracker decodes frames without prompts only")
+        with tracker.decoding(model):  # its memory attention computes its own self-attention: no handoff
+            return model.track_step(frame_idx=frame,
+                                    current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
+                                    current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
+                                    feat_sizes=feats.feat_sizes, mask_inputs=None, output_dict=bank.output_dict,
+                                    num_frames=num_frames, **options)
     with model.self_attention_handoff(feats):
         return model.track_step(frame_idx=frame, current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
                                 current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],

@@ -28,7 +28,7 @@ DEFAULT_TRAINABLE = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "speci
 #: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
 TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_decoder", "special_tokens",
                    "vision_encoder", "llm", "sam2_image_encoder", "sam2_high_res_convs", "sam2_memory",
-                   "sam2_prompt_encoder")
+                   "sam2_prompt_encoder", "sam2_tracker")
 
 
 def _check_probability(section: str, cfg: Any, name: str) -> None:
@@ -400,6 +400,9 @@ class TrainConfig:
         model_overrides: ``key=value`` overrides applied to the model's config (e.g. switching a
             Sa2VA checkpoint to SVAC's pipeline, ASTC frames and CSA: ``pipeline=svac``,
             ``astc.mode=astc``, ``csa.mode=per_clip``).
+        add_memory_tracker: give the ``init_from`` model a memory tracker, a copy of its SAM-2 memory
+            attention, prompt encoder and mask decoder that decodes the frames tracked from memory alone
+            (:mod:`svac.grounding.memory_tracker`; trainable part ``sam2_tracker``); the model must not have one.
         trainable: the parts that train (see :data:`TRAINABLE_PARTS`); LoRA adapters always train.
         lora, loss, data, optim: see their classes.
         output_dir: where checkpoints and the final model go.
@@ -445,6 +448,7 @@ class TrainConfig:
     model: SVACConfig | None = None
     init_from: str | None = None
     model_overrides: list[str] = field(default_factory=list)
+    add_memory_tracker: bool = False
     trainable: list[str] = field(default_factory=lambda: list(DEFAULT_TRAINABLE))
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -481,6 +485,9 @@ class TrainConfig:
                               + ("neither" if self.model is None else "both: remove model (a run folder written by "
                                  "an older svac: delete the 'model' key of its train_config.json)"))
         check_path("init_from", self.init_from)
+        if self.add_memory_tracker and self.init_from is None:
+            raise ConfigError("add_memory_tracker needs init_from (a model built from scratch gets its tracker from "
+                              "its config: model.sam2.memory_tracker: true)")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:

@@ -79,6 +79,7 @@ def part_modules(model: "SVAC") -> dict[str, list[nn.Module | nn.Parameter]]:
         "sam2_high_res_convs": ([sam.sam_mask_decoder.conv_s0, sam.sam_mask_decoder.conv_s1]
                                 if sam.use_high_res_features_in_sam else []),
         "sam2_memory": memory,
+        "sam2_tracker": [model.memory_tracker] if model.memory_tracker is not None else [],
         "vision_encoder": [inner.vision_tower],
         "llm": [inner.language_model, model.mllm.lm_head],
     }
@@ -91,12 +92,18 @@ def configure_trainable(model: "SVAC", parts: list[str]) -> TrainableSummary:
         A :class:`TrainableSummary`.
 
     Raises:
-        svac.errors.ConfigError: when ``parts`` names ``span_prompt`` for a model without the span skip path.
+        svac.errors.ConfigError: when ``parts`` names ``span_prompt`` for a model without the span skip path, or
+            ``sam2_tracker`` for a model without a memory tracker.
     """
     if "span_prompt" in parts and model.span_prompt is None:
         from svac.errors import ConfigError
 
         raise ConfigError("trainable part span_prompt: this model has no span skip path (seg_prompt.span_skip is false)")
+    if "sam2_tracker" in parts and model.memory_tracker is None:
+        from svac.errors import ConfigError
+
+        raise ConfigError("trainable part sam2_tracker: this model has no memory tracker (sam2.memory_tracker is false; "
+                          "add_memory_tracker: true adds one)")
     for p in model.parameters():
         p.requires_grad_(False)
     counts: dict[str, int] = {}

@@ -40,7 +40,10 @@ after it (``docs/training.md``, "Tracking from memory").
    refinement decodes it (the ``[SEG]`` prompt, sometimes another expression's, plus the click).
 
 Which parts train is the config's ``trainable`` (``sam2_memory`` at least: memory attention, memory
-encoder, object-pointer projections).
+encoder, object-pointer projections). A model with a memory tracker (``sam2.memory_tracker``,
+:mod:`svac.grounding.memory_tracker`) decodes the memory-only frames with it, as refinement's
+``after_correction="memory"`` does; trained alone (``trainable: [sam2_tracker]``) it learns to track
+while the ``[SEG]``, click and mask-prompted frames keep SAM-2's own modules unchanged.
 """
 
 from __future__ import annotations
@@ -253,7 +256,8 @@ class VOSObjective(SVACObjective):
                                 is_init_cond_frame=True, point_inputs=None)
                     bank.add(0, out, conditioning=True)
                     continue
-                out = _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=None)
+                out = _step(sam, j, frame, k, bank, length, is_init_cond_frame=False, point_inputs=None,
+                            tracker=self.model.memory_tracker)
                 if click is None or j < click:
                     supervise(out, prompted[:, j])
                     bank.add(j, out, conditioning=False)
