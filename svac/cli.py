@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     ref.add_argument("--after-correction", default=None, choices=["seg", "memory"],
                      help="what the frames after a correction read: their [SEG] prompts (seg) or SAM-2's memory "
-                          "alone (memory); default: RESULT_DIR's (seg for a result never refined); a result's "
-                          "corrections all use one")
+                          "alone, from the correction on (memory); default: RESULT_DIR's (recorded by segment: memory "
+                          "for a model with a memory tracker, else seg); a result's corrections all use one")
     ref.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_model_args(ref)
 

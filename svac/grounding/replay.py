@@ -37,7 +37,8 @@ What the frames *after* a correction read is a choice, :data:`AfterCorrection`, 
   forward sweep reads the corrected frames' memories and its own, not those of the ``[SEG]``-decoded
   frames before the correction (which follow the mask being corrected; as SAM 2's
   ``clear_non_cond_mem_around_input``, extended to the conditioning anchors). The frames before the
-  first correction are as with ``"seg"``. Meant for a model trained to track from memory: one with a
+  first correction are as with ``"seg"``; an object without ``[SEG]`` has every frame but its corrected
+  ones decoded from memory alone (by the tracker too). Meant for a model trained to track from memory: one with a
   memory tracker (``configs/train/svac_default_6_tracker.yaml``); on a model without one whose
   memory never had to carry the object, the frames after a click come out nearly empty.
 
@@ -150,7 +151,8 @@ class _Replay:
         self.near_logits: dict[int, torch.Tensor] = {}  # their mask logits
         self.reverse_of: dict[int, bool] = {}  # direction each frame was last tracked in (frames tracked so far)
         self.memory_after_correction = after_correction == "memory"
-        # the model's memory tracker decodes the frames after the first correction (memory mode only)
+        # the model's memory tracker decodes the frames without any prompt (memory mode only): those after the
+        # first correction, and every frame but the corrected ones of an object without [SEG]
         self.tracker = model.memory_tracker if self.memory_after_correction else None
         self.first_correction: int | None = None  # the earliest corrected frame (frames)
         self.corrected: set[int] = set()  # the frames corrected so far
@@ -289,7 +291,7 @@ class _Replay:
             with timer(self.model.device) as elapsed:
                 for t, f in zip(part, feats):
                     inputs = self.tracking_inputs(t)
-                    tracker = self.tracker if inputs is None and self.after_first_correction(t) else None
+                    tracker = self.tracker if inputs is None else None  # a frame without any prompt
                     out = _step(self.sam, t, f, 1, bank, self.n, is_init_cond_frame=False,
                                 point_inputs=inputs, track_in_reverse=reverse, tracker=tracker)
                     self.keep_memory(out)

@@ -109,13 +109,8 @@ def _step(model: LanguagePromptedSAM2, frame: int, feats: FrameFeatures, k: int,
         if mask_inputs is not None or options.get("point_inputs") is not None \
                 or options.get("prev_sam_mask_logits") is not None:
             raise ValueError(f"frame {frame}: the memory tracker decodes frames without prompts only")
-        with tracker.decoding(model):  # its memory attention computes its own self-attention: no handoff
-            return model.track_step(frame_idx=frame,
-                                    current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
-                                    current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
-                                    feat_sizes=feats.feat_sizes, mask_inputs=None, output_dict=bank.output_dict,
-                                    num_frames=num_frames, **options)
-    with model.self_attention_handoff(feats):
+    # the tracker's memory attention computes its own self-attention: the handoff is SAM-2's
+    with model.self_attention_handoff(feats) if tracker is None else tracker.decoding(model):
         return model.track_step(frame_idx=frame, current_vision_feats=[f.expand(-1, k, -1) for f in feats.vision_feats],
                                 current_vision_pos_embeds=[p.expand(-1, k, -1) for p in feats.vision_pos],
                                 feat_sizes=feats.feat_sizes, mask_inputs=mask_inputs, output_dict=bank.output_dict,
