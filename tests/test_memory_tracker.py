@@ -37,6 +37,20 @@ def models(tiny_config):
     return plain, tracked
 
 
+def test_a_model_built_with_a_tracker_starts_from_sam2s_weights(tiny_config):
+    """SVAC.from_config with sam2.memory_tracker: the tracker's modules are SAM-2's, copied (not shared)."""
+    config = dataclasses.replace(tiny_config, sam2=dataclasses.replace(tiny_config.sam2, memory_tracker=True))
+    model = build_from_config(config)
+    for name in TRACKER_PARTS:
+        ours, sams = getattr(model.memory_tracker, name), getattr(model.grounding, name)
+        assert ours is not sams
+        for (key, a), (_, b) in zip(ours.state_dict().items(), sams.state_dict().items()):
+            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), key
+    with pytest.raises(ConfigError, match="sam2.memory_tracker is True but the model was given no memory_tracker"):
+        type(model)(config, mllm=model.mllm, tokenizer=model.tokenizer, grounding=model.grounding,
+                    text_hidden_fcs=model.text_hidden_fcs, span_prompt=model.span_prompt)
+
+
 def _perturbed(model):
     """A copy of ``model`` whose tracker weights are moved off SAM-2's (seeded)."""
     other = copy.deepcopy(model)

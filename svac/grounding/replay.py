@@ -153,7 +153,7 @@ class _Replay:
         self.memory_after_correction = after_correction == "memory"
         # the model's memory tracker decodes the frames without any prompt (memory mode only): those after the
         # first correction, and every frame but the corrected ones of an object without [SEG]
-        self.tracker = model.memory_tracker if self.memory_after_correction else None
+        self.tracker = getattr(model, "memory_tracker", None) if self.memory_after_correction else None
         self.first_correction: int | None = None  # the earliest corrected frame (frames)
         self.corrected: set[int] = set()  # the frames corrected so far
 
