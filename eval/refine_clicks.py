@@ -2,10 +2,12 @@
 
 Usage (from a checkout)::
 
-    svac bench refine-clicks [--model M] [--videos 20] [--first-seed 100] [--frame 8] [--out clicks.json]
+    svac bench refine-clicks [--model M] [--videos 20] [--first-seed 100] [--frame 8] [--frames 24] [--objects 2]
+                             [--after-correction seg|memory] [--out clicks.json]
 
 Each video is drawn as ``svac bench refine`` draws its one (``svac.data.synthetic``, 160x120, 24
-frames, two objects; seeds ``--first-seed`` on); the target is its first expression's object. The
+frames, two objects; seeds ``--first-seed`` on; ``--frames N`` and ``--objects K`` or ``--objects MIN-MAX``
+draw longer videos with more objects); the target is its first expression's object. The
 video is segmented twice: with that expression (``own``) and with an expression naming the other
 object (``wrong``: a mask wrong on purpose, still scored against the target). Each result is then
 refined at ``--frame`` with a positive click on the target pixel nearest the target's centroid, or
@@ -30,6 +32,20 @@ from refine import nearest_to_centroid  # eval/refine.py (this script's folder)
 
 ROWS = ("own", "own + positive click", "own + negative click", "own + box", "wrong", "wrong + positive click",
         "wrong + negative click", "wrong + box")
+
+
+def object_range(text: str) -> tuple[int, int]:
+    """``"K"`` or ``"MIN-MAX"`` (objects per video, 2 or more: a wrong ``[SEG]`` names another object) as ``(min, max)``.
+
+    Raises:
+        argparse.ArgumentTypeError: naming the value, for anything else.
+    """
+    parts = text.split("-")
+    if len(parts) in (1, 2) and all(p.isdigit() for p in parts):
+        lo, hi = int(parts[0]), int(parts[-1])
+        if 2 <= lo <= hi:
+            return lo, hi
+    raise argparse.ArgumentTypeError(f"--objects {text!r}: expected K or MIN-MAX with 2 <= MIN <= MAX")
 
 
 def frame_scores(masks: np.ndarray, truth: np.ndarray, frame: int) -> dict:
@@ -59,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model (default: the bundled default model)")
     parser.add_argument("--videos", type=int, default=20, help="synthetic videos drawn")
     parser.add_argument("--first-seed", type=int, default=100, help="seed of the first video")
-    parser.add_argument("--frame", type=int, default=8, help="the frame clicked (of 24)")
+    parser.add_argument("--frame", type=int, default=8, help="the frame clicked (of --frames)")
+    parser.add_argument("--frames", type=int, default=24, help="frames per video")
+    parser.add_argument("--objects", type=object_range, default=(2, 2),
+                        help="objects per video: K, or MIN-MAX drawn per video (default 2)")
     parser.add_argument("--out", default=None, help="JSON file to write (must not exist)")
     parser.add_argument("--after-correction", choices=("seg", "memory"), default=None,
                         help="what the frames after the click read (svac.grounding.replay); default: the model's "
@@ -67,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None and Path(args.out).exists():
         parser.error(f"--out {args.out} exists; choose another file")
-    if args.videos < 1 or not 0 <= args.frame < 23:
-        parser.error("--videos must be >= 1 and --frame in 0..22")
+    if args.videos < 1 or args.frames < 2 or not 0 <= args.frame < args.frames - 1:
+        parser.error(f"--videos must be >= 1, --frames >= 2 and --frame in 0..{args.frames - 2}")
 
     import torch
 
@@ -82,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     i = args.frame
     rows: dict[str, list] = {name: [] for name in ROWS}
     for seed in range(args.first_seed, args.first_seed + args.videos):
-        video = generate_video(np.random.default_rng(seed), VideoSpec(num_frames=(24, 24), num_objects=(2, 2)))
+        spec = VideoSpec(num_frames=(args.frames, args.frames), num_objects=args.objects)
+        video = generate_video(np.random.default_rng(seed), spec)
         target = video.expressions[0]
         others = [e for e in video.expressions if e.obj_id != target.obj_id]
         truth = video.object_mask(target.obj_id)
@@ -104,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                       after_correction=after_correction).masks[0]
                 rows[f"{name} + negative click"].append({**frame_scores(after, truth, i), "before": before})
     report = {"model": model.config.name, "after_correction": after_correction, "videos": args.videos,
+              "frames": args.frames, "objects": list(args.objects),
               "first_seed": args.first_seed, "clicked_frame": i, "rows": {}}
     print(f"{model.config.name}: {len(rows['own'])} videos, click on frame {i}, after_correction "
           f"{after_correction}")

@@ -209,3 +209,21 @@ def test_vos_training_of_the_tracker_moves_only_the_tracker(models, tmp_path):
     moved = {n.split(".")[0] for n, p in model.memory_tracker.named_parameters()
              if not torch.equal(p, before[f"memory_tracker.{n}"])}
     assert {"memory_attention", "sam_mask_decoder"} <= moved
+
+
+def test_the_click_benchmark_draws_the_videos_it_is_told_to():
+    """``svac bench refine-clicks --objects/--frames`` (the README's harder click table): K or MIN-MAX objects,
+    refused with the value named otherwise, and a clicked frame that leaves frames after it."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+    from refine_clicks import main, object_range
+
+    assert object_range("3-4") == (3, 4) and object_range("2") == (2, 2)
+    for bad in ("1", "4-3", "two", "2-3-4", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="--objects"):
+            object_range(bad)
+    with pytest.raises(SystemExit):
+        main(["--frames", "8", "--frame", "7"])  # no frame after the clicked one
