@@ -135,8 +135,7 @@ class SVAC(PretrainedMixin, nn.Module):
         if config.sam2.memory_tracker:
             from svac.grounding.memory_tracker import build_memory_tracker
 
-            tracker = build_memory_tracker(config.sam2)
-            tracker.copy_from(grounding)
+            tracker = build_memory_tracker(config.sam2, copy_of=grounding)
         return cls(config, mllm=mllm, tokenizer=tokenizer, grounding=grounding, text_hidden_fcs=fcs, span_prompt=span,
                    memory_tracker=tracker)
 

@@ -88,8 +88,9 @@ class _UnhookedSAM2(LanguagePromptedSAM2):
         pass
 
 
-def build_memory_tracker(cfg: "SAM2Config") -> MemoryTracker:
-    """A :class:`MemoryTracker` with random weights, its modules built as the grounding model's are.
+def build_memory_tracker(cfg: "SAM2Config", *, copy_of: LanguagePromptedSAM2 | None = None) -> MemoryTracker:
+    """A :class:`MemoryTracker` with random weights, its modules built as the grounding model's are; with
+    ``copy_of``, a copy of that SAM-2's three modules instead, on its device and dtype (the start of training).
 
     The ``sam2`` package builds the three modules inside ``SAM2Base`` (the mask decoder and prompt
     encoder from its sizes), so a SAM-2 of the same config (no checkpoint, without svac's forward hooks,
@@ -104,8 +105,12 @@ def build_memory_tracker(cfg: "SAM2Config") -> MemoryTracker:
 
     donor = build_sam2_model(dataclasses.replace(cfg, checkpoint=None, memory_tracker=False),
                              model_class=_UnhookedSAM2)
-    return MemoryTracker(*(getattr(donor, name) for name in TRACKER_PARTS))
-
+    tracker = MemoryTracker(*(getattr(donor, name) for name in TRACKER_PARTS))
+    if copy_of is not None:
+        reference = next(copy_of.parameters())
+        tracker.to(device=reference.device, dtype=reference.dtype)
+        tracker.copy_from(copy_of)
+    return tracker
 
 
 def attach_memory_tracker(model) -> None:
@@ -127,9 +132,6 @@ def attach_memory_tracker(model) -> None:
         raise ConfigError("add_memory_tracker: only an SVAC model (head: svac) has SAM-2 memory to track with")
     if config.sam2.memory_tracker or getattr(model, "memory_tracker", None) is not None:
         raise ConfigError("add_memory_tracker: the model already has a memory tracker (sam2.memory_tracker is true)")
-    tracker = build_memory_tracker(config.sam2)
-    reference = next(model.grounding.parameters())
-    tracker.to(device=reference.device, dtype=reference.dtype)
-    tracker.copy_from(model.grounding)
+    tracker = build_memory_tracker(config.sam2, copy_of=model.grounding)
     model.config = dataclasses.replace(config, sam2=dataclasses.replace(config.sam2, memory_tracker=True))
     model.memory_tracker = tracker
