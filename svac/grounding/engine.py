@@ -13,7 +13,8 @@ frames, and for each chunk:
 4. tracks the K objects frame by frame in one SAM-2 batch (memory attention, mask decoder
    prompted by each object's ``[SEG]``, memory encoder; :mod:`svac.grounding.tracking`), SAM-2's
    memory keeping only the conditioning frames and the most recent ones;
-5. upsamples the chunk's low-resolution logits to the frame size in one call, thresholds them,
+5. upsamples the chunk's low-resolution logits to the frame size in one call (only where a mask can be
+   on, :mod:`svac.grounding.mask_upsampling`), thresholds them,
    and hands the ``bool (K, n, H, W)`` masks out as a :class:`~svac.outputs.MaskChunk` before
    the next chunk is decoded.
 
@@ -32,7 +33,6 @@ from typing import TYPE_CHECKING, Iterator, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from svac.outputs import MaskChunk, Timings
 from svac.progress import Progress, progress_bar
@@ -193,17 +193,19 @@ def logits_to_masks(model: "SVAC", logits: torch.Tensor, *, pipeline: Literal["s
                     frame_size: tuple[int, int]) -> np.ndarray:
     """SAM-2's low-resolution mask logits ``(K, n, h', w')`` as ``bool (K, n, H, W)`` masks at the frame size.
 
-    ``svac``: one bilinear resize to the frame size; ``sa2va``: Sa2VA's two steps (to SAM-2's
-    input side, then to the frame size). Thresholded at ``config.inference.mask_threshold``.
+    ``svac``: one bilinear resize to the frame size, computed only in the window of rows and columns
+    where a mask can be on (:func:`svac.grounding.mask_upsampling.upsample_masks`); ``sa2va``: Sa2VA's
+    two steps (to SAM-2's input side, then to the frame size). Thresholded at
+    ``config.inference.mask_threshold``.
     """
+    from svac.grounding.mask_upsampling import upsample_masks
     from svac.sa2va_pipeline import upsample_logits
 
-    logits = logits.float()
+    threshold = model.config.inference.mask_threshold
     if pipeline == "sa2va":  # 256 -> 1024 -> frame size
-        logits = upsample_logits(logits, model.grounding.image_size, frame_size)
-    else:
-        logits = F.interpolate(logits, size=frame_size, mode="bilinear", align_corners=False)
-    return (logits > model.config.inference.mask_threshold).cpu().numpy()
+        logits = upsample_logits(logits.float(), model.grounding.image_size, frame_size)
+        return (logits > threshold).cpu().numpy()
+    return upsample_masks(logits, frame_size, threshold)
 
 
 def sam2_precision(model: "SVAC"):
