@@ -52,7 +52,7 @@ def test_pixels_far_from_any_object_stay_off_and_small_objects_are_found_anywher
         m.setattr(mask_upsampling, "_whole", lambda *a: pytest.fail("whole frame upsampled"))
         masks = upsample_masks(logits[1:], size, 0.0)
     assert np.array_equal(masks, theirs[1:])
-    masks = upsample_masks(logits, size, 0.0)  # corners far apart: a window as large as the frame
+    masks = upsample_masks(logits, size, 0.0)  # corners far apart: one window each
     assert np.array_equal(masks, theirs)
     assert masks[0, 0, 0, 0] and masks[0, 1, -1, -1] and masks[1, 0].any()
     assert not masks[2].any() and not masks[1, 1].any()  # no cell above the threshold: nothing on
