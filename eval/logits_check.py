@@ -4,6 +4,7 @@ Usage (from a checkout; run the first command once per checkout, e.g. with ``PYT
 
     python eval/logits_check.py save VIDEO OUT.npz [--model M] [--query Q] [--chunk-size N]
     python eval/logits_check.py compare A.npz B.npz
+    python eval/logits_check.py upsampling A.npz [--rounds R]
 
 ``save`` streams ``svac``'s grounding stage over every frame of VIDEO (one thread, inference
 mode) and stores SAM-2's low-resolution mask logits ``float32 (K, N, S/4, S/4)`` and the
@@ -11,7 +12,11 @@ thresholded full-size masks ``bool (K, N, H, W)``. ``compare`` prints the larges
 logit difference (and its frame), whether the logits are bit-identical, whether the masks
 are equal, the smallest per-frame mask IoU and the number of differing pixels; exit code 1
 when the masks differ. Used for issue 14: svac's SAM-2 inference subclasses against the
-unmodified ``sam2`` modules of an earlier checkout (``eval/README.md``).
+unmodified ``sam2`` modules of an earlier checkout (``eval/README.md``). ``upsampling`` times, in one
+process on one thread, the masks of a save's logits made in chunks of 8 frames by whole-frame
+``F.interpolate`` + threshold (svac before the windowed upsampling) and by
+:func:`svac.grounding.mask_upsampling.upsample_masks`, alternating the two over ``--rounds`` rounds, and
+checks that both give the save's masks (CPU ms per frame, median over rounds; exit code 1 when a mask differs).
 """
 
 from __future__ import annotations
@@ -72,6 +77,38 @@ def compare(args) -> int:
     return 0 if same else 1
 
 
+def upsampling(args) -> int:
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from svac.grounding.mask_upsampling import upsample_masks
+
+    torch.set_num_threads(1)
+    saved = np.load(args.a)
+    logits, masks = torch.from_numpy(saved["logits"]), saved["masks"]
+    height, width = masks.shape[-2:]
+    chunks = [logits[:, i:i + 8] for i in range(0, logits.shape[1], 8)]
+    ways = {"F.interpolate": lambda c: (F.interpolate(c, size=(height, width), mode="bilinear",
+                                                      align_corners=False) > 0).numpy(),
+            "upsample_masks": lambda c: upsample_masks(c, (height, width), 0.0)}
+    equal = {name: np.array_equal(np.concatenate([f(c) for c in chunks], axis=1), masks) for name, f in ways.items()}
+    spent = {name: [] for name in ways}
+    for _ in range(args.rounds):
+        for name, f in ways.items():
+            start = time.process_time()
+            for c in chunks:
+                f(c)
+            spent[name].append((time.process_time() - start) / logits.shape[1] * 1000)
+    ms = {name: float(np.median(v)) for name, v in spent.items()}
+    print(f"{args.a}: {width}x{height}, {logits.shape[1]} frames, masks cover {masks.mean() * 100:.2f} % of the "
+          f"frames; CPU ms per frame F.interpolate {ms['F.interpolate']:.3f}, upsample_masks "
+          f"{ms['upsample_masks']:.3f} (ratio {ms['upsample_masks'] / ms['F.interpolate']:.3f}); "
+          f"equal to the saved masks: {equal}")
+    return 0 if all(equal.values()) else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,8 +121,11 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare", help="compare two saves")
     c.add_argument("a")
     c.add_argument("b")
+    u = sub.add_parser("upsampling", help="time the saved logits' upsampling: F.interpolate vs upsample_masks")
+    u.add_argument("a")
+    u.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    return save(args) if args.command == "save" else compare(args)
+    return {"save": save, "compare": compare, "upsampling": upsampling}[args.command](args)
 
 
 if __name__ == "__main__":
