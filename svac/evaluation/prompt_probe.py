@@ -1,0 +1,222 @@
+"""What the two terms of a span-skip model's ``[SEG]`` prompt carry (issue 18's diagnosis).
+
+With ``seg_prompt.span_skip`` (:mod:`svac.span_prompt`) each ``[SEG]`` prompt is the sum of two
+terms: the **LLM branch** (``text_hidden_fcs`` of the last-layer ``[SEG]`` state, which has read the
+video) and the **span term** (the expression's ``<p>...</p>`` input embeddings: its words only). Two
+probes tell what each one contributes:
+
+* :func:`held_term` -- a context in which one term is replaced, for every ``[SEG]``, by the value it
+  took on the first ``[SEG]`` the model projected: an evaluation under it measures what the *other*
+  term alone tells apart (forward hooks on ``text_hidden_fcs`` / ``span_prompt``; nothing else of the
+  model changes, and everything is restored on exit). ``hold`` runs ``svac eval``'s benchmark under it;
+  compare with an ordinary run with ``svac metrics compare``.
+* :func:`position_probe` -- ridge regressions from the ``[SEG]`` state, from the span states and from
+  both, fitted on training videos, to the target object's mean centroid (x and y as fractions of the
+  frame, over the frames it is on), scored (R^2) on held-out videos: overall and on the expressions
+  that name only time, speed or motion, whose words cannot place the object while a state that read
+  the video could.
+
+Run::
+
+    python -m svac.evaluation.prompt_probe hold MODEL --term llm|span --data-root DIR [--split valid] --out DIR
+    python -m svac.evaluation.prompt_probe position MODEL --train-root DIR --test-root DIR [--train-videos 250]
+        [--test-videos 40] [--out FILE]
+
+Source: svac's diagnosis for issue 18 (ablation of a model's input terms; linear probing of its states).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from svac.model import SVAC
+
+#: Families whose words say nothing about where an object is or what it looks like.
+VIDEO_ONLY_FAMILIES = frozenset({"time", "speed", "motion"})
+#: Ridge penalty of :func:`ridge_r2` (on standardised features).
+RIDGE = 100.0
+
+
+@contextmanager
+def held_term(model: "SVAC", term: Literal["llm", "span"]) -> Iterator[None]:
+    """Within the context, one term of every ``[SEG]`` prompt is the value it took on the first ``[SEG]`` projected.
+
+    Args:
+        model: an SVAC model with the span skip path (``config.seg_prompt.span_skip``).
+        term: ``llm`` holds the LLM branch (``text_hidden_fcs``: the span term alone tells expressions apart);
+            ``span`` holds the span term (the LLM branch alone does).
+
+    Raises:
+        ValueError: when the model has no span skip path, or ``term`` is neither.
+    """
+    if model.span_prompt is None:
+        raise ValueError("the model has no span skip path (config.seg_prompt.span_skip): its prompt has one term")
+    modules = {"llm": model.text_hidden_fcs, "span": model.span_prompt}
+    if term not in modules:
+        raise ValueError(f"term must be 'llm' or 'span', got {term!r}")
+    held: list[torch.Tensor] = []
+
+    def hold(module, inputs, output):
+        if not held:
+            held.append(output[:1].detach().clone())  # (1, C): the first [SEG]'s value
+        return held[0].to(output.dtype).expand_as(output)
+
+    handle = modules[term].register_forward_hook(hold)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@dataclass(frozen=True)
+class PromptStates:
+    """The states each expression's ``[SEG]`` prompt is made from, and where its target is.
+
+    Attributes:
+        seg: ``float32 (N, D)`` last-layer ``[SEG]`` states, averaged over the answer's ``[SEG]`` tokens.
+        span: ``float32 (N, D)`` the span states (:class:`svac.span_prompt.SpanStates`), averaged likewise.
+        centroid: ``float32 (N, 2)`` the target's centroid (x / width, y / height), averaged over its frames.
+        video_only: ``bool (N,)`` whether the expression names only :data:`VIDEO_ONLY_FAMILIES`.
+    """
+
+    seg: np.ndarray
+    span: np.ndarray
+    centroid: np.ndarray
+    video_only: np.ndarray
+
+
+def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PromptStates:
+    """:class:`PromptStates` of the expressions of the first ``videos`` videos of ``samples``, as ``segment`` asks them.
+
+    Expressions whose target never shows are skipped.
+
+    Raises:
+        ValueError: when the model has no span skip path or no expression has a visible target.
+    """
+    from svac.inference import answer_query, prepare_video
+    from svac.video.reader import FramePathsVideo
+
+    if model.span_prompt is None:
+        raise ValueError("the model has no span skip path (config.seg_prompt.span_skip)")
+    order: list[str] = []
+    seg, span, centroid, video_only = [], [], [], []
+    prepared, prepared_for = None, None
+    for s in samples:
+        if s.video_id not in order:
+            order.append(s.video_id)
+        if len(order) > videos:
+            break
+        masks = s.load_masks()  # (N, H, W)
+        on = masks.reshape(len(masks), -1).any(1)
+        if not on.any():
+            continue
+        ys, xs = [], []
+        for t in np.nonzero(on)[0]:
+            yy, xx = np.nonzero(masks[t])
+            ys.append(yy.mean() / masks.shape[1])
+            xs.append(xx.mean() / masks.shape[2])
+        with torch.inference_mode():
+            if prepared_for != s.video_id:
+                prepared = prepare_video(model, FramePathsVideo(s.frame_paths, name=s.video_id, check_sizes=False))
+                prepared_for = s.video_id
+            answer = answer_query(model, prepared, s.expression)
+        seg.append(answer.seg_hidden.float().mean(0).numpy())
+        span.append(answer.seg_span.states.float().mean(0).numpy())
+        centroid.append([float(np.mean(xs)), float(np.mean(ys))])
+        families = frozenset(s.meta.get("families") or ())
+        video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
+    if not seg:
+        raise ValueError("no expression with a visible target to probe")
+    return PromptStates(np.stack(seg).astype(np.float32), np.stack(span).astype(np.float32),
+                        np.asarray(centroid, dtype=np.float32), np.asarray(video_only, dtype=bool))
+
+
+def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+             ridge: float = RIDGE) -> float:
+    """Held-out R^2 of a ridge regression (standardised features, intercept) of ``y`` ``(N, k)`` on ``x`` ``(N, D)``.
+
+    1 is a perfect prediction; 0 is the held-out mean's; below 0 is worse than that. ``nan`` when fewer than
+    two test rows.
+    """
+    if len(x_test) < 2:
+        return float("nan")
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    design = np.c_[(x_train - mu) / sd, np.ones(len(x_train))]
+    penalty = ridge * np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0  # the intercept is not shrunk
+    weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train)
+    predicted = np.c_[(x_test - mu) / sd, np.ones(len(x_test))] @ weights
+    return float(1.0 - ((predicted - y_test) ** 2).sum() / ((y_test - y_test.mean(0)) ** 2).sum())
+
+
+def position_probe(train: PromptStates, test: PromptStates) -> dict:
+    """R^2 of the target's centroid from the ``[SEG]`` state, the span states and both: all held-out
+    expressions, those naming only time / speed / motion, and the others."""
+    features = {"seg_state": lambda p: p.seg, "span_states": lambda p: p.span,
+                "both": lambda p: np.concatenate([p.seg, p.span], axis=1)}
+    out: dict = {"n_train": len(train.seg), "n_test": len(test.seg), "n_test_video_only": int(test.video_only.sum())}
+    for name, take in features.items():
+        x_train, x_test = take(train), take(test)
+        out[name] = {part: ridge_r2(x_train, train.centroid, x_test[rows], test.centroid[rows])
+                     for part, rows in (("all", slice(None)), ("video_only", test.video_only),
+                                        ("others", ~test.video_only))}
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m svac.evaluation.prompt_probe hold|position MODEL ...`` (module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m svac.evaluation.prompt_probe",
+                                     description="what the two terms of a span-skip [SEG] prompt carry")
+    sub = parser.add_subparsers(dest="command", required=True)
+    hold = sub.add_parser("hold", help="evaluate with one prompt term held at one value")
+    hold.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
+    hold.add_argument("--term", required=True, choices=("llm", "span"))
+    hold.add_argument("--data-root", required=True, help="rvos dataset root")
+    hold.add_argument("--split", default="valid")
+    hold.add_argument("--out", required=True, help="the evaluation's run folder (as svac eval --out)")
+    pos = sub.add_parser("position", help="ridge probe of the target's centroid from the prompt's states")
+    pos.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
+    pos.add_argument("--train-root", required=True)
+    pos.add_argument("--train-split", default="train")
+    pos.add_argument("--test-root", required=True)
+    pos.add_argument("--test-split", default="valid")
+    pos.add_argument("--train-videos", type=int, default=250)
+    pos.add_argument("--test-videos", type=int, default=40)
+    pos.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
+    args = parser.parse_args(argv)
+    from svac.loading import load_model
+
+    model = load_model(args.model, device="cpu").eval()
+    if args.command == "hold":
+        from svac.evaluation.runner import run_benchmark
+
+        with held_term(model, args.term):
+            result = run_benchmark("rvos", data_root=args.data_root, split=args.split, out_dir=args.out,
+                                   model_spec=f"{args.model} (held: {args.term})", model=model)
+        print(json.dumps(result.scores, indent=1))
+        return 0
+    from svac.data.readers import load_dataset
+    from svac.metrics.output import write_text_atomic
+
+    train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
+    test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
+    text = json.dumps({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
+                       "test": f"{args.test_root}:{args.test_split}", **position_probe(train, test)}, indent=1)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n", overwrite=False)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
