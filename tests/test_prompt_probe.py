@@ -98,3 +98,17 @@ def test_position_probe_collects_one_row_per_visible_target_and_scores_every_fea
     result = position_probe(states, states)
     assert set(result) >= {"seg_state", "span_states", "both", "n_train", "n_test"}
     assert all(np.isfinite(result[f]["all"]) for f in ("seg_state", "span_states", "both"))
+
+
+def test_report_json_prints_writes_and_never_overwrites(tmp_path, capsys):
+    from svac.errors import OutputExistsError
+    from svac.metrics.output import report_json
+
+    out = tmp_path / "probe.json"
+    text = report_json({"r2": -0.05}, out)
+    assert capsys.readouterr().out.strip() == text and out.read_text() == text + "\n"
+    with pytest.raises(OutputExistsError):
+        report_json({"r2": 1.0}, out)
+    assert capsys.readouterr().out == "" and out.read_text() == text + "\n"  # refused before printing, file kept
+    report_json({"r2": 0.5}, None)
+    assert '"r2": 0.5' in capsys.readouterr().out

@@ -20,10 +20,8 @@ linear evaluation of self-supervised backbones).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -158,18 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from svac.data.readers import load_dataset
     from svac.loading import load_model
-    from svac.metrics.output import write_text_atomic
+    from svac.metrics.output import report_json
 
     model = load_model(args.model, device="cpu").eval()
     train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)),
                     videos=args.train_videos, frames=args.train_frames)
     test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)),
                    videos=args.test_videos, frames=args.test_frames)
-    text = json.dumps({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
-                       "test": f"{args.test_root}:{args.test_split}", **probe(train, test)}, indent=1)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n", overwrite=False)
-    print(text)
+    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
+                 "test": f"{args.test_root}:{args.test_split}", **probe(train, test)}, args.out)
     return 0
 
 

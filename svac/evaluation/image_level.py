@@ -21,10 +21,8 @@ Source: svac's learning curves for issue 18.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -123,17 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from svac.data.readers import load_dataset
     from svac.loading import load_model
-    from svac.metrics.output import write_text_atomic
+    from svac.metrics.output import report_json
 
     model = load_model(args.model, device="cpu")
     result = evaluate_image_level(model, list(load_dataset(f"rvos:{args.data_root}", args.split)),
                                   frames_per_expression=args.frames)
-    text = json.dumps({"model": args.model, "data_root": args.data_root, "split": args.split,
-                       "frames_per_expression": args.frames, "pair_identity_iou": PAIR_IDENTITY_IOU,
-                       "scores": result.scores}, indent=1)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n", overwrite=False)
-    print(text)
+    report_json({"model": args.model, "data_root": args.data_root, "split": args.split,
+                 "frames_per_expression": args.frames, "pair_identity_iou": PAIR_IDENTITY_IOU,
+                 "scores": result.scores}, args.out)
     return 0
 
 

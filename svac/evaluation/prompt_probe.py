@@ -32,7 +32,6 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 import numpy as np
@@ -206,15 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result.scores, indent=1))
         return 0
     from svac.data.readers import load_dataset
-    from svac.metrics.output import write_text_atomic
+    from svac.metrics.output import report_json
 
     train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
     test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
-    text = json.dumps({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
-                       "test": f"{args.test_root}:{args.test_split}", **position_probe(train, test)}, indent=1)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n", overwrite=False)
-    print(text)
+    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
+                 "test": f"{args.test_root}:{args.test_split}", **position_probe(train, test)}, args.out)
     return 0
 
 

@@ -37,6 +37,27 @@ def write_text_atomic(path: Path, text: str, *, overwrite: bool) -> None:
     write_texts_atomic({path: text}, overwrite=overwrite)
 
 
+def report_json(payload: dict, out: str | os.PathLike[str] | None) -> str:
+    """Print ``payload`` as indented JSON and, when ``out`` is given, write it there too (never over a file).
+
+    What the probe and evaluation command lines (``python -m svac.evaluation.feature_probe`` ...) end with.
+
+    Returns:
+        The JSON text.
+
+    Raises:
+        svac.errors.OutputExistsError: when ``out`` exists (checked before printing).
+        OSError: when ``out``'s folder cannot be written.
+    """
+    import json
+
+    text = json.dumps(payload, indent=1)
+    if out:
+        write_text_atomic(Path(out), text + "\n", overwrite=False)
+    print(text)
+    return text
+
+
 def write_texts_atomic(files: Mapping[Path, str], *, overwrite: bool) -> None:
     """Write several UTF-8 files as one set: every file is written to a temporary file first, then all are renamed.
 
