@@ -193,7 +193,7 @@ def logits_to_masks(model: "SVAC", logits: torch.Tensor, *, pipeline: Literal["s
                     frame_size: tuple[int, int]) -> np.ndarray:
     """SAM-2's low-resolution mask logits ``(K, n, h', w')`` as ``bool (K, n, H, W)`` masks at the frame size.
 
-    ``svac``: one bilinear resize to the frame size, computed only in the window of rows and columns
+    ``svac``: one bilinear resize to the frame size, computed only in the windows of rows and columns
     where a mask can be on (:func:`svac.grounding.mask_upsampling.upsample_masks`); ``sa2va``: Sa2VA's
     two steps (to SAM-2's input side, then to the frame size). Thresholded at
     ``config.inference.mask_threshold``.
