@@ -75,3 +75,20 @@ def test_source_indices_are_pytorchs_bilinear_sampling():
 def test_bad_logits_are_refused():
     with pytest.raises(ValueError, match=r"\(K, n, h, w\)"):
         upsample_masks(torch.zeros(2, 32, 32), (480, 854), 0.0)
+
+
+def test_cell_blocks_cover_every_cell_once_and_keep_far_cells_apart():
+    from svac.grounding.mask_upsampling import cell_blocks
+
+    on = np.zeros((32, 32), dtype=bool)
+    on[0:3, 28:32] = True   # a patch in a corner
+    on[1, 20] = True        # a stray cell in the same rows, other columns
+    on[24:29, 14:17] = True  # the object
+    blocks = cell_blocks(on)
+    cover = np.zeros(on.shape, dtype=int)
+    for r, c in blocks:
+        cover[r, c] += on[r, c]
+    assert np.array_equal(cover, on.astype(int))  # every cell in exactly one block
+    assert len(blocks) == 3 and (slice(24, 29), slice(14, 17)) in blocks
+    assert sum((r.stop - r.start) * (c.stop - c.start) for r, c in blocks) < 40  # not one box over the frame
+    assert cell_blocks(np.zeros((4, 4), dtype=bool)) == []

@@ -10,9 +10,9 @@ inside the window of output rows and columns that can be above the threshold:
 * a bilinear value is a convex combination of its four neighbouring cells, so a pixel whose
   neighbouring cells are all at or below the threshold is at or below it too (with the threshold
   subtracted first, the combination of values <= 0 with weights >= 0 stays <= 0 in floating point);
-* the windows are the bounding boxes, for each object on each frame and each group of touching cells
-  above the threshold, of the output rows and columns with a neighbouring cell in the group;
-  everything outside them is ``False``;
+* the windows are, for each object on each frame and each block of cells above the threshold (a run
+  of rows holding such cells, split into its runs of columns: :func:`cell_blocks`), the output rows
+  and columns with a neighbouring cell in the block; everything outside them is ``False``;
 * inside the window, the columns are interpolated first on the low-resolution rows (cheap), then
   the rows, each output row a blend of two rows (``torch.lerp``).
 
@@ -84,18 +84,12 @@ def upsample_masks(logits: torch.Tensor, frame_size: tuple[int, int], threshold:
     shifted = logits.float() - float(threshold)  # on <=> > 0
     if height * width < MIN_PIXELS_PER_CELL * h * w:
         return _whole(shifted, height, width)
-    from scipy.ndimage import find_objects, label
-
     rows, cols = _Axis(h, height), _Axis(w, width)
     above = (shifted > 0).cpu().numpy()
-    eight_connected = np.ones((3, 3), dtype=bool)
-    # one window per group of touching cells above the threshold, per object and frame: a stray cell in a
-    # corner would otherwise stretch one bounding box over most of the frame
-    windows = {}
-    for o in range(k):
-        for i in range(n):
-            groups, _ = label(above[o, i], structure=eight_connected)
-            windows[o, i] = [(rows.reach(r), cols.reach(c)) for r, c in find_objects(groups)]
+    # one window per block of cells above the threshold, per object and frame: a stray cell in a corner
+    # would otherwise stretch one bounding box over most of the frame
+    windows = {(o, i): [(rows.reach(r), cols.reach(c)) for r, c in cell_blocks(above[o, i])]
+               for o in range(k) for i in range(n)}
     area = sum((y1 - y0) * (x1 - x0) for frame in windows.values() for (y0, y1), (x0, x1) in frame)
     if 2 * area > k * n * height * width:  # most of the chunk (large objects, scattered cells): whole frames cost less
         return _whole(shifted, height, width)
@@ -104,6 +98,29 @@ def upsample_masks(logits: torch.Tensor, frame_size: tuple[int, int], threshold:
         for (y0, y1), (x0, x1) in frame:
             masks[o, i, y0:y1, x0:x1] |= _bilinear(shifted[o, i], rows, cols, (y0, y1), (x0, x1))
     return masks
+
+
+def cell_blocks(on: np.ndarray) -> list[tuple[slice, slice]]:
+    """Blocks covering the ``True`` cells of ``on`` ``bool (h, w)``: each run of rows holding one, split into the runs
+    of columns holding one within those rows.
+
+    Every ``True`` cell lies in exactly one block; cells far apart in rows or in columns land in different
+    blocks (a cheaper partition than connected components, and enough to keep windows small).
+
+    Returns:
+        ``(rows, columns)`` slices (step 1), rows ascending.
+    """
+    blocks = []
+    for r0, r1 in _runs(on.any(axis=1)):
+        for c0, c1 in _runs(on[r0:r1].any(axis=0)):
+            blocks.append((slice(r0, r1), slice(c0, c1)))
+    return blocks
+
+
+def _runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of ``True`` in ``on`` ``bool (n,)``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 class _Axis:
