@@ -28,7 +28,6 @@ Source: svac's diagnosis for issue 18 (ablation of a model's input terms; linear
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,10 +108,11 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PromptStates:
         raise ValueError("the model has no span skip path (config.seg_prompt.span_skip)")
     order: list[str] = []
     seg, span, centroid, video_only = [], [], [], []
-    prepared, prepared_for = None, None
+    prepared = None  # the current video's, made at its first expression with a visible target
     for s in samples:
         if s.video_id not in order:
             order.append(s.video_id)
+            prepared = None
         if len(order) > videos:
             break
         masks = s.load_masks()  # (N, H, W)
@@ -125,9 +125,8 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PromptStates:
             ys.append(yy.mean() / masks.shape[1])
             xs.append(xx.mean() / masks.shape[2])
         with torch.inference_mode():
-            if prepared_for != s.video_id:
+            if prepared is None:
                 prepared = prepare_video(model, FramePathsVideo(s.frame_paths, name=s.video_id, check_sizes=False))
-                prepared_for = s.video_id
             answer = answer_query(model, prepared, s.expression)
         seg.append(answer.seg_hidden.float().mean(0).numpy())
         span.append(answer.seg_span.states.float().mean(0).numpy())
@@ -194,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pos.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
     args = parser.parse_args(argv)
     from svac.loading import load_model
+    from svac.metrics.output import report_json
 
     model = load_model(args.model, device="cpu").eval()
     if args.command == "hold":
@@ -202,10 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with held_term(model, args.term):
             result = run_benchmark("rvos", data_root=args.data_root, split=args.split, out_dir=args.out,
                                    model_spec=f"{args.model} (held: {args.term})", model=model)
-        print(json.dumps(result.scores, indent=1))
+        report_json(result.scores, None)
         return 0
     from svac.data.readers import load_dataset
-    from svac.metrics.output import report_json
 
     train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
     test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
