@@ -31,7 +31,7 @@ import argparse
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -139,21 +139,30 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PromptStates:
                         np.asarray(centroid, dtype=np.float32), np.asarray(video_only, dtype=bool))
 
 
+def ridge_fit(x_train: np.ndarray, y_train: np.ndarray, *, ridge: float = RIDGE) -> Callable[[np.ndarray], np.ndarray]:
+    """A ridge regression (standardised features, unshrunk intercept) of ``y`` ``(N, k)`` on ``x`` ``(N, D)``.
+
+    Returns:
+        The fitted map from ``(M, D)`` features to ``float64 (M, k)`` predictions.
+    """
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    design = np.c_[(x_train - mu) / sd, np.ones(len(x_train))]
+    penalty = ridge * np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0  # the intercept is not shrunk
+    weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train)
+    return lambda x: np.c_[(x - mu) / sd, np.ones(len(x))] @ weights
+
+
 def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
              ridge: float = RIDGE) -> float:
-    """Held-out R^2 of a ridge regression (standardised features, intercept) of ``y`` ``(N, k)`` on ``x`` ``(N, D)``.
+    """Held-out R^2 of :func:`ridge_fit` of ``y`` ``(N, k)`` on ``x`` ``(N, D)``.
 
     1 is a perfect prediction; 0 is the held-out mean's; below 0 is worse than that. ``nan`` when fewer than
     two test rows.
     """
     if len(x_test) < 2:
         return float("nan")
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
-    design = np.c_[(x_train - mu) / sd, np.ones(len(x_train))]
-    penalty = ridge * np.eye(design.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train)
-    predicted = np.c_[(x_test - mu) / sd, np.ones(len(x_test))] @ weights
+    predicted = ridge_fit(x_train, y_train, ridge=ridge)(x_test)
     return float(1.0 - ((predicted - y_test) ** 2).sum() / ((y_test - y_test.mean(0)) ** 2).sum())
 
 

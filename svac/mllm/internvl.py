@@ -60,11 +60,20 @@ def build_internvl_config(cfg: MLLMConfig, *, vocab_size: int, image_token_id: i
 
 def build_internvl(cfg: MLLMConfig, *, vocab_size: int, image_token_id: int,
                    pad_token_id: int | None = None) -> InternVLForConditionalGeneration:
-    """A randomly initialised ``InternVLForConditionalGeneration`` for ``cfg`` (weights are loaded separately)."""
+    """A randomly initialised ``InternVLForConditionalGeneration`` for ``cfg`` (weights are loaded separately).
+
+    transformers' initialisation is kept except for the vision tower's position embeddings, which get a fixed
+    2-D sine-cosine table instead of zeros (:mod:`svac.mllm.vision_positions`): a model trained from these
+    weights with its vision tower frozen still sees where each visual token is. Loaded weights replace them.
+    """
+    from svac.mllm.vision_positions import init_vision_positions
+
     config = build_internvl_config(cfg, vocab_size=vocab_size, image_token_id=image_token_id,
                                    pad_token_id=pad_token_id)
     config._attn_implementation = cfg.attn_implementation
-    return InternVLForConditionalGeneration(config)
+    model = InternVLForConditionalGeneration(config)
+    init_vision_positions(model.model.vision_tower.embeddings)
+    return model
 
 
 def preprocess_images(images: np.ndarray, cfg: MLLMConfig, *, device: torch.device | str = "cpu",

@@ -1,0 +1,316 @@
+"""What the MLLM's visual tokens hold, and whether its ``[SEG]`` token looks at the target (issue 18's diagnosis).
+
+:mod:`svac.evaluation.prompt_probe` measured that the default model's ``[SEG]`` prompt carries the expression's
+words and not the target's place. This module asks where that breaks, on the anchor frame of every clip (the frame
+a clip's visual tokens show whole, ASTC, SVAC §3.3):
+
+* **cell probes** -- each visual token of an anchor covers one cell of a ``g x g`` grid over the frame
+  (``g = sqrt(tokens_per_image)``). Ridge readouts fitted on training videos tell, on held-out videos, whether an
+  object covers the cell (balanced accuracy), that object's mean colour (R^2), and where the cell is (its row and
+  column as fractions of the grid, R^2), from the token's state at each LLM layer (layer 0 = the projector's
+  output, the LLM's input) and, as a baseline, from the cell's pixels. A ``[SEG]`` state can only report where
+  the target is if the tokens it reads carry their place.
+* **word probe** -- from the ``[SEG]`` state at each layer, which value of a family the expression names (its
+  ``color`` or ``shape`` word, from the dataset's ``attributes``): accuracy against the majority value.
+* **attention lift** -- at each LLM layer, the ``[SEG]`` token's attention (mean over heads) on its clip's anchor
+  tokens whose cell the target covers, as a share of its attention on that anchor, divided by the share of such
+  tokens: 1 means the token does not prefer the target's cells to the others.
+
+Run::
+
+    python -m svac.evaluation.visual_probe MODEL --train-root DIR --test-root DIR [--train-videos 150]
+        [--test-videos 40] [--out FILE]
+
+Source: svac's diagnosis for issue 18 (linear probing of a model's states; attention read-out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from svac.evaluation.prompt_probe import ridge_fit
+
+if TYPE_CHECKING:
+    from svac.inference import PreparedVideo
+    from svac.model import SVAC
+
+#: A cell belongs to an object when the object covers more than this fraction of it.
+COVER = 0.3
+#: Side of the average-pooled pixel patch of a cell used as the pixel baseline (pixels per side after pooling).
+PIXEL_POOL = 4
+#: Families whose value the word probe reads from the ``[SEG]`` state.
+WORD_FAMILIES = ("color", "shape")
+
+
+def cell_coverage(mask: np.ndarray, grid: int) -> np.ndarray:
+    """Fraction of each cell of a ``grid x grid`` partition of ``mask`` that is on.
+
+    Args:
+        mask: ``bool (H, W)``, ``H, W >= grid`` (pixels).
+        grid: cells per side; cell ``(i, j)`` spans rows ``i*H//grid .. (i+1)*H//grid`` and the same for columns.
+
+    Returns:
+        ``float64 (grid, grid)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: when ``mask`` is not 2-D or smaller than ``grid`` on a side.
+    """
+    if mask.ndim != 2 or min(mask.shape) < grid:
+        raise ValueError(f"expected a 2-D mask of at least {grid}x{grid} pixels, got shape {mask.shape}")
+    rows = np.arange(grid + 1) * mask.shape[0] // grid
+    cols = np.arange(grid + 1) * mask.shape[1] // grid
+    sums = np.add.reduceat(np.add.reduceat(mask.astype(np.float64), rows[:-1], axis=0), cols[:-1], axis=1)
+    return sums / np.outer(np.diff(rows), np.diff(cols))
+
+
+def anchor_token_positions(model: "SVAC", input_ids: torch.Tensor, prepared: "PreparedVideo") -> torch.Tensor:
+    """Positions in ``input_ids`` of each clip's anchor-image tokens, row-major over the cell grid.
+
+    Returns:
+        ``long (num_clips, tokens_per_image)``: row ``k`` holds clip ``k``'s first image's tokens (its anchor under
+        ASTC, its first frame otherwise); token ``i * g + j`` covers cell ``(i, j)``.
+
+    Raises:
+        ValueError: when the ids hold a different number of ``<IMG_CONTEXT>`` tokens than the plan's images.
+    """
+    per_image = model.tokens_per_image
+    image_tokens = (input_ids == model.mllm.config.image_token_id).nonzero()[:, 0]
+    if len(image_tokens) != prepared.plan.num_images * per_image:
+        raise ValueError(f"{len(image_tokens)} image tokens for {prepared.plan.num_images} images of {per_image}")
+    firsts = [prepared.plan.image_clips.index(k) for k in range(prepared.plan.num_clips)]
+    return torch.stack([image_tokens[i * per_image:(i + 1) * per_image] for i in firsts])
+
+
+@contextmanager
+def eager_attention(model: "SVAC") -> Iterator[None]:
+    """Within the context the LLM computes attention weights explicitly (so ``output_attentions`` works)."""
+    before = model.mllm.config.text_config._attn_implementation
+    model.mllm.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.mllm.set_attn_implementation(before)
+
+
+@dataclass(frozen=True)
+class VisualProbeData:
+    """States and labels of the anchor cells and ``[SEG]`` tokens of a set of videos.
+
+    Attributes:
+        cell_states: ``float32 (L + 1, M, D)`` each anchor cell's token state after each LLM layer (0 = input).
+        cell_pixels: ``float32 (M, 3 * PIXEL_POOL**2)`` the cell's MLLM-image pixels, average-pooled.
+        cell_object: ``bool (M,)`` whether an object covers more than :data:`COVER` of the cell.
+        cell_colour: ``float32 (M, 3)`` that object's mean RGB on the frame (0..1); ``nan`` where none.
+        cell_place: ``float32 (M, 2)`` the cell's row and column, as fractions ``(i + 0.5) / g``.
+        seg_states: ``float32 (L + 1, N, D)`` each expression's first ``[SEG]`` state after each layer.
+        words: per family of :data:`WORD_FAMILIES`, the value each expression names (``None`` when it names none).
+        lift: ``float32 (N, L)`` attention lift of each expression's ``[SEG]`` tokens at each layer (averaged over
+            its clips whose anchor shows the target; ``nan`` when none does).
+    """
+
+    cell_states: np.ndarray
+    cell_pixels: np.ndarray
+    cell_object: np.ndarray
+    cell_colour: np.ndarray
+    cell_place: np.ndarray
+    seg_states: np.ndarray
+    words: dict[str, list]
+    lift: np.ndarray
+
+
+def _family_value(sample, family: str):
+    for attribute in sample.meta.get("attributes") or ():
+        if attribute.get("family") == family:
+            return attribute.get("value")
+    return None
+
+
+def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData:
+    """:class:`VisualProbeData` of the first ``videos`` videos of ``samples`` (their single-object expressions).
+
+    An object's cells and colour come from the masks of the expressions naming it alone, on each clip's anchor frame.
+
+    Raises:
+        ValueError: when no expression names a single object with ground truth.
+    """
+    from PIL import Image
+
+    from svac.csa import seg_tokens
+    from svac.inference import encode_turns, prepare_video
+    from svac.mllm.chat_template import Turn
+    from svac.video.reader import FramePathsVideo
+
+    grid = int(round(model.tokens_per_image ** 0.5))
+    by_video: dict[str, list] = {}
+    for s in samples:
+        if len(s.object_ids) == 1 and s.mask_loader is not None:
+            if s.video_id not in by_video and len(by_video) == videos:
+                break
+            by_video.setdefault(s.video_id, []).append(s)
+    if not by_video:
+        raise ValueError("no expression names a single object with ground truth")
+    cell_states, cell_pixels, cell_object, cell_colour = [], [], [], []
+    seg_states, lifts = [], []
+    words: dict[str, list] = {f: [] for f in WORD_FAMILIES}
+    with torch.inference_mode(), eager_attention(model):
+        for video_samples in by_video.values():
+            first = video_samples[0]
+            prepared = prepare_video(model, FramePathsVideo(first.frame_paths, name=first.video_id, check_sizes=False))
+            anchors = [clip.anchor_frame for clip in prepared.plan.clips]
+            covers: list[dict] = [{} for _ in anchors]
+            colours: list[dict] = [{} for _ in anchors]
+            for s in video_samples:
+                oid = s.object_ids[0]
+                if oid in covers[0]:
+                    continue
+                masks = s.load_masks(anchors)
+                for k, a in enumerate(anchors):
+                    frame = np.asarray(Image.open(s.frame_paths[a]).convert("RGB"), dtype=np.float32) / 255
+                    covers[k][oid] = cell_coverage(masks[k], grid)
+                    colours[k][oid] = frame[masks[k]].mean(0) if masks[k].any() else np.full(3, np.nan)
+            for n, s in enumerate(video_samples):
+                seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
+                turn = Turn(model.prompts.question(prepared.video_text, s.expression),
+                            model.prompts.answer(seg, s.expression))
+                ids, start = encode_turns(model, [turn])
+                input_ids = torch.tensor([ids], device=model.device)
+                out = model.mllm(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                 pixel_values=prepared.pixel_values, output_hidden_states=True,
+                                 output_attentions=True, return_dict=True, logits_to_keep=1)
+                hidden = torch.stack([h[0] for h in out.hidden_states]).float().cpu()  # (L + 1, len, D)
+                anchor_tokens = anchor_token_positions(model, input_ids[0], prepared)
+                seg_positions = model.seg_positions(input_ids[0], start)
+                if n == 0:
+                    _add_cells(prepared, anchor_tokens.cpu(), hidden, covers, colours, grid,
+                               cell_states, cell_pixels, cell_object, cell_colour)
+                seg_states.append(hidden[:, seg_positions[0]].numpy())
+                lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0]))
+                for family in WORD_FAMILIES:
+                    words[family].append(_family_value(s, family))
+    return VisualProbeData(np.concatenate(cell_states, axis=1).astype(np.float32),
+                           np.concatenate(cell_pixels).astype(np.float32), np.concatenate(cell_object),
+                           np.concatenate(cell_colour).astype(np.float32),
+                           np.tile(_grid_places(grid), (len(cell_pixels), 1)),
+                           np.stack(seg_states, axis=1).astype(np.float32), words,
+                           np.stack(lifts).astype(np.float32))
+
+
+def _grid_places(grid: int) -> np.ndarray:
+    rows, cols = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    return ((np.stack([rows.reshape(-1), cols.reshape(-1)], axis=1) + 0.5) / grid).astype(np.float32)
+
+
+def _r2(predicted: np.ndarray, target: np.ndarray) -> float:
+    return float(1.0 - ((predicted - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
+
+
+def _add_cells(prepared, anchor_tokens, hidden, covers, colours, grid, states, pixels, on, colour):
+    size = prepared.pixel_values.shape[-1] // grid
+    for k in range(len(covers)):
+        states.append(hidden[:, anchor_tokens[k]].numpy())  # (L + 1, g*g, D)
+        image = prepared.pixel_values[prepared.plan.image_clips.index(k)].float().cpu()
+        cells = image.unfold(1, size, size).unfold(2, size, size)  # (3, g, g, size, size)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(cells.reshape(3, grid * grid, size, size), PIXEL_POOL)
+        pixels.append(pooled.permute(1, 0, 2, 3).reshape(grid * grid, -1).numpy())
+        stack = np.stack([c.reshape(-1) for c in covers[k].values()]) if covers[k] else np.zeros((1, grid * grid))
+        best = stack.argmax(0)
+        covered = stack.max(0) > COVER
+        ids = list(covers[k])
+        on.append(covered)
+        colour.append(np.stack([colours[k][ids[b]] if c else np.full(3, np.nan) for b, c in zip(best, covered)]))
+
+
+def _lift(attentions, seg_positions, anchor_tokens, covers, target) -> np.ndarray:
+    out = np.full(len(attentions), np.nan)
+    per_layer = []
+    for k, position in enumerate(seg_positions.tolist()):
+        on = torch.from_numpy(covers[k][target].reshape(-1) > COVER) if target in covers[k] else None
+        if on is None or not on.any() or on.all():
+            continue
+        per_layer.append([_share(layer[0, :, position].float().mean(0)[anchor_tokens[k]].cpu(), on)
+                          for layer in attentions])
+    if per_layer:
+        out[:] = np.mean(per_layer, axis=0)
+    return out
+
+
+def _share(attention: torch.Tensor, on: torch.Tensor) -> float:
+    total = float(attention.sum())
+    return float(attention[on].sum()) / max(total, 1e-12) / float(on.float().mean())
+
+
+def _cell_scores(x_train, x_test, train: VisualProbeData, test: VisualProbeData) -> dict:
+    guess = ridge_fit(x_train, train.cell_object[:, None].astype(np.float64))(x_test)[:, 0] > 0.5
+    truth = test.cell_object
+    balanced = 0.5 * (guess[truth].mean() + (~guess[~truth]).mean()) if truth.any() and (~truth).any() else np.nan
+    predicted = ridge_fit(x_train[train.cell_object], train.cell_colour[train.cell_object])(x_test[truth])
+    place = ridge_fit(x_train, train.cell_place)(x_test)
+    return {"object_balanced_accuracy": float(balanced), "colour_r2": _r2(predicted, test.cell_colour[truth]),
+            "place_r2": _r2(place, test.cell_place)}
+
+
+def _word_scores(x_train, x_test, train: VisualProbeData, test: VisualProbeData) -> dict:
+    out = {}
+    for family in WORD_FAMILIES:
+        rows = [i for i, w in enumerate(train.words[family]) if w is not None]
+        rows_test = [i for i, w in enumerate(test.words[family]) if w is not None]
+        values = sorted({train.words[family][i] for i in rows})
+        if len(values) < 2 or not rows_test:
+            continue
+        y = np.eye(len(values))[[values.index(train.words[family][i]) for i in rows]]
+        guess = ridge_fit(x_train[rows], y)(x_test[rows_test]).argmax(1)
+        truth = [test.words[family][i] for i in rows_test]
+        out[family] = {"accuracy": float(np.mean([values[g] == t for g, t in zip(guess, truth)])),
+                       "majority": float(max(truth.count(v) for v in set(truth)) / len(truth)), "n_test": len(truth)}
+    return out
+
+
+def probe(train: VisualProbeData, test: VisualProbeData) -> dict:
+    """Cell probes per layer and for pixels, word probes per layer, and the mean attention lift per layer."""
+    layers = train.cell_states.shape[0]
+    return {
+        "n_train_cells": int(train.cell_states.shape[1]), "n_test_cells": int(test.cell_states.shape[1]),
+        "n_test_expressions": int(test.seg_states.shape[1]),
+        "cells": {"pixels": _cell_scores(train.cell_pixels, test.cell_pixels, train, test),
+                  **{f"layer_{i}": _cell_scores(train.cell_states[i], test.cell_states[i], train, test)
+                     for i in range(layers)}},
+        "seg_words": {f"layer_{i}": _word_scores(train.seg_states[i], test.seg_states[i], train, test)
+                      for i in range(layers)},
+        "seg_attention_lift": {f"layer_{i + 1}": float(np.nanmean(test.lift[:, i])) for i in range(test.lift.shape[1])},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m svac.evaluation.visual_probe MODEL ...`` (module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m svac.evaluation.visual_probe",
+                                     description="what the visual tokens hold and where [SEG] looks")
+    parser.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
+    parser.add_argument("--train-root", required=True)
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--test-root", required=True)
+    parser.add_argument("--test-split", default="valid")
+    parser.add_argument("--train-videos", type=int, default=150)
+    parser.add_argument("--test-videos", type=int, default=40)
+    parser.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
+    args = parser.parse_args(argv)
+    from svac.data.readers import load_dataset
+    from svac.loading import load_model
+    from svac.metrics.output import report_json
+
+    model = load_model(args.model, device="cpu").eval()
+    train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
+    test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
+    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
+                 "test": f"{args.test_root}:{args.test_split}", **probe(train, test)}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
