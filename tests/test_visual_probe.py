@@ -124,3 +124,15 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     assert {"object_balanced_accuracy", "colour_r2", "place_r2"} <= set(result["cells"]["layer_0"])
     with pytest.raises(ValueError, match="single object"):
         collect(tiny_model, [s for s in samples if len(s.object_ids) != 1], videos=3)
+
+
+def test_a_probe_refuses_an_existing_out_file_before_it_runs(tmp_path, synth_root):
+    from svac.errors import OutputExistsError
+    from svac.evaluation.visual_probe import main
+
+    out = tmp_path / "probe.json"
+    out.write_text("keep me")
+    with pytest.raises(OutputExistsError, match="exists"):
+        main(["configs/does-not-matter.yaml", "--train-root", str(synth_root), "--test-root", str(synth_root),
+              "--test-split", "train", "--out", str(out)])
+    assert out.read_text() == "keep me"

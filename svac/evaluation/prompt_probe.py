@@ -180,6 +180,45 @@ def position_probe(train: PromptStates, test: PromptStates) -> dict:
     return out
 
 
+def add_probe_arguments(parser: argparse.ArgumentParser, *, train_videos: int) -> None:
+    """The arguments of a probe fitted on one rvos dataset and scored on another: ``model``, ``--train-root``,
+    ``--train-split``, ``--test-root``, ``--test-split``, ``--train-videos`` (default ``train_videos``),
+    ``--test-videos`` (40) and ``--out`` (a JSON file that must not exist)."""
+    parser.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
+    parser.add_argument("--train-root", required=True)
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--test-root", required=True)
+    parser.add_argument("--test-split", default="valid")
+    parser.add_argument("--train-videos", type=int, default=train_videos)
+    parser.add_argument("--test-videos", type=int, default=40)
+    parser.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
+
+
+def run_probe(args: argparse.Namespace, collect_fn: Callable, score_fn: Callable[..., dict]) -> None:
+    """Load ``args.model``, collect a probe's data on the training and test sets of ``args``
+    (:func:`add_probe_arguments`) with ``collect_fn(model, samples, videos=n)``, score it with
+    ``score_fn(train, test)`` and print it (and write it to ``args.out``) as JSON.
+
+    Raises:
+        svac.errors.OutputExistsError: when ``args.out`` exists (checked before anything loads, and again on writing).
+    """
+    from pathlib import Path
+
+    from svac.data.readers import load_dataset
+    from svac.errors import OutputExistsError
+    from svac.metrics.output import report_json
+
+    if args.out and Path(args.out).exists():
+        raise OutputExistsError(f"{args.out} exists; give a new --out file")
+    from svac.loading import load_model
+
+    model = load_model(args.model, device="cpu").eval()
+    train = collect_fn(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
+    test = collect_fn(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
+    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
+                 "test": f"{args.test_root}:{args.test_split}", **score_fn(train, test)}, args.out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m svac.evaluation.prompt_probe hold|position MODEL ...`` (module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m svac.evaluation.prompt_probe",
@@ -191,34 +230,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     hold.add_argument("--data-root", required=True, help="rvos dataset root")
     hold.add_argument("--split", default="valid")
     hold.add_argument("--out", required=True, help="the evaluation's run folder (as svac eval --out)")
-    pos = sub.add_parser("position", help="ridge probe of the target's centroid from the prompt's states")
-    pos.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
-    pos.add_argument("--train-root", required=True)
-    pos.add_argument("--train-split", default="train")
-    pos.add_argument("--test-root", required=True)
-    pos.add_argument("--test-split", default="valid")
-    pos.add_argument("--train-videos", type=int, default=250)
-    pos.add_argument("--test-videos", type=int, default=40)
-    pos.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
+    add_probe_arguments(sub.add_parser("position", help="ridge probe of the target's centroid from the prompt's states"),
+                        train_videos=250)
     args = parser.parse_args(argv)
+    if args.command == "position":
+        run_probe(args, collect, position_probe)
+        return 0
+    from svac.evaluation.runner import run_benchmark
     from svac.loading import load_model
     from svac.metrics.output import report_json
 
     model = load_model(args.model, device="cpu").eval()
-    if args.command == "hold":
-        from svac.evaluation.runner import run_benchmark
-
-        with held_term(model, args.term):
-            result = run_benchmark("rvos", data_root=args.data_root, split=args.split, out_dir=args.out,
-                                   model_spec=f"{args.model} (held: {args.term})", model=model)
-        report_json(result.scores, None)
-        return 0
-    from svac.data.readers import load_dataset
-
-    train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
-    test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
-    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
-                 "test": f"{args.test_root}:{args.test_split}", **position_probe(train, test)}, args.out)
+    with held_term(model, args.term):
+        result = run_benchmark("rvos", data_root=args.data_root, split=args.split, out_dir=args.out,
+                               model_spec=f"{args.model} (held: {args.term})", model=model)
+    report_json(result.scores, None)
     return 0
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 import torch
 
-from svac.evaluation.prompt_probe import ridge_fit
+from svac.evaluation.prompt_probe import add_probe_arguments, ridge_fit, run_probe
 
 if TYPE_CHECKING:
     from svac.inference import PreparedVideo
@@ -291,26 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m svac.evaluation.visual_probe MODEL ...`` (module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m svac.evaluation.visual_probe",
                                      description="what the visual tokens hold and where [SEG] looks")
-    parser.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
-    parser.add_argument("--train-root", required=True)
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--test-root", required=True)
-    parser.add_argument("--test-split", default="valid")
-    parser.add_argument("--train-videos", type=int, default=150)
-    parser.add_argument("--test-videos", type=int, default=40)
-    parser.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
-    args = parser.parse_args(argv)
-    from svac.data.readers import load_dataset
-    from svac.loading import load_model
-    from svac.metrics.output import report_json
-
-    model = load_model(args.model, device="cpu").eval()
-    train = collect(model, list(load_dataset(f"rvos:{args.train_root}", args.train_split)), videos=args.train_videos)
-    test = collect(model, list(load_dataset(f"rvos:{args.test_root}", args.test_split)), videos=args.test_videos)
-    report_json({"model": args.model, "train": f"{args.train_root}:{args.train_split}",
-                 "test": f"{args.test_root}:{args.test_split}", **probe(train, test)}, args.out)
+    add_probe_arguments(parser, train_videos=150)
+    run_probe(parser.parse_args(argv), collect, probe)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
