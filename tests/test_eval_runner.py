@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -241,10 +242,17 @@ def test_cli_tiny_model_two_processes_equal_one(rvos_root, tmp_path):
     assert "rank 0 of 2" in sharded.stdout and "rank 1 of 2" in sharded.stdout
     a, b = read_metrics(tmp_path / "single"), read_metrics(tmp_path / "sharded")
     assert a["scores"] == b["scores"] and a["scores"]["n_expressions"] == 6
-    assert (tmp_path / "single" / "per_item.csv").read_text() == (tmp_path / "sharded" / "per_item.csv").read_text()
+    # Masks, and so every J and F, are bit-exact. A presence score may differ in its last float32 bit: a rank
+    # holds only some of a video's expressions, and this CPU's batched kernels round with the batch size.
+    single_rows, sharded_rows = (list(csv.DictReader((tmp_path / run / "per_item.csv").open()))
+                                 for run in ("single", "sharded"))
+    assert [r["key"] for r in single_rows] == [r["key"] for r in sharded_rows] and len(single_rows) == 6
+    for one, two in zip(single_rows, sharded_rows):
+        assert float(one.pop("score")) == pytest.approx(float(two.pop("score")), rel=1e-6, abs=1e-7)
+        assert one == two
     records = {p.name: json.loads(p.read_text()) for p in (tmp_path / "sharded" / "items").glob("*.json")}
     assert len(records) == 6
     for name, record in records.items():
         reference = json.loads((tmp_path / "single" / "items" / name).read_text())
-        assert (record["score"], record["result"], record["text"]) == \
-               (reference["score"], reference["result"], reference["text"])
+        assert (record["result"], record["text"]) == (reference["result"], reference["text"])
+        assert record["score"] == pytest.approx(reference["score"], rel=1e-6, abs=1e-7)
