@@ -341,19 +341,23 @@ def check_queries(queries: "str | Sequence[str]") -> list[str]:
     return [q.strip() for q in queries]
 
 
-def answer_query(model: "SVAC", prepared: PreparedVideo, expression: str) -> MLLMAnswer:
-    """The MLLM's answer to one referring expression on a prepared video (template or generated)."""
+def referring_turn(model: "SVAC", prepared: PreparedVideo, expression: str) -> Turn:
+    """The conversation turn that asks one referring expression on a prepared video, with its template answer
+    (one ``[SEG]`` per clip under CSA): Sa2VA's prompts for the ``sa2va`` pipeline, ``prompts/segmentation.yaml``'s
+    first question and answer otherwise. ``expression`` is user text."""
     seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
     if model.config.pipeline == "sa2va":
         sa2va_prompts = load_sa2va_prompts()
-        question = sa2va_prompts.ask(prepared.video_text, expression)
-        answer = sa2va_prompts.reply(seg)
-    else:
-        question = model.prompts.question(prepared.video_text, expression)
-        answer = model.prompts.answer(seg, expression)
+        return Turn(sa2va_prompts.ask(prepared.video_text, expression), sa2va_prompts.reply(seg))
+    return Turn(model.prompts.question(prepared.video_text, expression), model.prompts.answer(seg, expression))
+
+
+def answer_query(model: "SVAC", prepared: PreparedVideo, expression: str) -> MLLMAnswer:
+    """The MLLM's answer to one referring expression on a prepared video (template or generated)."""
+    turn = referring_turn(model, prepared, expression)
     if model.config.inference.answer_mode == "template":
-        return answer_with_template(model, prepared, [Turn(question, answer)])
-    return answer_by_generation(model, prepared, [Turn(question)])
+        return answer_with_template(model, prepared, [turn])
+    return answer_by_generation(model, prepared, [Turn(turn.user)])
 
 
 def segment_stream(model: "SVAC", video, queries: "str | Sequence[str]", *, num_frames: int | None = None,

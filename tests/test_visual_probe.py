@@ -57,16 +57,11 @@ def test_token_i_g_plus_j_of_an_image_is_the_one_that_sees_cell_i_j(tiny_model):
 
 
 def test_anchor_token_positions_are_each_clips_first_image_and_are_checked(tiny_model, small_video):
-    from svac.csa import seg_tokens
     from svac.evaluation.visual_probe import anchor_token_positions
-    from svac.inference import encode_turns, prepare_video
-    from svac.mllm.chat_template import Turn
+    from svac.inference import encode_turns, prepare_video, referring_turn
 
     prepared = prepare_video(tiny_model, small_video)
-    seg = seg_tokens(prepared.plan.num_clips, tiny_model.config.csa)
-    turn = Turn(tiny_model.prompts.question(prepared.video_text, "the red square"),
-                tiny_model.prompts.answer(seg, "the red square"))
-    ids = torch.tensor(encode_turns(tiny_model, [turn])[0])
+    ids = torch.tensor(encode_turns(tiny_model, [referring_turn(tiny_model, prepared, "the red square")])[0])
     positions = anchor_token_positions(tiny_model, ids, prepared)
     per_image = tiny_model.tokens_per_image
     image_tokens = (ids == tiny_model.mllm.config.image_token_id).nonzero()[:, 0]

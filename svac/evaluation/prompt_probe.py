@@ -162,8 +162,13 @@ def ridge_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     """
     if len(x_test) < 2:
         return float("nan")
-    predicted = ridge_fit(x_train, y_train, ridge=ridge)(x_test)
-    return float(1.0 - ((predicted - y_test) ** 2).sum() / ((y_test - y_test.mean(0)) ** 2).sum())
+    return r2_score(ridge_fit(x_train, y_train, ridge=ridge)(x_test), y_test)
+
+
+def r2_score(predicted: np.ndarray, target: np.ndarray) -> float:
+    """R^2 of ``predicted`` against ``target`` (both ``(N, k)``), over all their entries: 1 is perfect, 0 is the
+    target's own mean, below 0 is worse than that."""
+    return float(1.0 - ((predicted - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
 
 
 def position_probe(train: PromptStates, test: PromptStates) -> dict:

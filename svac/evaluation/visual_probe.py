@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 import torch
 
-from svac.evaluation.prompt_probe import add_probe_arguments, ridge_fit, run_probe
+from svac.evaluation.prompt_probe import add_probe_arguments, r2_score, ridge_fit, run_probe
 
 if TYPE_CHECKING:
     from svac.inference import PreparedVideo
@@ -84,8 +84,12 @@ def anchor_token_positions(model: "SVAC", input_ids: torch.Tensor, prepared: "Pr
     image_tokens = (input_ids == model.mllm.config.image_token_id).nonzero()[:, 0]
     if len(image_tokens) != prepared.plan.num_images * per_image:
         raise ValueError(f"{len(image_tokens)} image tokens for {prepared.plan.num_images} images of {per_image}")
-    firsts = [prepared.plan.image_clips.index(k) for k in range(prepared.plan.num_clips)]
-    return torch.stack([image_tokens[i * per_image:(i + 1) * per_image] for i in firsts])
+    return torch.stack([image_tokens[i * per_image:(i + 1) * per_image] for i in _anchor_images(prepared)])
+
+
+def _anchor_images(prepared: "PreparedVideo") -> list[int]:
+    """Index, among the MLLM images, of each clip's first image (its anchor under ASTC)."""
+    return [prepared.plan.image_clips.index(k) for k in range(prepared.plan.num_clips)]
 
 
 @contextmanager
@@ -142,9 +146,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     """
     from PIL import Image
 
-    from svac.csa import seg_tokens
-    from svac.inference import encode_turns, prepare_video
-    from svac.mllm.chat_template import Turn
+    from svac.inference import encode_turns, prepare_video, referring_turn
     from svac.video.reader import FramePathsVideo
 
     grid = int(round(model.tokens_per_image ** 0.5))
@@ -166,20 +168,18 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
             anchors = [clip.anchor_frame for clip in prepared.plan.clips]
             covers: list[dict] = [{} for _ in anchors]
             colours: list[dict] = [{} for _ in anchors]
+            frames = [np.asarray(Image.open(first.frame_paths[a]).convert("RGB"), dtype=np.float32) / 255
+                      for a in anchors]
             for s in video_samples:
                 oid = s.object_ids[0]
                 if oid in covers[0]:
                     continue
                 masks = s.load_masks(anchors)
-                for k, a in enumerate(anchors):
-                    frame = np.asarray(Image.open(s.frame_paths[a]).convert("RGB"), dtype=np.float32) / 255
+                for k, frame in enumerate(frames):
                     covers[k][oid] = cell_coverage(masks[k], grid)
                     colours[k][oid] = frame[masks[k]].mean(0) if masks[k].any() else np.full(3, np.nan)
             for n, s in enumerate(video_samples):
-                seg = seg_tokens(prepared.plan.num_clips, model.config.csa)
-                turn = Turn(model.prompts.question(prepared.video_text, s.expression),
-                            model.prompts.answer(seg, s.expression))
-                ids, start = encode_turns(model, [turn])
+                ids, start = encode_turns(model, [referring_turn(model, prepared, s.expression)])
                 input_ids = torch.tensor([ids], device=model.device)
                 out = model.mllm(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                  pixel_values=prepared.pixel_values, output_hidden_states=True,
@@ -207,15 +207,11 @@ def _grid_places(grid: int) -> np.ndarray:
     return ((np.stack([rows.reshape(-1), cols.reshape(-1)], axis=1) + 0.5) / grid).astype(np.float32)
 
 
-def _r2(predicted: np.ndarray, target: np.ndarray) -> float:
-    return float(1.0 - ((predicted - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
-
-
 def _add_cells(prepared, anchor_tokens, hidden, covers, colours, grid, states, pixels, on, colour):
     size = prepared.pixel_values.shape[-1] // grid
-    for k in range(len(covers)):
+    for k, first_image in enumerate(_anchor_images(prepared)):
         states.append(hidden[:, anchor_tokens[k]].numpy())  # (L + 1, g*g, D)
-        image = prepared.pixel_values[prepared.plan.image_clips.index(k)].float().cpu()
+        image = prepared.pixel_values[first_image].float().cpu()
         cells = image.unfold(1, size, size).unfold(2, size, size)  # (3, g, g, size, size)
         pooled = torch.nn.functional.adaptive_avg_pool2d(cells.reshape(3, grid * grid, size, size), PIXEL_POOL)
         pixels.append(pooled.permute(1, 0, 2, 3).reshape(grid * grid, -1).numpy())
@@ -252,8 +248,8 @@ def _cell_scores(x_train, x_test, train: VisualProbeData, test: VisualProbeData)
     balanced = 0.5 * (guess[truth].mean() + (~guess[~truth]).mean()) if truth.any() and (~truth).any() else np.nan
     predicted = ridge_fit(x_train[train.cell_object], train.cell_colour[train.cell_object])(x_test[truth])
     place = ridge_fit(x_train, train.cell_place)(x_test)
-    return {"object_balanced_accuracy": float(balanced), "colour_r2": _r2(predicted, test.cell_colour[truth]),
-            "place_r2": _r2(place, test.cell_place)}
+    return {"object_balanced_accuracy": float(balanced), "colour_r2": r2_score(predicted, test.cell_colour[truth]),
+            "place_r2": r2_score(place, test.cell_place)}
 
 
 def _word_scores(x_train, x_test, train: VisualProbeData, test: VisualProbeData) -> dict:
