@@ -23,7 +23,7 @@ from svac.checkpoints.pretrained import PretrainedMixin
 from svac.config import SVACConfig
 from svac.errors import ConfigError
 from svac.mllm.chat_template import load_chat_template
-from svac.mllm.internvl import build_internvl, tokens_per_image
+from svac.mllm.internvl import build_internvl, eager_attention, tokens_per_image
 from svac.mllm.tokenizer import add_svac_tokens, build_byte_tokenizer, seg_token_id, token_id
 from svac.mllm.tokens import IMG_CONTEXT
 from svac.prompting import load_segmentation_prompts
@@ -184,15 +184,37 @@ class SVAC(PretrainedMixin, nn.Module):
         Raises:
             ValueError: (from transformers) when image tokens and image features disagree in number.
         """
-        if image_index is None:
-            out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                            labels=labels, output_hidden_states=True, return_dict=True)
-        else:
-            features = self.mllm.get_image_features(pixel_values=pixel_values, return_dict=True)
-            features.pooler_output = features.pooler_output[image_index]
-            out = self.mllm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
-                            mm_encoder_outputs={"image": features}, output_hidden_states=True, return_dict=True)
+        out = self._mllm_pass(input_ids, attention_mask, pixel_values, labels, image_index, output_attentions=False)
         return out.loss, out.hidden_states[-1]
+
+    def mllm_attention_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                               pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                               image_index: torch.Tensor | None = None
+                               ) -> tuple[torch.Tensor | None, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """:meth:`mllm_forward` that also returns the LLM's attention weights (eager attention for this call).
+
+        Returns:
+            ``(lm_loss or None, last_hidden, attentions)``: ``attentions[l]`` is layer ``l``'s ``float (B, heads,
+            L, L)`` softmax weights (query, key), differentiable.
+
+        Raises:
+            ValueError: as :meth:`mllm_forward`.
+        """
+        with eager_attention(self.mllm):
+            out = self._mllm_pass(input_ids, attention_mask, pixel_values, labels, image_index, output_attentions=True)
+        return out.loss, out.hidden_states[-1], tuple(out.attentions)
+
+    def _mllm_pass(self, input_ids, attention_mask, pixel_values, labels, image_index, *, output_attentions: bool):
+        """The transformers call behind :meth:`mllm_forward` and :meth:`mllm_attention_forward`."""
+        if image_index is None:
+            return self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                             labels=labels, output_hidden_states=True, output_attentions=output_attentions,
+                             return_dict=True)
+        features = self.mllm.get_image_features(pixel_values=pixel_values, return_dict=True)
+        features.pooler_output = features.pooler_output[image_index]
+        return self.mllm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                         mm_encoder_outputs={"image": features}, output_hidden_states=True,
+                         output_attentions=output_attentions, return_dict=True)
 
     def seg_prompts(self, hidden: torch.Tensor, span: "SpanStates | None" = None) -> torch.Tensor:
         """Project ``[SEG]`` hidden states ``(n, D)`` to SAM-2 prompt tokens ``(n, C)`` (``text_hidden_fcs``).

@@ -102,6 +102,10 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     assert data.cell_pixels.shape == (cells, 3 * PIXEL_POOL ** 2)
     assert data.seg_states.shape == (layers + 1, n_exp, dim)
     assert data.lift.shape == (n_exp, layers)
+    families = [set(x.meta.get("families") or ()) for x in samples
+                if len(x.object_ids) == 1 and x.video_id in first_videos]
+    assert data.video_only.dtype == bool
+    assert data.video_only.tolist() == [bool(f) and f <= {"time", "speed", "motion"} for f in families]
     assert data.cell_object.any() and not data.cell_object.all()
     assert np.isnan(data.cell_colour[~data.cell_object]).all()
     assert ((data.cell_colour[data.cell_object] >= 0) & (data.cell_colour[data.cell_object] <= 1)).all()
@@ -114,6 +118,7 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     result = probe(data, data)
     assert set(result["cells"]) == {"pixels", *(f"layer_{i}" for i in range(layers + 1))}
     assert set(result["seg_attention_lift"]) == {f"layer_{i + 1}" for i in range(layers)}
+    assert set(result["seg_attention_lift_video_only"]) == set(result["seg_attention_lift"])
     # in-sample, the object's colour is a near-linear function of its cell's pixels
     assert result["cells"]["pixels"]["colour_r2"] > 0.5
     assert {"object_balanced_accuracy", "colour_r2", "place_r2"} <= set(result["cells"]["layer_0"])

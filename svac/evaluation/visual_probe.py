@@ -14,7 +14,9 @@ a clip's visual tokens show whole, ASTC, SVAC §3.3):
   ``color`` or ``shape`` word, from the dataset's ``attributes``): accuracy against the majority value.
 * **attention lift** -- at each LLM layer, the ``[SEG]`` token's attention (mean over heads) on its clip's anchor
   tokens whose cell the target covers, as a share of its attention on that anchor, divided by the share of such
-  tokens: 1 means the token does not prefer the target's cells to the others.
+  tokens: 1 means the token does not prefer the target's cells to the others. The **object lift** is the same
+  among the cells any object covers: 1 means the token looks at objects but not at its own more than at the
+  others.
 
 Run::
 
@@ -28,14 +30,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from svac.evaluation.prompt_probe import add_probe_arguments, r2_score, ridge_fit, run_probe
+from svac.mllm.internvl import eager_attention
 
 if TYPE_CHECKING:
     from svac.inference import PreparedVideo
@@ -47,6 +49,8 @@ COVER = 0.3
 PIXEL_POOL = 4
 #: Families whose value the word probe reads from the ``[SEG]`` state.
 WORD_FAMILIES = ("color", "shape")
+#: Families that need more than one frame (an expression naming only these cannot be answered from the words).
+VIDEO_ONLY_FAMILIES = frozenset({"time", "speed", "motion"})
 
 
 def cell_coverage(mask: np.ndarray, grid: int) -> np.ndarray:
@@ -92,17 +96,6 @@ def _anchor_images(prepared: "PreparedVideo") -> list[int]:
     return [prepared.plan.image_clips.index(k) for k in range(prepared.plan.num_clips)]
 
 
-@contextmanager
-def eager_attention(model: "SVAC") -> Iterator[None]:
-    """Within the context the LLM computes attention weights explicitly (so ``output_attentions`` works)."""
-    before = model.mllm.config.text_config._attn_implementation
-    model.mllm.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        model.mllm.set_attn_implementation(before)
-
-
 @dataclass(frozen=True)
 class VisualProbeData:
     """States and labels of the anchor cells and ``[SEG]`` tokens of a set of videos.
@@ -117,6 +110,10 @@ class VisualProbeData:
         words: per family of :data:`WORD_FAMILIES`, the value each expression names (``None`` when it names none).
         lift: ``float32 (N, L)`` attention lift of each expression's ``[SEG]`` tokens at each layer (averaged over
             its clips whose anchor shows the target; ``nan`` when none does).
+        object_lift: ``float32 (N, L)`` the same among the anchor cells some object covers (``nan`` for clips
+            where only the target covers cells).
+        video_only: ``bool (N,)`` the expression names only families a single frame cannot tell
+            (:data:`VIDEO_ONLY_FAMILIES`).
     """
 
     cell_states: np.ndarray
@@ -127,6 +124,8 @@ class VisualProbeData:
     seg_states: np.ndarray
     words: dict[str, list]
     lift: np.ndarray
+    object_lift: np.ndarray
+    video_only: np.ndarray
 
 
 def _family_value(sample, family: str):
@@ -159,9 +158,9 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     if not by_video:
         raise ValueError("no expression names a single object with ground truth")
     cell_states, cell_pixels, cell_object, cell_colour = [], [], [], []
-    seg_states, lifts = [], []
+    seg_states, lifts, object_lifts, video_only = [], [], [], []
     words: dict[str, list] = {f: [] for f in WORD_FAMILIES}
-    with torch.inference_mode(), eager_attention(model):
+    with torch.inference_mode(), eager_attention(model.mllm):
         for video_samples in by_video.values():
             first = video_samples[0]
             prepared = prepare_video(model, FramePathsVideo(first.frame_paths, name=first.video_id, check_sizes=False))
@@ -192,6 +191,10 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                                cell_states, cell_pixels, cell_object, cell_colour)
                 seg_states.append(hidden[:, seg_positions[0]].numpy())
                 lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0]))
+                object_lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0],
+                                          among_objects=True))
+                families = set(s.meta.get("families") or ())
+                video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
                 for family in WORD_FAMILIES:
                     words[family].append(_family_value(s, family))
     return VisualProbeData(np.concatenate(cell_states, axis=1).astype(np.float32),
@@ -199,7 +202,8 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                            np.concatenate(cell_colour).astype(np.float32),
                            np.tile(_grid_places(grid), (len(cell_pixels), 1)),
                            np.stack(seg_states, axis=1).astype(np.float32), words,
-                           np.stack(lifts).astype(np.float32))
+                           np.stack(lifts).astype(np.float32), np.stack(object_lifts).astype(np.float32),
+                           np.array(video_only, dtype=bool))
 
 
 def _grid_places(grid: int) -> np.ndarray:
@@ -223,14 +227,19 @@ def _add_cells(prepared, anchor_tokens, hidden, covers, colours, grid, states, p
         colour.append(np.stack([colours[k][ids[b]] if c else np.full(3, np.nan) for b, c in zip(best, covered)]))
 
 
-def _lift(attentions, seg_positions, anchor_tokens, covers, target) -> np.ndarray:
+def _lift(attentions, seg_positions, anchor_tokens, covers, target, *, among_objects: bool = False) -> np.ndarray:
+    """Per layer, the mean over clips of the target's share of the ``[SEG]`` token's anchor attention over its
+    share of the cells -- among every cell, or (``among_objects``) among the cells some object covers."""
     out = np.full(len(attentions), np.nan)
     per_layer = []
     for k, position in enumerate(seg_positions.tolist()):
         on = torch.from_numpy(covers[k][target].reshape(-1) > COVER) if target in covers[k] else None
-        if on is None or not on.any() or on.all():
+        pool = torch.ones_like(on) if on is not None else None
+        if on is not None and among_objects:
+            pool = torch.from_numpy(np.stack([c.reshape(-1) for c in covers[k].values()]).max(0) > COVER)
+        if on is None or not on.any() or on[pool].all():
             continue
-        per_layer.append([_share(layer[0, :, position].float().mean(0)[anchor_tokens[k]].cpu(), on)
+        per_layer.append([_share(layer[0, :, position].float().mean(0)[anchor_tokens[k]].cpu()[pool], on[pool])
                           for layer in attentions])
     if per_layer:
         out[:] = np.mean(per_layer, axis=0)
@@ -280,7 +289,17 @@ def probe(train: VisualProbeData, test: VisualProbeData) -> dict:
         "seg_words": {f"layer_{i}": _word_scores(train.seg_states[i], test.seg_states[i], train, test)
                       for i in range(layers)},
         "seg_attention_lift": {f"layer_{i + 1}": float(np.nanmean(test.lift[:, i])) for i in range(test.lift.shape[1])},
+        "seg_attention_lift_video_only": {f"layer_{i + 1}": _nanmean(test.lift[test.video_only, i])
+                                          for i in range(test.lift.shape[1])},
+        "seg_attention_object_lift": {f"layer_{i + 1}": _nanmean(test.object_lift[:, i])
+                                      for i in range(test.lift.shape[1])},
+        "seg_attention_object_lift_video_only": {f"layer_{i + 1}": _nanmean(test.object_lift[test.video_only, i])
+                                                 for i in range(test.lift.shape[1])},
     }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from contextlib import contextmanager
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -106,3 +107,19 @@ def preprocess_images(images: np.ndarray, cfg: MLLMConfig, *, device: torch.devi
     mean = torch.tensor(cfg.image_mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.image_std, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)
+
+
+@contextmanager
+def eager_attention(mllm: InternVLForConditionalGeneration) -> Iterator[None]:
+    """Within the context ``mllm``'s LLM computes its attention weights explicitly (transformers' ``eager``
+    implementation), so ``output_attentions=True`` returns them; the previous implementation is restored after.
+
+    Raises:
+        ValueError: (from transformers) when the model cannot switch implementation.
+    """
+    before = mllm.config.text_config._attn_implementation
+    mllm.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        mllm.set_attn_implementation(before)

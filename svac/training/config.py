@@ -93,6 +93,13 @@ class LossConfig:
             (:func:`svac.training.losses.prompt_region_contrast`). It tells a ``[SEG]`` learnt from
             scratch *which* object it names directly, instead of only through the mask decoder.
         prompt_contrast_temperature: softmax temperature of that loss (on cosine similarities).
+        seg_attention: weight of the ``[SEG]`` attention supervision (svac's addition, off by default,
+            :mod:`svac.training.seg_attention`): each ``[SEG]`` token's attention over its clip's visual tokens,
+            mean over heads, is pulled onto the cells its target covers. It teaches a ``[SEG]`` learnt from scratch
+            where its object is, which the mask loss alone does not (issue 18). The LLM computes explicit
+            (``eager``) attention in steps where it is on.
+        seg_attention_layers: the LLM layers (0-based; negative counts from the last) whose attention is
+            supervised.
         point_sampling: compute the mask losses on sampled points (Mask2Former) instead of every pixel.
         num_points: points per mask when sampling (pixels).
         oversample_ratio, importance_ratio: Mask2Former's uncertainty-based point sampling.
@@ -111,13 +118,18 @@ class LossConfig:
     prompt_separation: float = 0.0
     prompt_contrast: float = 0.0
     prompt_contrast_temperature: float = 0.1
+    seg_attention: float = 0.0
+    seg_attention_layers: tuple[int, ...] = (-1,)
     point_sampling: bool = False
     num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_ratio: float = 0.75
 
     def __post_init__(self) -> None:
-        _check_weights("loss", self, ("ce", "bce", "dice", "presence", "prompt_separation", "prompt_contrast"))
+        _check_weights("loss", self, ("ce", "bce", "dice", "presence", "prompt_separation", "prompt_contrast",
+                                      "seg_attention"))
+        if not self.seg_attention_layers:
+            raise ConfigError("loss.seg_attention_layers must name at least one LLM layer")
         if self.prompt_contrast_temperature <= 0:
             raise ConfigError(f"loss.prompt_contrast_temperature must be > 0, got {self.prompt_contrast_temperature}")
         if self.num_points < 1:

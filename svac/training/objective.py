@@ -12,7 +12,8 @@ For a batch of videos (each with K expressions, in K single-turn conversations o
 4. mask BCE + Dice and SAM-2 presence losses against the ground truth;
 5. optionally (``loss.prompt_separation``) the mean cosine similarity of the prompts of expressions
    naming different objects of one video, and (``loss.prompt_contrast``) a contrastive loss between
-   each clip's prompt and SAM-2's image features inside its target
+   each clip's prompt and SAM-2's image features inside its target, and (``loss.seg_attention``) each
+   ``[SEG]`` token's attention pulled onto its target's visual tokens (:mod:`svac.training.seg_attention`)
    (see :class:`svac.training.config.LossConfig`).
 """
 
@@ -24,12 +25,14 @@ import torch
 from torch import nn
 
 from svac.csa import allocate
+from svac.errors import ConfigError
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
 from svac.span_prompt import SpanStates, span_states
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
 from svac.training.losses import MaskLossTerms, StepLosses, mask_losses, prompt_region_contrast
+from svac.training.seg_attention import example_seg_attention_terms, grid_side, image_cell_coverage
 
 
 @dataclass
@@ -43,6 +46,7 @@ class ObjectiveOutput(StepLosses):
     presence: torch.Tensor
     separation: torch.Tensor
     contrast: torch.Tensor
+    seg_attention: torch.Tensor
 
 
 class SVACObjective(nn.Module):
@@ -53,6 +57,9 @@ class SVACObjective(nn.Module):
         loss: loss weights and options.
         sam2_memory: track with SAM-2 memory across the sampled frames (as at inference);
             ``False`` segments every frame on its own.
+
+    Raises:
+        ConfigError: when ``loss.seg_attention_layers`` names a layer the LLM does not have.
     """
 
     def __init__(self, model: nn.Module, loss: LossConfig, *, sam2_memory: bool = True) -> None:
@@ -60,6 +67,10 @@ class SVACObjective(nn.Module):
         self.model = model
         self.loss_cfg = loss
         self.sam2_memory = sam2_memory
+        layers = model.mllm.config.text_config.num_hidden_layers
+        bad = [i for i in loss.seg_attention_layers if not -layers <= i < layers]
+        if loss.seg_attention and bad:
+            raise ConfigError(f"loss.seg_attention_layers {bad} outside the LLM's {layers} layers")
 
     def forward(self, batch: TrainingBatch) -> ObjectiveOutput:
         """Weighted loss of ``batch``.
@@ -69,13 +80,19 @@ class SVACObjective(nn.Module):
                 (the answer templates always fit; this guards the data pipeline).
         """
         model = self.model
-        ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels,
-                                        image_index=batch.image_index)
+        w = self.loss_cfg
+        if w.seg_attention:
+            ce, hidden, attentions = model.mllm_attention_forward(
+                batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels, image_index=batch.image_index)
+            seg_attention = self._seg_attention(batch, [attentions[i] for i in w.seg_attention_layers])
+        else:
+            ce, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values, batch.labels,
+                                            image_index=batch.image_index)
+            seg_attention = hidden.new_zeros((), dtype=torch.float32)
         prompts = [allocate(self._seg_prompts(batch, hidden, b), example.num_clips, model.config.csa).prompts
                    for b, example in enumerate(batch.examples)]
         logits, presence, targets = [], [], []
         regions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        w = self.loss_cfg
         masks_trained = bool(w.bce or w.dice or w.presence)  # all three off: no tracking at all (cheaper)
         for members in layout_groups(batch.examples):
             examples = [batch.examples[b] for b in members]
@@ -100,20 +117,48 @@ class SVACObjective(nn.Module):
         if w.prompt_contrast:
             contrast = self._contrast(prompts, regions, batch.examples)
         total = (w.ce * ce + w.bce * terms.bce + w.dice * terms.dice + w.presence * terms.presence
-                 + w.prompt_separation * separation + w.prompt_contrast * contrast)
+                 + w.prompt_separation * separation + w.prompt_contrast * contrast + w.seg_attention * seg_attention)
         return ObjectiveOutput(loss=total, ce=ce, bce=terms.bce, dice=terms.dice, presence=terms.presence,
-                               separation=separation, contrast=contrast)
+                               separation=separation, contrast=contrast, seg_attention=seg_attention)
 
     def _seg_prompts(self, batch: TrainingBatch, hidden: torch.Tensor, b: int) -> torch.Tensor:
         """Projected prompts ``(n, C)`` of the answer ``[SEG]`` tokens of example ``b``'s rows, in row order."""
         model = self.model
         states, spans = [], []
         for r in batch.rows_of(b):
-            positions = ((batch.input_ids[r] == model.seg_token_id) & (batch.labels[r] != IGNORE_INDEX)).nonzero()[:, 0]
+            positions = self._answer_seg_positions(batch, r)
             states.append(hidden[r, positions])
             if model.span_prompt is not None:
                 spans.append(span_states(model, batch.input_ids[r], positions, hidden[r]))
         return model.seg_prompts(torch.cat(states), SpanStates.cat(spans) if spans else None)
+
+    def _answer_seg_positions(self, batch: TrainingBatch, r: int) -> torch.Tensor:
+        """``long`` positions in row ``r`` of its answers' ``[SEG]`` tokens (not of any typed in a question)."""
+        ids = batch.input_ids[r]
+        return ((ids == self.model.seg_token_id) & (batch.labels[r] != IGNORE_INDEX)).nonzero()[:, 0]
+
+    def _seg_attention(self, batch: TrainingBatch, attentions: list[torch.Tensor]) -> torch.Tensor:
+        """Mean :mod:`svac.training.seg_attention` loss over the batch's supervised ``[SEG]`` tokens and layers."""
+        model = self.model
+        grid = grid_side(model.tokens_per_image)
+        astc = model.config.astc.mode == "astc"
+        image_token = model.mllm.config.image_token_id
+        terms = []
+        for b, example in enumerate(batch.examples):
+            rows = batch.rows_of(b)
+            coverage = torch.stack([image_cell_coverage(m, example.clip_of_position, astc, grid)
+                                    for m in example.masks])
+            if astc:
+                image_clips = [c for c in range(example.num_clips) for _ in range(2)]
+            else:
+                image_clips = example.clip_of_position.tolist()
+            terms += example_seg_attention_terms(
+                attentions, rows, [self._answer_seg_positions(batch, r) for r in rows],
+                [(batch.input_ids[r] == image_token).nonzero()[:, 0] for r in rows], coverage, image_clips,
+                model.config.csa.mode == "per_clip")
+        if not terms:
+            return attentions[0].new_zeros((), dtype=torch.float32)
+        return torch.stack(terms).mean()
 
     def _contrast(self, prompts: list[torch.Tensor], regions: dict[int, tuple[torch.Tensor, torch.Tensor]],
                   examples: list) -> torch.Tensor:
