@@ -119,6 +119,11 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     assert set(result["cells"]) == {"pixels", *(f"layer_{i}" for i in range(layers + 1))}
     assert set(result["seg_attention_lift"]) == {f"layer_{i + 1}" for i in range(layers)}
     assert set(result["seg_attention_lift_video_only"]) == set(result["seg_attention_lift"])
+    assert data.matches and len(data.expressions) == n_exp
+    for m in data.matches:
+        assert m.seg.shape == (layers + 1, dim) and m.objects.shape[0::2] == (layers + 1, dim)
+        assert 0 <= m.target < m.objects.shape[1] >= 2
+    assert set(result["matcher"]) == {f"layer_{i}" for i in range(layers + 1)}
     # in-sample, the object's colour is a near-linear function of its cell's pixels
     assert result["cells"]["pixels"]["colour_r2"] > 0.5
     assert {"object_balanced_accuracy", "colour_r2", "place_r2"} <= set(result["cells"]["layer_0"])
@@ -136,3 +141,33 @@ def test_a_probe_refuses_an_existing_out_file_before_it_runs(tmp_path, synth_roo
         main(["configs/does-not-matter.yaml", "--train-root", str(synth_root), "--test-root", str(synth_root),
               "--test-split", "train", "--out", str(out)])
     assert out.read_text() == "keep me"
+
+
+def test_matcher_picks_the_target_when_the_query_names_it_and_not_otherwise():
+    """A [SEG] state that is a linear image of its target's pooled state finds it; a random one does not; the
+    words find the object whose colour they name."""
+    from svac.evaluation.visual_probe import MatchItem, VisualProbeData, _matcher_scores
+
+    rng = np.random.default_rng(0)
+    dim, colours = 12, ["red", "blue", "green", "cyan"]
+    prototypes = rng.normal(size=(len(colours), dim))
+    mix = rng.normal(size=(dim, dim))
+
+    def data(n, informative):
+        items, texts = [], []
+        for i in range(n):
+            chosen = rng.choice(len(colours), size=3, replace=False)
+            objects = prototypes[chosen] + 0.1 * rng.normal(size=(3, dim))
+            target = int(rng.integers(3))
+            seg = objects[target] @ mix if informative else rng.normal(size=dim)
+            texts.append(f"the {colours[chosen[target]]} object")
+            items.append(MatchItem(i, np.stack([seg, seg]).astype(np.float32),
+                                   np.stack([objects, objects]).astype(np.float32), target))
+        empty = np.zeros((1, 1), dtype=np.float32)
+        return VisualProbeData(empty, empty, np.zeros(1, bool), empty, empty, empty, {}, empty, empty,
+                               np.zeros(n, dtype=bool), texts, items)
+
+    good = _matcher_scores(data(200, True), data(100, True), layer=1)
+    assert good["seg_static"] > 0.95 and good["words_static"] > 0.95 and good["chance_static"] == pytest.approx(1 / 3)
+    bad = _matcher_scores(data(200, False), data(300, False), layer=1)
+    assert bad["seg_static"] < 0.5 and bad["words_static"] > 0.95 and "seg_video_only" not in bad

@@ -17,6 +17,12 @@ a clip's visual tokens show whole, ASTC, SVAC §3.3):
   tokens: 1 means the token does not prefer the target's cells to the others. The **object lift** is the same
   among the cells any object covers: 1 means the token looks at objects but not at its own more than at the
   others.
+* **matcher** -- can the target be picked among the objects of an anchor from a query, given each object's token
+  states (mean over its cells) at a layer? A ridge map, fitted on the training videos, from the query to the
+  target's pooled state; on held-out anchors the object whose pooled state is nearest (cosine, about the training
+  targets' mean) is the pick. Two queries: the ``[SEG]`` token's own state at that layer, and the expression's
+  bag of words (an oracle that holds exactly the words). Accuracy against chance (one over the number of objects),
+  separately for expressions with a static word and for those naming only time, speed or motion.
 
 Run::
 
@@ -97,6 +103,23 @@ def _anchor_images(prepared: "PreparedVideo") -> list[int]:
 
 
 @dataclass(frozen=True)
+class MatchItem:
+    """One ``[SEG]`` token and the objects of its clip's anchor.
+
+    Attributes:
+        expression: index of the expression in :attr:`VisualProbeData.expressions`.
+        seg: ``float32 (L + 1, D)`` the ``[SEG]`` token's state after each layer.
+        objects: ``float32 (L + 1, n, D)`` each object's token states averaged over the cells it covers.
+        target: index of the expression's object among the ``n``.
+    """
+
+    expression: int
+    seg: np.ndarray
+    objects: np.ndarray
+    target: int
+
+
+@dataclass(frozen=True)
 class VisualProbeData:
     """States and labels of the anchor cells and ``[SEG]`` tokens of a set of videos.
 
@@ -114,6 +137,8 @@ class VisualProbeData:
             where only the target covers cells).
         video_only: ``bool (N,)`` the expression names only families a single frame cannot tell
             (:data:`VIDEO_ONLY_FAMILIES`).
+        expressions: the N expressions' text.
+        matches: one :class:`MatchItem` per (expression, clip) whose anchor shows the target and another object.
     """
 
     cell_states: np.ndarray
@@ -126,6 +151,8 @@ class VisualProbeData:
     lift: np.ndarray
     object_lift: np.ndarray
     video_only: np.ndarray
+    expressions: list[str]
+    matches: list["MatchItem"]
 
 
 def _family_value(sample, family: str):
@@ -158,7 +185,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     if not by_video:
         raise ValueError("no expression names a single object with ground truth")
     cell_states, cell_pixels, cell_object, cell_colour = [], [], [], []
-    seg_states, lifts, object_lifts, video_only = [], [], [], []
+    seg_states, lifts, object_lifts, video_only, expressions, matches = [], [], [], [], [], []
     words: dict[str, list] = {f: [] for f in WORD_FAMILIES}
     with torch.inference_mode(), eager_attention(model.mllm):
         for video_samples in by_video.values():
@@ -195,6 +222,9 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                                           among_objects=True))
                 families = set(s.meta.get("families") or ())
                 video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
+                matches += _match_items(len(expressions), hidden, seg_positions, anchor_tokens.cpu(), covers,
+                                        s.object_ids[0])
+                expressions.append(s.expression)
                 for family in WORD_FAMILIES:
                     words[family].append(_family_value(s, family))
     return VisualProbeData(np.concatenate(cell_states, axis=1).astype(np.float32),
@@ -203,7 +233,20 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                            np.tile(_grid_places(grid), (len(cell_pixels), 1)),
                            np.stack(seg_states, axis=1).astype(np.float32), words,
                            np.stack(lifts).astype(np.float32), np.stack(object_lifts).astype(np.float32),
-                           np.array(video_only, dtype=bool))
+                           np.array(video_only, dtype=bool), expressions, matches)
+
+
+def _match_items(index, hidden, seg_positions, anchor_tokens, covers, target) -> list[MatchItem]:
+    items = []
+    for k, position in enumerate(seg_positions.tolist()):
+        present = [o for o, c in covers[k].items() if (c > COVER).any()]
+        if target not in present or len(present) < 2:
+            continue
+        cells = hidden[:, anchor_tokens[k]]  # (L + 1, P, D)
+        pooled = [cells[:, torch.from_numpy(covers[k][o].reshape(-1) > COVER)].mean(1) for o in present]
+        items.append(MatchItem(index, hidden[:, position].numpy().astype(np.float32),
+                               torch.stack(pooled, 1).numpy().astype(np.float32), present.index(target)))
+    return items
 
 
 def _grid_places(grid: int) -> np.ndarray:
@@ -277,6 +320,47 @@ def _word_scores(x_train, x_test, train: VisualProbeData, test: VisualProbeData)
     return out
 
 
+def _bag_of_words(texts: list[str], vocabulary: list[str]) -> np.ndarray:
+    index = {w: i for i, w in enumerate(vocabulary)}
+    out = np.zeros((len(texts), len(vocabulary)))
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            if word in index:
+                out[row, index[word]] = 1.0
+    return out
+
+
+def _matcher_scores(train: VisualProbeData, test: VisualProbeData, layer: int) -> dict:
+    """Held-out pick accuracy of the target among its anchor's objects, per query (see the module docstring)."""
+    if not train.matches or not test.matches:
+        return {}
+    vocabulary = sorted({w for t in train.expressions for w in t.lower().split()})
+    queries = {"seg": lambda data, items: np.stack([m.seg[layer] for m in items]),
+               "words": lambda data, items: _bag_of_words([data.expressions[m.expression] for m in items], vocabulary)}
+    targets = np.stack([m.objects[layer][m.target] for m in train.matches])
+    centre = targets.mean(0)
+    groups = {"static": [m for m in test.matches if not test.video_only[m.expression]],
+              "video_only": [m for m in test.matches if test.video_only[m.expression]]}
+    out: dict = {}
+    for name, query in queries.items():
+        readout = ridge_fit(query(train, train.matches), targets)
+        for group, items in groups.items():
+            if not items:
+                continue
+            predicted = readout(query(test, items)) - centre
+            hits = []
+            for m, guess in zip(items, predicted):
+                objects = m.objects[layer] - centre
+                cosine = objects @ guess / (np.linalg.norm(objects, axis=1) * np.linalg.norm(guess) + 1e-12)
+                hits.append(int(cosine.argmax()) == m.target)
+            out[f"{name}_{group}"] = float(np.mean(hits))
+    for group, items in groups.items():
+        if items:
+            out[f"chance_{group}"] = float(np.mean([1.0 / m.objects.shape[1] for m in items]))
+            out[f"n_{group}"] = len(items)
+    return out
+
+
 def probe(train: VisualProbeData, test: VisualProbeData) -> dict:
     """Cell probes per layer and for pixels, word probes per layer, and the mean attention lift per layer."""
     layers = train.cell_states.shape[0]
@@ -295,6 +379,7 @@ def probe(train: VisualProbeData, test: VisualProbeData) -> dict:
                                       for i in range(test.lift.shape[1])},
         "seg_attention_object_lift_video_only": {f"layer_{i + 1}": _nanmean(test.object_lift[test.video_only, i])
                                                  for i in range(test.lift.shape[1])},
+        "matcher": {f"layer_{i}": _matcher_scores(train, test, i) for i in range(layers)},
     }
 
 
