@@ -121,7 +121,8 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     assert set(result["seg_attention_lift_video_only"]) == set(result["seg_attention_lift"])
     assert data.matches and len(data.expressions) == n_exp
     for m in data.matches:
-        assert m.seg.shape == (layers + 1, dim) and m.objects.shape[0::2] == (layers + 1, dim)
+        assert m.seg.shape == m.span.shape == (layers + 1, dim) and m.objects.shape[0::2] == (layers + 1, dim)
+        assert not np.allclose(m.seg, m.span)
         assert 0 <= m.target < m.objects.shape[1] >= 2
     assert set(result["matcher"]) == {f"layer_{i}" for i in range(layers + 1)}
     # in-sample, the object's colour is a near-linear function of its cell's pixels
@@ -161,13 +162,13 @@ def test_matcher_picks_the_target_when_the_query_names_it_and_not_otherwise():
             target = int(rng.integers(3))
             seg = objects[target] @ mix if informative else rng.normal(size=dim)
             texts.append(f"the {colours[chosen[target]]} object")
-            items.append(MatchItem(i, np.stack([seg, seg]).astype(np.float32),
+            items.append(MatchItem(i, np.stack([seg, seg]).astype(np.float32), np.stack([seg, seg]).astype(np.float32),
                                    np.stack([objects, objects]).astype(np.float32), target))
         empty = np.zeros((1, 1), dtype=np.float32)
         return VisualProbeData(empty, empty, np.zeros(1, bool), empty, empty, empty, {}, empty, empty,
                                np.zeros(n, dtype=bool), texts, items)
 
     good = _matcher_scores(data(200, True), data(100, True), layer=1)
-    assert good["seg_static"] > 0.95 and good["words_static"] > 0.95 and good["chance_static"] == pytest.approx(1 / 3)
+    assert good["seg_static"] > 0.95 and good["span_static"] > 0.95 and good["words_static"] > 0.95 and good["chance_static"] == pytest.approx(1 / 3)
     bad = _matcher_scores(data(200, False), data(300, False), layer=1)
     assert bad["seg_static"] < 0.5 and bad["words_static"] > 0.95 and "seg_video_only" not in bad

@@ -20,8 +20,9 @@ a clip's visual tokens show whole, ASTC, SVAC §3.3):
 * **matcher** -- can the target be picked among the objects of an anchor from a query, given each object's token
   states (mean over its cells) at a layer? A ridge map, fitted on the training videos, from the query to the
   target's pooled state; on held-out anchors the object whose pooled state is nearest (cosine, about the training
-  targets' mean) is the pick. Two queries: the ``[SEG]`` token's own state at that layer, and the expression's
-  bag of words (an oracle that holds exactly the words). Accuracy against chance (one over the number of objects),
+  targets' mean) is the pick. Three queries: the ``[SEG]`` token's own state at that layer, the mean state of
+  the answer's ``<p>...</p>`` phrase tokens before it at that layer, and the expression's bag of words (an oracle
+  that holds exactly the words). Accuracy against chance (one over the number of objects),
   separately for expressions with a static word and for those naming only time, speed or motion.
 
 Run::
@@ -109,12 +110,14 @@ class MatchItem:
     Attributes:
         expression: index of the expression in :attr:`VisualProbeData.expressions`.
         seg: ``float32 (L + 1, D)`` the ``[SEG]`` token's state after each layer.
+        span: ``float32 (L + 1, D)`` the mean state of the ``<p>...</p>`` phrase's tokens before it, after each layer.
         objects: ``float32 (L + 1, n, D)`` each object's token states averaged over the cells it covers.
         target: index of the expression's object among the ``n``.
     """
 
     expression: int
     seg: np.ndarray
+    span: np.ndarray
     objects: np.ndarray
     target: int
 
@@ -223,7 +226,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                 families = set(s.meta.get("families") or ())
                 video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
                 matches += _match_items(len(expressions), hidden, seg_positions, anchor_tokens.cpu(), covers,
-                                        s.object_ids[0])
+                                        s.object_ids[0], _phrase_bounds(model, input_ids[0].cpu(), seg_positions))
                 expressions.append(s.expression)
                 for family in WORD_FAMILIES:
                     words[family].append(_family_value(s, family))
@@ -236,15 +239,26 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                            np.array(video_only, dtype=bool), expressions, matches)
 
 
-def _match_items(index, hidden, seg_positions, anchor_tokens, covers, target) -> list[MatchItem]:
+def _phrase_bounds(model, input_ids, seg_positions) -> list:
+    from svac.mllm.tokenizer import token_id
+    from svac.mllm.tokens import PHRASE_END, PHRASE_START
+    from svac.span_prompt import span_bounds
+
+    return span_bounds(input_ids, seg_positions.cpu(), token_id(model.tokenizer, PHRASE_START),
+                       token_id(model.tokenizer, PHRASE_END))
+
+
+def _match_items(index, hidden, seg_positions, anchor_tokens, covers, target, phrases) -> list[MatchItem]:
     items = []
     for k, position in enumerate(seg_positions.tolist()):
         present = [o for o, c in covers[k].items() if (c > COVER).any()]
-        if target not in present or len(present) < 2:
+        if target not in present or len(present) < 2 or phrases[k] is None:
             continue
         cells = hidden[:, anchor_tokens[k]]  # (L + 1, P, D)
         pooled = [cells[:, torch.from_numpy(covers[k][o].reshape(-1) > COVER)].mean(1) for o in present]
+        start, stop = phrases[k]
         items.append(MatchItem(index, hidden[:, position].numpy().astype(np.float32),
+                               hidden[:, start:stop].mean(1).numpy().astype(np.float32),
                                torch.stack(pooled, 1).numpy().astype(np.float32), present.index(target)))
     return items
 
@@ -336,6 +350,7 @@ def _matcher_scores(train: VisualProbeData, test: VisualProbeData, layer: int) -
         return {}
     vocabulary = sorted({w for t in train.expressions for w in t.lower().split()})
     queries = {"seg": lambda data, items: np.stack([m.seg[layer] for m in items]),
+               "span": lambda data, items: np.stack([m.span[layer] for m in items]),
                "words": lambda data, items: _bag_of_words([data.expressions[m.expression] for m in items], vocabulary)}
     targets = np.stack([m.objects[layer][m.target] for m in train.matches])
     centre = targets.mean(0)

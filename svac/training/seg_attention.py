@@ -46,6 +46,8 @@ def image_cell_coverage(masks: torch.Tensor, clip_of_position: torch.Tensor, ast
 
     Raises:
         ValueError: when ``masks`` is not ``(T, S, S)`` with ``T = len(clip_of_position)``.
+
+    Source: svac's addition (issue 18); the anchor / composite layout is ASTC's (SVAC §3.3).
     """
     if masks.ndim != 3 or masks.shape[0] != len(clip_of_position):
         raise ValueError(f"expected masks (T, S, S) for {len(clip_of_position)} frames, got {tuple(masks.shape)}")
@@ -79,6 +81,8 @@ def seg_attention_loss(attention: torch.Tensor, weights: torch.Tensor) -> torch.
 
     Raises:
         ValueError: when the shapes disagree or no key is covered.
+
+    Source: svac's addition (issue 18).
     """
     if attention.ndim != 2 or attention.shape[1] != weights.shape[0]:
         raise ValueError(f"attention (heads, n) and weights (n,) disagree: {tuple(attention.shape)}, "
@@ -113,6 +117,8 @@ def example_seg_attention_terms(attentions: Sequence[torch.Tensor], rows: Sequen
 
     Raises:
         ValueError: when the ``[SEG]`` count does not fit the expressions and clips.
+
+    Source: svac's addition (issue 18); the ``[SEG]``-to-clip allocation is CSA's (SVAC §3.4).
     """
     num_clips = max(image_clips) + 1
     expressions, num_images, per_image = coverage.shape
