@@ -149,6 +149,23 @@ def test_seg_attention_trains_the_llm_to_look_at_the_target(tiny_config, synth_r
     assert off.seg_attention.item() == 0.0
 
 
+def test_phrase_end_query_supervises_the_closing_marker_before_each_seg(tiny_config, synth_root):
+    from svac.mllm.tokenizer import token_id
+    from svac.mllm.tokens import PHRASE_END
+
+    small = dataclasses.replace(tiny_config, astc=dataclasses.replace(tiny_config.astc, num_frames=6, clip_len=3))
+    model = build_from_config(small)
+    batch = _batch(model, synth_root)
+    objective = SVACObjective(model, LossConfig(seg_attention=1.0, seg_attention_query="phrase_end"))
+    queries = objective._attention_queries(batch, 0)
+    segs = objective._answer_seg_positions(batch, 0)
+    assert len(queries) == len(segs) and (queries < segs).all()
+    assert (batch.input_ids[0, queries] == token_id(model.tokenizer, PHRASE_END)).all()
+    seg_only = SVACObjective(model, LossConfig(seg_attention=1.0))
+    with torch.no_grad():
+        assert objective(batch).seg_attention.item() != seg_only(batch).seg_attention.item()
+
+
 def test_seg_attention_layers_are_checked(tiny_config):
     model = build_from_config(tiny_config)
     with pytest.raises(ConfigError, match="seg_attention_layers"):

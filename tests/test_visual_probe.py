@@ -119,6 +119,8 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
     assert set(result["cells"]) == {"pixels", *(f"layer_{i}" for i in range(layers + 1))}
     assert set(result["seg_attention_lift"]) == {f"layer_{i + 1}" for i in range(layers)}
     assert set(result["seg_attention_lift_video_only"]) == set(result["seg_attention_lift"])
+    assert set(result["phrase_end_attention_object_lift"]) == set(result["seg_attention_lift"])
+    assert data.phrase_object_lift.shape == data.object_lift.shape and np.isfinite(data.phrase_object_lift).any()
     assert data.matches and len(data.expressions) == n_exp
     for m in data.matches:
         assert m.seg.shape == m.span.shape == (layers + 1, dim) and m.objects.shape[0::2] == (layers + 1, dim)
@@ -165,7 +167,7 @@ def test_matcher_picks_the_target_when_the_query_names_it_and_not_otherwise():
             items.append(MatchItem(i, np.stack([seg, seg]).astype(np.float32), np.stack([seg, seg]).astype(np.float32),
                                    np.stack([objects, objects]).astype(np.float32), target))
         empty = np.zeros((1, 1), dtype=np.float32)
-        return VisualProbeData(empty, empty, np.zeros(1, bool), empty, empty, empty, {}, empty, empty,
+        return VisualProbeData(empty, empty, np.zeros(1, bool), empty, empty, empty, {}, empty, empty, empty,
                                np.zeros(n, dtype=bool), texts, items)
 
     good = _matcher_scores(data(200, True), data(100, True), layer=1)

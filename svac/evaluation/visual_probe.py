@@ -138,6 +138,8 @@ class VisualProbeData:
             its clips whose anchor shows the target; ``nan`` when none does).
         object_lift: ``float32 (N, L)`` the same among the anchor cells some object covers (``nan`` for clips
             where only the target covers cells).
+        phrase_object_lift: ``float32 (N, L)`` the object lift of the ``</p>`` token closing the answer's phrase
+            before each ``[SEG]`` (the query ``loss.seg_attention_query: phrase_end`` supervises).
         video_only: ``bool (N,)`` the expression names only families a single frame cannot tell
             (:data:`VIDEO_ONLY_FAMILIES`).
         expressions: the N expressions' text.
@@ -153,6 +155,7 @@ class VisualProbeData:
     words: dict[str, list]
     lift: np.ndarray
     object_lift: np.ndarray
+    phrase_object_lift: np.ndarray
     video_only: np.ndarray
     expressions: list[str]
     matches: list["MatchItem"]
@@ -188,7 +191,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     if not by_video:
         raise ValueError("no expression names a single object with ground truth")
     cell_states, cell_pixels, cell_object, cell_colour = [], [], [], []
-    seg_states, lifts, object_lifts, video_only, expressions, matches = [], [], [], [], [], []
+    seg_states, lifts, object_lifts, phrase_lifts, video_only, expressions, matches = [], [], [], [], [], [], []
     words: dict[str, list] = {f: [] for f in WORD_FAMILIES}
     with torch.inference_mode(), eager_attention(model.mllm):
         for video_samples in by_video.values():
@@ -223,10 +226,14 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                 lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0]))
                 object_lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0],
                                           among_objects=True))
+                phrases = _phrase_bounds(model, input_ids[0].cpu(), seg_positions)
+                phrase_lifts.append(np.full(len(out.attentions), np.nan) if None in phrases else
+                                    _lift(out.attentions, torch.tensor([b[1] for b in phrases]), anchor_tokens,
+                                          covers, s.object_ids[0], among_objects=True))
                 families = set(s.meta.get("families") or ())
                 video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
                 matches += _match_items(len(expressions), hidden, seg_positions, anchor_tokens.cpu(), covers,
-                                        s.object_ids[0], _phrase_bounds(model, input_ids[0].cpu(), seg_positions))
+                                        s.object_ids[0], phrases)
                 expressions.append(s.expression)
                 for family in WORD_FAMILIES:
                     words[family].append(_family_value(s, family))
@@ -236,7 +243,8 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                            np.tile(_grid_places(grid), (len(cell_pixels), 1)),
                            np.stack(seg_states, axis=1).astype(np.float32), words,
                            np.stack(lifts).astype(np.float32), np.stack(object_lifts).astype(np.float32),
-                           np.array(video_only, dtype=bool), expressions, matches)
+                           np.stack(phrase_lifts).astype(np.float32), np.array(video_only, dtype=bool), expressions,
+                           matches)
 
 
 def _phrase_bounds(model, input_ids, seg_positions) -> list:
@@ -394,6 +402,8 @@ def probe(train: VisualProbeData, test: VisualProbeData) -> dict:
                                       for i in range(test.lift.shape[1])},
         "seg_attention_object_lift_video_only": {f"layer_{i + 1}": _nanmean(test.object_lift[test.video_only, i])
                                                  for i in range(test.lift.shape[1])},
+        "phrase_end_attention_object_lift": {f"layer_{i + 1}": _nanmean(test.phrase_object_lift[:, i])
+                                             for i in range(test.lift.shape[1])},
         "matcher": {f"layer_{i}": _matcher_scores(train, test, i) for i in range(layers)},
     }
 

@@ -100,6 +100,9 @@ class LossConfig:
             (``eager``) attention in steps where it is on.
         seg_attention_layers: the LLM layers (0-based; negative counts from the last) whose attention is
             supervised.
+        seg_attention_query: whose attention is supervised for each ``[SEG]`` token: ``seg`` -- the token's own;
+            ``phrase_end`` -- that of the ``</p>`` closing the answer's phrase before it (its state holds the
+            expression's words; the ``[SEG]`` token can read it in the next layer).
         point_sampling: compute the mask losses on sampled points (Mask2Former) instead of every pixel.
         num_points: points per mask when sampling (pixels).
         oversample_ratio, importance_ratio: Mask2Former's uncertainty-based point sampling.
@@ -120,6 +123,7 @@ class LossConfig:
     prompt_contrast_temperature: float = 0.1
     seg_attention: float = 0.0
     seg_attention_layers: tuple[int, ...] = (-1,)
+    seg_attention_query: Literal["seg", "phrase_end"] = "seg"
     point_sampling: bool = False
     num_points: int = 12544
     oversample_ratio: float = 3.0

@@ -153,12 +153,33 @@ class SVACObjective(nn.Module):
             else:
                 image_clips = example.clip_of_position.tolist()
             terms += example_seg_attention_terms(
-                attentions, rows, [self._answer_seg_positions(batch, r) for r in rows],
+                attentions, rows, [self._attention_queries(batch, r) for r in rows],
                 [(batch.input_ids[r] == image_token).nonzero()[:, 0] for r in rows], coverage, image_clips,
                 model.config.csa.mode == "per_clip")
         if not terms:
             return attentions[0].new_zeros((), dtype=torch.float32)
         return torch.stack(terms).mean()
+
+    def _attention_queries(self, batch: TrainingBatch, r: int) -> torch.Tensor:
+        """Positions in row ``r`` whose attention :mod:`svac.training.seg_attention` supervises, one per answer
+        ``[SEG]`` (``loss.seg_attention_query``).
+
+        Raises:
+            ValueError: under ``phrase_end`` when a ``[SEG]`` has no ``<p>...</p>`` phrase before it.
+        """
+        positions = self._answer_seg_positions(batch, r)
+        if self.loss_cfg.seg_attention_query == "seg":
+            return positions
+        from svac.mllm.tokenizer import token_id
+        from svac.mllm.tokens import PHRASE_END, PHRASE_START
+        from svac.span_prompt import span_bounds
+
+        tokenizer = self.model.tokenizer
+        bounds = span_bounds(batch.input_ids[r], positions, token_id(tokenizer, PHRASE_START),
+                             token_id(tokenizer, PHRASE_END))
+        if any(b is None for b in bounds):
+            raise ValueError("loss.seg_attention_query=phrase_end needs a <p>...</p> phrase before every [SEG]")
+        return torch.tensor([stop for _, stop in bounds], dtype=torch.long, device=positions.device)
 
     def _contrast(self, prompts: list[torch.Tensor], regions: dict[int, tuple[torch.Tensor, torch.Tensor]],
                   examples: list) -> torch.Tensor:
