@@ -174,8 +174,9 @@ def test_seg_attention_layers_are_checked(tiny_config):
         load_train_config("train/svac_default_3_video.yaml", ["loss.seg_attention=-1.0"])
     with pytest.raises(ConfigError, match="seg_attention_layers"):
         LossConfig(seg_attention_layers=())
-    with pytest.raises(ConfigError, match="objective: corrections does not run"):
-        load_train_config("train/svac_default_4_clicks.yaml", ["loss.seg_attention=1.0"])
+    for term in ("seg_attention", "prompt_contrast", "prompt_separation"):
+        with pytest.raises(ConfigError, match=f"loss.{term} .*objective: corrections does not run"):
+            load_train_config("train/svac_default_4_clicks.yaml", [f"loss.{term}=1.0"])
     assert load_train_config("train/svac_default_3_video.yaml", ["loss.seg_attention=1.0",
                                                                  "loss.seg_attention_layers=[0,-1]"]
                              ).loss.seg_attention_layers == (0, -1)

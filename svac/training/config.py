@@ -506,9 +506,11 @@ class TrainConfig:
                               "its config: model.sam2.memory_tracker: true)")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if self.loss.seg_attention and self.objective not in ("referring", "vos"):
-            raise ConfigError(f"loss.seg_attention supervises the LLM's [SEG] tokens, which objective: "
-                              f"{self.objective} does not run (it applies to referring and vos)")
+        if self.objective not in ("referring", "vos"):
+            for name in ("seg_attention", "prompt_separation", "prompt_contrast"):
+                if getattr(self.loss, name):
+                    raise ConfigError(f"loss.{name} acts on the LLM's [SEG] tokens, which objective: "
+                                      f"{self.objective} does not run (it applies to referring and vos)")
         if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:
             raise ConfigError(f"bpe_vocab_size must be >= 1, got {self.bpe_vocab_size}")
 
