@@ -112,6 +112,15 @@ def span_bounds(input_ids: torch.Tensor, positions: torch.Tensor, open_id: int, 
     return out
 
 
+def phrase_bounds(model: "SVAC", input_ids: torch.Tensor, positions: torch.Tensor) -> list[tuple[int, int] | None]:
+    """:func:`span_bounds` with ``model``'s ``<p>`` and ``</p>`` ids: per position, the token range ``(start, stop)``
+    of the last complete phrase before it (``stop`` is the ``</p>``'s position), or ``None``."""
+    from svac.mllm.tokenizer import token_id
+
+    return span_bounds(input_ids, positions, token_id(model.tokenizer, PHRASE_START),
+                       token_id(model.tokenizer, PHRASE_END))
+
+
 def span_states(model: "SVAC", input_ids: torch.Tensor, positions: torch.Tensor,
                 last_hidden: torch.Tensor | None = None) -> SpanStates:
     """The span states of the ``[SEG]`` tokens at ``positions`` of one conversation.
@@ -129,10 +138,7 @@ def span_states(model: "SVAC", input_ids: torch.Tensor, positions: torch.Tensor,
     Raises:
         ValueError: when ``span_layer`` is ``last`` and ``last_hidden`` is missing or of another length.
     """
-    from svac.mllm.tokenizer import token_id
-
-    bounds = span_bounds(input_ids, positions, token_id(model.tokenizer, PHRASE_START),
-                         token_id(model.tokenizer, PHRASE_END))
+    bounds = phrase_bounds(model, input_ids, positions)
     if model.config.seg_prompt.span_layer == "last":
         if last_hidden is None or last_hidden.shape[0] != input_ids.shape[0]:
             raise ValueError("span_layer 'last' needs the conversation's last-layer hidden states (L, D)")

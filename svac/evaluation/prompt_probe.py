@@ -131,8 +131,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PromptStates:
         seg.append(answer.seg_hidden.float().mean(0).numpy())
         span.append(answer.seg_span.states.float().mean(0).numpy())
         centroid.append([float(np.mean(xs)), float(np.mean(ys))])
-        families = frozenset(s.meta.get("families") or ())
-        video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
+        video_only.append(names_only_video_families(s))
     if not seg:
         raise ValueError("no expression with a visible target to probe")
     return PromptStates(np.stack(seg).astype(np.float32), np.stack(span).astype(np.float32),
@@ -169,6 +168,12 @@ def r2_score(predicted: np.ndarray, target: np.ndarray) -> float:
     """R^2 of ``predicted`` against ``target`` (both ``(N, k)``), over all their entries: 1 is perfect, 0 is the
     target's own mean, below 0 is worse than that."""
     return float(1.0 - ((predicted - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
+
+
+def names_only_video_families(sample) -> bool:
+    """Whether ``sample``'s expression names only :data:`VIDEO_ONLY_FAMILIES` (its dataset's ``families``)."""
+    families = frozenset(sample.meta.get("families") or ())
+    return bool(families) and families <= VIDEO_ONLY_FAMILIES
 
 
 def position_probe(train: PromptStates, test: PromptStates) -> dict:

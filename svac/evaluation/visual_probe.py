@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from svac.evaluation.prompt_probe import add_probe_arguments, r2_score, ridge_fit, run_probe
-from svac.mllm.internvl import eager_attention
+from svac.evaluation.prompt_probe import (add_probe_arguments, names_only_video_families, r2_score, ridge_fit,
+                                         run_probe)
+from svac.mllm.internvl import eager_attention, token_grid_side
+from svac.span_prompt import phrase_bounds
 
 if TYPE_CHECKING:
     from svac.inference import PreparedVideo
@@ -56,8 +58,6 @@ COVER = 0.3
 PIXEL_POOL = 4
 #: Families whose value the word probe reads from the ``[SEG]`` state.
 WORD_FAMILIES = ("color", "shape")
-#: Families that need more than one frame (an expression naming only these cannot be answered from the words).
-VIDEO_ONLY_FAMILIES = frozenset({"time", "speed", "motion"})
 
 
 def cell_coverage(mask: np.ndarray, grid: int) -> np.ndarray:
@@ -141,7 +141,7 @@ class VisualProbeData:
         phrase_object_lift: ``float32 (N, L)`` the object lift of the ``</p>`` token closing the answer's phrase
             before each ``[SEG]`` (the query ``loss.seg_attention_query: phrase_end`` supervises).
         video_only: ``bool (N,)`` the expression names only families a single frame cannot tell
-            (:data:`VIDEO_ONLY_FAMILIES`).
+            (:data:`svac.evaluation.prompt_probe.VIDEO_ONLY_FAMILIES`).
         expressions: the N expressions' text.
         matches: one :class:`MatchItem` per (expression, clip) whose anchor shows the target and another object.
     """
@@ -181,7 +181,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     from svac.inference import encode_turns, prepare_video, referring_turn
     from svac.video.reader import FramePathsVideo
 
-    grid = int(round(model.tokens_per_image ** 0.5))
+    grid = token_grid_side(model.config.mllm)
     by_video: dict[str, list] = {}
     for s in samples:
         if len(s.object_ids) == 1 and s.mask_loader is not None:
@@ -226,12 +226,11 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                 lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0]))
                 object_lifts.append(_lift(out.attentions, seg_positions, anchor_tokens, covers, s.object_ids[0],
                                           among_objects=True))
-                phrases = _phrase_bounds(model, input_ids[0].cpu(), seg_positions)
+                phrases = phrase_bounds(model, input_ids[0].cpu(), seg_positions.cpu())
                 phrase_lifts.append(np.full(len(out.attentions), np.nan) if None in phrases else
                                     _lift(out.attentions, torch.tensor([b[1] for b in phrases]), anchor_tokens,
                                           covers, s.object_ids[0], among_objects=True))
-                families = set(s.meta.get("families") or ())
-                video_only.append(bool(families) and families <= VIDEO_ONLY_FAMILIES)
+                video_only.append(names_only_video_families(s))
                 matches += _match_items(len(expressions), hidden, seg_positions, anchor_tokens.cpu(), covers,
                                         s.object_ids[0], phrases)
                 expressions.append(s.expression)
@@ -245,15 +244,6 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
                            np.stack(lifts).astype(np.float32), np.stack(object_lifts).astype(np.float32),
                            np.stack(phrase_lifts).astype(np.float32), np.array(video_only, dtype=bool), expressions,
                            matches)
-
-
-def _phrase_bounds(model, input_ids, seg_positions) -> list:
-    from svac.mllm.tokenizer import token_id
-    from svac.mllm.tokens import PHRASE_END, PHRASE_START
-    from svac.span_prompt import span_bounds
-
-    return span_bounds(input_ids, seg_positions.cpu(), token_id(model.tokenizer, PHRASE_START),
-                       token_id(model.tokenizer, PHRASE_END))
 
 
 def _match_items(index, hidden, seg_positions, anchor_tokens, covers, target, phrases) -> list[MatchItem]:

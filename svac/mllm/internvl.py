@@ -26,6 +26,16 @@ def tokens_per_image(cfg: MLLMConfig) -> int:
     """Visual tokens one MLLM image becomes: ``(S / patch)^2 * downsample_ratio^2`` (InternVL: 256).
 
     Raises:
+        ValueError: as :func:`token_grid_side`.
+    """
+    return token_grid_side(cfg) ** 2
+
+
+def token_grid_side(cfg: MLLMConfig) -> int:
+    """Visual tokens per side of one MLLM image: ``S / patch * downsample_ratio`` (InternVL: 16); token
+    ``i * side + j`` covers cell ``(i, j)`` of the image.
+
+    Raises:
         ValueError: when the image size is not a multiple of the patch size, or the patch grid
             cannot be pixel-shuffled by ``downsample_ratio``.
     """
@@ -38,7 +48,7 @@ def tokens_per_image(cfg: MLLMConfig) -> int:
     scaled = grid * cfg.downsample_ratio
     if scaled != int(scaled):
         raise ValueError(f"patch grid {grid} cannot be pixel-shuffled by ratio {cfg.downsample_ratio}")
-    return int(scaled) ** 2
+    return int(scaled)
 
 
 def build_internvl_config(cfg: MLLMConfig, *, vocab_size: int, image_token_id: int,

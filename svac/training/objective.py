@@ -28,11 +28,12 @@ from svac.csa import allocate
 from svac.errors import ConfigError
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
-from svac.span_prompt import SpanStates, span_states
+from svac.span_prompt import SpanStates, phrase_bounds, span_states
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
 from svac.training.losses import MaskLossTerms, StepLosses, mask_losses, prompt_region_contrast
-from svac.training.seg_attention import example_seg_attention_terms, grid_side, image_cell_coverage
+from svac.mllm.internvl import token_grid_side
+from svac.training.seg_attention import example_seg_attention_terms, image_cell_coverage
 
 
 @dataclass
@@ -140,7 +141,7 @@ class SVACObjective(nn.Module):
     def _seg_attention(self, batch: TrainingBatch, attentions: list[torch.Tensor]) -> torch.Tensor:
         """Mean :mod:`svac.training.seg_attention` loss over the batch's supervised ``[SEG]`` tokens and layers."""
         model = self.model
-        grid = grid_side(model.tokens_per_image)
+        grid = token_grid_side(model.config.mllm)
         astc = model.config.astc.mode == "astc"
         image_token = model.mllm.config.image_token_id
         terms = []
@@ -170,13 +171,7 @@ class SVACObjective(nn.Module):
         positions = self._answer_seg_positions(batch, r)
         if self.loss_cfg.seg_attention_query == "seg":
             return positions
-        from svac.mllm.tokenizer import token_id
-        from svac.mllm.tokens import PHRASE_END, PHRASE_START
-        from svac.span_prompt import span_bounds
-
-        tokenizer = self.model.tokenizer
-        bounds = span_bounds(batch.input_ids[r], positions, token_id(tokenizer, PHRASE_START),
-                             token_id(tokenizer, PHRASE_END))
+        bounds = phrase_bounds(self.model, batch.input_ids[r], positions)
         if any(b is None for b in bounds):
             raise ValueError("loss.seg_attention_query=phrase_end needs a <p>...</p> phrase before every [SEG]")
         return torch.tensor([stop for _, stop in bounds], dtype=torch.long, device=positions.device)

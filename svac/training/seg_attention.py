@@ -18,7 +18,6 @@ weight. With ``p`` the token's attention over those keys (mean over heads, renor
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -141,14 +140,3 @@ def example_seg_attention_terms(attentions: Sequence[torch.Tensor], rows: Sequen
             terms += [seg_attention_loss(layer[row, :, position, keys], weights) for layer in attentions]
     return terms
 
-
-def grid_side(tokens_per_image: int) -> int:
-    """Cells per side of an MLLM image's visual-token grid.
-
-    Raises:
-        ValueError: when ``tokens_per_image`` is not a square.
-    """
-    side = math.isqrt(tokens_per_image)
-    if side * side != tokens_per_image:
-        raise ValueError(f"{tokens_per_image} visual tokens per image is not a square grid")
-    return side
