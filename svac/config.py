@@ -505,6 +505,10 @@ class InferenceConfig:
             answer greedily and applies ``csa.count_policy``. :meth:`svac.SVAC.chat` always generates.
         max_new_tokens: decoding budget of a generated answer (tokens).
         mask_threshold: logit threshold of SAM-2 mask logits (0.0 = probability 0.5).
+        mask_components: ``all`` keeps every region of a mask (Sa2VA and SVAC, the default);
+            ``strongest`` keeps, per object and frame, only the connected region of SAM-2's
+            low-resolution logits with the largest probability mass -- for expressions naming one
+            object (:mod:`svac.grounding.mask_components`; svac's default model sets it).
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: compute dtype of the model (``float32``, ``bfloat16``, ``float16``).
     """
@@ -512,6 +516,7 @@ class InferenceConfig:
     answer_mode: Literal["template", "generate"] = "template"
     max_new_tokens: int = 64
     mask_threshold: float = 0.0
+    mask_components: Literal["all", "strongest"] = "all"
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 

@@ -196,12 +196,18 @@ def logits_to_masks(model: "SVAC", logits: torch.Tensor, *, pipeline: Literal["s
     ``svac``: one bilinear resize to the frame size, computed only in the windows of rows and columns
     where a mask can be on (:func:`svac.grounding.mask_upsampling.upsample_masks`); ``sa2va``: Sa2VA's
     two steps (to SAM-2's input side, then to the frame size). Thresholded at
-    ``config.inference.mask_threshold``.
+    ``config.inference.mask_threshold``; with ``config.inference.mask_components == "strongest"`` each
+    mask first keeps only its strongest region of low-resolution cells
+    (:func:`svac.grounding.mask_components.keep_strongest_component`).
     """
     from svac.grounding.mask_upsampling import upsample_masks
     from svac.sa2va_pipeline import upsample_logits
 
     threshold = model.config.inference.mask_threshold
+    if model.config.inference.mask_components == "strongest":
+        from svac.grounding.mask_components import keep_strongest_component
+
+        logits = keep_strongest_component(logits, threshold)
     if pipeline == "sa2va":  # 256 -> 1024 -> frame size
         logits = upsample_logits(logits.float(), model.grounding.image_size, frame_size)
         return (logits > threshold).cpu().numpy()
