@@ -278,6 +278,22 @@ def test_resume_reproduces_the_uninterrupted_loss_trajectory(small_config, synth
     assert all(torch.equal(want[k], got[k]) for k in want)
     assert main(["export", str(tmp_path / "b"), "--step", "3", "--out", str(tmp_path / "cli")]) != 0
 
+    # --weights-dtype float16 stores the floating weights in half precision (the shipped default model's
+    # storage): loaded back in float32 they are the trained weights rounded to float16, integers untouched
+    from safetensors import safe_open
+
+    assert main(["export", str(tmp_path / "b"), "--step", "3", "--out", str(tmp_path / "half"),
+                 "--weights-dtype", "float16"]) == 0
+    (shard,) = sorted((tmp_path / "half").glob("*.safetensors"))
+    with safe_open(str(shard), "pt") as stored:
+        dtypes = {stored.get_slice(k).get_dtype() for k in stored.keys()}
+    assert "F16" in dtypes and "F32" not in dtypes
+    assert shard.stat().st_size < 0.6 * sum(p.stat().st_size for p in (tmp_path / "cli").glob("*.safetensors"))
+    got = load_model(tmp_path / "half", device="cpu").state_dict()
+    for k in want:
+        expected = want[k].to(torch.float16).to(want[k].dtype) if want[k].is_floating_point() else want[k]
+        assert got[k].dtype == want[k].dtype and torch.equal(got[k], expected), k
+
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(small_config, synth_root, tmp_path, monkeypatch):
     calls = {"n": 0}

@@ -235,7 +235,7 @@ def _finished(out: Path) -> TrainResult:
 
 
 def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, weights_dtype: str | None = None) -> Path:
     """Save the model of a step checkpoint as a loadable svac model folder.
 
     Rebuilds the run's model from its ``train_config.json`` (the same tokenizer, LoRA wrapping
@@ -248,6 +248,8 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         out: the model folder to create.
         step: which checkpoint (optimizer updates); ``None`` takes the newest.
         overwrite: replace a non-empty ``out``.
+        weights_dtype: ``float32``, ``float16`` or ``bfloat16``: the dtype the floating-point weights are
+            stored in (``svac.checkpoints.svac_format.save_svac``); ``None`` keeps the trained dtype.
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
@@ -281,7 +283,7 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         raise FileNotFoundError(f"{path} has no {SAFE_WEIGHTS_NAME} (DeepSpeed checkpoints: convert with "
                                 "zero_to_fp32 first)")
     load_weights(objective, str(weights), strict=True)  # tied weights (lm_head) are restored as shared
-    _save_trained_model(model, Path(out), overwrite=overwrite)
+    _save_trained_model(model, Path(out), overwrite=overwrite, weights_dtype=weights_dtype)
     return Path(out)
 
 
@@ -425,9 +427,13 @@ def _objective_groups(objective, model) -> list[dict]:
     return groups
 
 
-def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False) -> None:
-    """Mark ``model`` as trained and save it with ``save_pretrained`` in ``model_dir``."""
+def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False, weights_dtype: str | None = None) -> None:
+    """Mark ``model`` as trained and save it with ``save_pretrained`` in ``model_dir`` (floating-point weights stored
+    in ``weights_dtype``: ``float32``, ``float16`` or ``bfloat16``; ``None``: as trained)."""
     import dataclasses
 
+    from svac.checkpoints.placement import resolve_dtype
+
+    dtype = None if weights_dtype is None else resolve_dtype(weights_dtype, "float32")
     model.config = dataclasses.replace(model.config, trained=True)
-    model.save_pretrained(model_dir, overwrite=overwrite)
+    model.save_pretrained(model_dir, overwrite=overwrite, weights_dtype=dtype)

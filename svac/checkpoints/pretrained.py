@@ -63,13 +63,15 @@ class PretrainedMixin:
                                load_adapter=load_adapter, tokenizer=tokenizer, sam2_checkpoint=sam2_checkpoint).model
 
     def save_pretrained(self, directory, *, max_shard_size: int | None = None,
-                        overwrite: bool = False) -> "SavedCheckpoint":
+                        overwrite: bool = False, weights_dtype: "torch.dtype | None" = None) -> "SavedCheckpoint":
         """Save the model in svac's format: ``config.json``, sharded safetensors, tokenizer, ``adapter/``.
 
         Args:
             directory: the folder to create (written atomically).
             max_shard_size: largest weight shard in bytes (default 2 GiB).
             overwrite: replace an existing non-empty folder.
+            weights_dtype: store the floating-point weights in this dtype (e.g. ``torch.float16``);
+                ``None``: as they are (:func:`svac.checkpoints.svac_format.save_svac`).
 
         Returns:
             A :class:`svac.checkpoints.svac_format.SavedCheckpoint`.
@@ -82,4 +84,4 @@ class PretrainedMixin:
         from svac.checkpoints.svac_format import save_svac
 
         size = DEFAULT_MAX_SHARD_BYTES if max_shard_size is None else max_shard_size
-        return save_svac(self, directory, max_shard_bytes=size, overwrite=overwrite)
+        return save_svac(self, directory, max_shard_bytes=size, overwrite=overwrite, weights_dtype=weights_dtype)

@@ -69,7 +69,7 @@ def svac_version() -> str:
 
 
 def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-              overwrite: bool = False) -> SavedCheckpoint:
+              overwrite: bool = False, weights_dtype: "torch.dtype | None" = None) -> SavedCheckpoint:
     """Save ``model`` in svac's format (see the module docstring).
 
     Args:
@@ -78,6 +78,9 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
         directory: the checkpoint folder to create.
         max_shard_bytes: the largest weight shard, bytes (default 2 GiB).
         overwrite: replace an existing non-empty folder.
+        weights_dtype: store the floating-point weights in this dtype (``torch.float16`` halves a
+            float32 model; loading casts them to the dtype the model is loaded in, as for any
+            checkpoint); ``None`` stores them as they are. Integer tensors are never cast.
 
     Returns:
         A :class:`SavedCheckpoint`.
@@ -86,15 +89,20 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
         OutputExistsError: when ``directory`` exists, is not empty and ``overwrite`` is false.
         CheckpointError: when ``directory`` is a file, or the model is quantized (bitsandbytes
             weights cannot be stored in full precision) or has weights still on ``meta``.
+        ValueError: when ``weights_dtype`` is not a floating-point dtype.
     """
     from svac.checkpoints.lora import ADAPTER_DIR, base_state_dict, save_adapter
     from svac.checkpoints.quantization import is_quantized
 
+    if weights_dtype is not None and not weights_dtype.is_floating_point:
+        raise ValueError(f"weights_dtype must be a floating-point dtype, got {weights_dtype}")
     if is_quantized(model):
         raise CheckpointError("a quantized (8-bit/4-bit) model cannot be saved by svac; load it in full precision")
     state = base_state_dict(model)
     for alias in tied_aliases(model):
         state.pop(alias, None)
+    if weights_dtype is not None:
+        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
     return write_checkpoint(directory, config=model.config, state=state, tokenizer=model.tokenizer,
                             max_shard_bytes=max_shard_bytes, overwrite=overwrite,
                             extra=lambda staging: save_adapter(model, staging / ADAPTER_DIR))
