@@ -103,3 +103,7 @@ def test_the_engine_applies_it_when_configured(tiny_model):
     assert ndimage.label(one[0, 0], structure=np.ones((3, 3)))[1] == 1
     assert np.array_equal(one[0, 0], both[0, 0] & one[0, 0]) and one[0, 0, :32, :32].any()
     assert not one[0, 0, 32:, 32:].any()
+    # Sa2VA's two-step upsampling reads the same selected logits
+    sa2va = logits_to_masks(variant(tiny_model, inference={"mask_components": "strongest"}), logits, pipeline="sa2va",
+                            frame_size=(64, 64))
+    assert ndimage.label(sa2va[0, 0], structure=np.ones((3, 3)))[1] == 1 and not sa2va[0, 0, 32:, 32:].any()
