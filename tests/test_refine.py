@@ -463,13 +463,14 @@ def _nearest_to_centre(region: np.ndarray) -> tuple[float, float]:
 @pytest.mark.parametrize("query", ["the white shape", "the red triangle"])
 def test_a_positive_click_inside_the_target_raises_j_on_its_frame_and_after(default_model, example_truth, query):
     """Issue 16: a mask wrong on purpose -- the red square asked as "the white shape" (another object), or as
-    "the red triangle" (the same colour, another shape: its mask takes the red square in part, J 0.32 on the
-    clicked frame with the default model; the click lifts it to 0.93) -- is corrected by one click inside the
+    "the red triangle" (the same colour, another shape: its mask took the red square in part, J 0.32 on the
+    clicked frame, before the default model kept one region per mask; now 0.00; the click lifts it to 0.93) -- is corrected by one click inside the
     red square at frame i: J on the red square rises at frame i and on the frames after it, which the default
     model's memory tracker decodes from the corrected frame's memory (after_correction="memory", its default):
-    mean J over frames 11-30 0.005 -> 0.375 ("the white shape") and 0.184 -> 0.378 ("the red triangle"); with
+    mean J over frames 11-30 0.005 -> 0.375 ("the white shape") and 0.184 -> 0.378 ("the red triangle"), measured
+    keeping every region of a mask (one region: 0.005 -> 0.35 and 0.02 -> 0.35, clicked at the centroid); with
     after_correction="seg" those frames keep their clip's wrong [SEG] prompt and do not move. "The red square"
-    itself gets J 0.54 on that frame (0.92 after the click); it is not asked here, being the query, not a mask
+    itself gets J 0.55 on that frame (0.92 after the click); it is not asked here, being the query, not a mask
     wrong on purpose."""
     truth = example_truth == RED_SQUARE
     result = default_model.segment(str(EXAMPLE), query)
@@ -497,7 +498,7 @@ def test_a_box_around_the_target_raises_j_on_its_frame(default_model, example_tr
                                                 float(ys.max()) + 1))
     after = _j(refined.masks[0], truth)
     assert before[CLICKED] < 0.6 and after[CLICKED] >= 0.7, (before[CLICKED], after[CLICKED])
-    later = slice(CLICKED + 1, None)  # carried on by the memory tracker: 0.005 / 0.184 -> 0.378 / 0.379
+    later = slice(CLICKED + 1, None)  # carried on by the memory tracker: 0.005 / 0.184 -> 0.378 / 0.379 (every region kept)
     assert after[later].mean() >= before[later].mean() + 0.1, (before[later].mean(), after[later].mean())
 
 
@@ -509,11 +510,11 @@ def test_a_negative_click_on_a_false_positive_lowers_false_positives(default_mod
     object).
 
     The default model's negative clicks are weaker than its positive ones (README "Refine with a click or a
-    box"): measured on these videos, the clicked frame's false positives fall by 33 % in total (7302 -> 4913 px
-    over 20 clicks; the five-stage model before it: by three quarters with its own mask on the README's table)
-    and rise on 3 of the 20 clicks (on masks with 5, 18 and 85 false-positive pixels); on
-    ``examples/synthetic.mp4`` "the red square" covers 13 px outside the square on frame 10, and a negative
-    click there makes it 259 px and cuts the square from 445 to 197 px."""
+    box"): measured on these videos, the clicked frame's false positives fall by 31 % in total (4514 -> 3132 px
+    over 15 clicks, fewer on 14 of them; keeping every region of a mask, ``inference.mask_components: all``:
+    7302 -> 4913 px over 20 clicks, rising on 3; the five-stage model before it: by three quarters with its own
+    mask on the README's table); on ``examples/synthetic.mp4`` "the red square" covers 1 px outside the square
+    on frame 10, and a negative click there removes it and cuts the square to J 0.25."""
 
     from svac.data.synthetic.generator import VideoSpec, generate_video
 
