@@ -50,10 +50,11 @@ def keep_strongest_component(logits: torch.Tensor, threshold: float) -> torch.Te
         threshold: a cell is on when its logit is above it (``inference.mask_threshold``).
 
     Returns:
-        A new tensor of the same shape, dtype and device: per object and frame, the 8-connected
-        component of on-cells with the largest probability mass (sum of ``sigmoid(logit)``) keeps its
-        values; the on-cells of the other components are set to ``threshold`` (off). Masks with at most
-        one component are returned unchanged. Ties go to the component found first (row-major order).
+        A tensor of the same shape, dtype and device: per object and frame, the 8-connected component
+        of on-cells with the largest probability mass (sum of ``sigmoid(logit)``) keeps its values; the
+        on-cells of the other components are set to ``threshold`` (off). Ties go to the component found
+        first (row-major order). ``logits`` itself when no mask has two components or more (nothing to
+        drop), else a new tensor: the input is never modified.
 
     Raises:
         ValueError: when ``logits`` is not 4-D.
