@@ -49,8 +49,10 @@ class SegmentationModel(Protocol):
                         local_files_only: bool = False) -> "SegmentationModel":
         """The model saved in ``source`` (a folder or Hub id), in eval mode on ``device_map``."""
 
-    def save_pretrained(self, directory, *, max_shard_size: int | None = None, overwrite: bool = False) -> Any:
-        """Write the model into ``directory`` (svac's checkpoint format, atomically)."""
+    def save_pretrained(self, directory, *, max_shard_size: int | None = None, overwrite: bool = False,
+                        weights_dtype: Any = None) -> Any:
+        """Write the model into ``directory`` (svac's checkpoint format, atomically; floating-point weights stored in
+        ``weights_dtype``, a ``torch.dtype``, when given)."""
 
     def segment(self, video, query: str, /, *, num_frames: int | None = None, clip_len: int | None = None,
                 progress: "Progress" = False) -> "SegmentationResult":

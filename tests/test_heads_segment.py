@@ -141,6 +141,20 @@ def test_loaded_weights_take_torch_dtype(baseline, tmp_path):
     assert all(torch.equal(v, saved[k].to(v.dtype)) for k, v in loaded.state_dict().items())
 
 
+def test_weights_stored_in_half_precision_load_as_the_rounded_weights(baseline, tmp_path):
+    """``save_pretrained(weights_dtype=torch.float16)``: the file holds float16 floats (integers untouched) and a
+    float32 load gives the weights rounded to float16; a non-floating dtype is refused before anything is written."""
+    folder = baseline.save_pretrained(tmp_path / "half", weights_dtype=torch.float16).path
+    loaded = type(baseline).from_pretrained(folder)
+    saved = baseline.state_dict()
+    for k, v in loaded.state_dict().items():
+        expected = saved[k].to(torch.float16).to(saved[k].dtype) if saved[k].is_floating_point() else saved[k]
+        assert v.dtype == saved[k].dtype and torch.equal(v, expected), k
+    with pytest.raises(ValueError, match="floating-point"):
+        baseline.save_pretrained(tmp_path / "int", weights_dtype=torch.int8)
+    assert not (tmp_path / "int").exists()
+
+
 def test_loading_is_strict_and_checks_the_head(baseline, tmp_path):
     from svac.heads import head_class
 

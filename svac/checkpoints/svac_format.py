@@ -94,22 +94,19 @@ def save_svac(model: "SVAC", directory: str | Path, *, max_shard_bytes: int = DE
     from svac.checkpoints.lora import ADAPTER_DIR, base_state_dict, save_adapter
     from svac.checkpoints.quantization import is_quantized
 
-    if weights_dtype is not None and not weights_dtype.is_floating_point:
-        raise ValueError(f"weights_dtype must be a floating-point dtype, got {weights_dtype}")
     if is_quantized(model):
         raise CheckpointError("a quantized (8-bit/4-bit) model cannot be saved by svac; load it in full precision")
     state = base_state_dict(model)
     for alias in tied_aliases(model):
         state.pop(alias, None)
-    if weights_dtype is not None:
-        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
     return write_checkpoint(directory, config=model.config, state=state, tokenizer=model.tokenizer,
-                            max_shard_bytes=max_shard_bytes, overwrite=overwrite,
+                            max_shard_bytes=max_shard_bytes, overwrite=overwrite, weights_dtype=weights_dtype,
                             extra=lambda staging: save_adapter(model, staging / ADAPTER_DIR))
 
 
 def write_checkpoint(directory: str | Path, *, config: SVACConfig, state: Mapping[str, "torch.Tensor"], tokenizer,
                      max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, overwrite: bool = False,
+                     weights_dtype: "torch.dtype | None" = None,
                      extra: "Callable[[Path], bool | None] | None" = None) -> SavedCheckpoint:
     """Write an svac-format folder for any head (SVAC or a baseline), atomically.
 
@@ -117,12 +114,16 @@ def write_checkpoint(directory: str | Path, *, config: SVACConfig, state: Mappin
     metadata ``svac_format`` and ``head``) and the tokenizer are written into a staging folder
     that replaces ``directory`` only when everything is written; ``extra(staging)`` adds what
     the head stores besides (SVAC: the LoRA adapter; baselines: the text encoder's config) and
-    returns whether an adapter was written.
+    returns whether an adapter was written. ``weights_dtype`` (a floating-point ``torch.dtype``) stores the
+    floating-point tensors in that dtype, integer tensors as they are; ``None`` stores every tensor as it is.
 
     Raises:
         OutputExistsError: when ``directory`` exists, is not empty and ``overwrite`` is false.
         CheckpointError: when ``directory`` is a file, or a tensor is still on ``meta``.
+        ValueError: when ``weights_dtype`` is not a floating-point dtype.
     """
+    if weights_dtype is not None and not weights_dtype.is_floating_point:
+        raise ValueError(f"weights_dtype must be a floating-point dtype, got {weights_dtype}")
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise CheckpointError(f"{target} is a file, not a folder")
@@ -132,6 +133,8 @@ def write_checkpoint(directory: str | Path, *, config: SVACConfig, state: Mappin
     on_meta = [k for k, v in state.items() if v.is_meta]
     if on_meta:
         raise CheckpointError(f"cannot save: {len(on_meta)} tensor(s) are on the meta device (not loaded)")
+    if weights_dtype is not None:
+        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
     with staged_folder(target, overwrite=overwrite, what="a checkpoint") as staging:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "svac_version": svac_version(),
                     "config": config.to_dict()}

@@ -184,15 +184,16 @@ class RVOSBaseline(nn.Module):
         return load_baseline(cls, source, torch_dtype=torch_dtype, device_map=device_map, overrides=overrides,
                              revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
 
-    def save_pretrained(self, directory, *, overwrite: bool = False,
-                        max_shard_size: int | None = None) -> "SavedCheckpoint":
+    def save_pretrained(self, directory, *, overwrite: bool = False, max_shard_size: int | None = None,
+                        weights_dtype: torch.dtype | None = None) -> "SavedCheckpoint":
         """Save the model (config, safetensors weights, text-encoder config, tokenizer), atomically.
 
-        See :func:`svac.heads.rvos_checkpoint.save_baseline` for the layout and errors.
+        See :func:`svac.heads.rvos_checkpoint.save_baseline` for the layout, ``weights_dtype`` and errors.
         """
         from svac.heads.rvos_checkpoint import save_baseline
 
-        return save_baseline(self, directory, overwrite=overwrite, max_shard_bytes=max_shard_size)
+        return save_baseline(self, directory, overwrite=overwrite, max_shard_bytes=max_shard_size,
+                             weights_dtype=weights_dtype)
 
     def text_encoder_config(self) -> dict[str, Any]:
         """The text encoder's transformers config as plain data (stored in checkpoints)."""

@@ -35,7 +35,7 @@ TEXT_ENCODER_CONFIG = "text_encoder.json"
 
 
 def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bool = False,
-                  max_shard_bytes: int | None = None) -> "SavedCheckpoint":
+                  max_shard_bytes: int | None = None, weights_dtype: "torch.dtype | None" = None) -> "SavedCheckpoint":
     """Save a baseline model (see the module docstring) with svac's checkpoint writer
     (:func:`svac.checkpoints.svac_format.write_checkpoint`).
 
@@ -44,6 +44,7 @@ def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bo
         directory: the folder to create.
         overwrite: replace an existing non-empty folder.
         max_shard_bytes: largest weight shard (bytes); default 2 GiB.
+        weights_dtype: store the floating-point weights in this dtype (e.g. ``torch.float16``); ``None``: as they are.
 
     Returns:
         A :class:`svac.checkpoints.svac_format.SavedCheckpoint` (``adapter`` is always ``False``).
@@ -51,6 +52,7 @@ def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bo
     Raises:
         OutputExistsError: when ``directory`` holds files and ``overwrite`` is false.
         CheckpointError: when ``directory`` is a file, or a tensor is on the ``meta`` device.
+        ValueError: when ``weights_dtype`` is not a floating-point dtype.
     """
     from svac.checkpoints.shards import DEFAULT_MAX_SHARD_BYTES
     from svac.checkpoints.svac_format import write_checkpoint
@@ -63,7 +65,7 @@ def save_baseline(model: "RVOSBaseline", directory: str | Path, *, overwrite: bo
 
     return write_checkpoint(directory, config=model.config, state=model.state_dict(), tokenizer=model.tokenizer,
                             max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES, overwrite=overwrite,
-                            extra=write_text_encoder_config)
+                            weights_dtype=weights_dtype, extra=write_text_encoder_config)
 
 
 def read_baseline_checkpoint(source: str | Path, *, overrides: Sequence[str] = (), revision: str | None = None,
