@@ -50,8 +50,9 @@ def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=No
 def default_model_path() -> Path | None:
     """The trained default model shipped inside the package (``svac/default_model``), or ``None`` if absent.
 
-    It is the small SVAC trained on the synthetic benchmark by ``configs/train/svac_default_1_image.yaml``,
-    ``svac_default_2_encoder.yaml`` then ``svac_default_3_video.yaml``.
+    It is the small SVAC trained on the synthetic benchmark by the seven stages
+    ``configs/train/svac_default_0_objects.yaml`` ... ``svac_default_6_tracker.yaml`` (``docs/training.md``,
+    "What the default model shows"), its weights stored in float16 (``svac export --weights-dtype float16``).
     """
     from importlib import resources
 
