@@ -293,6 +293,11 @@ def test_resume_reproduces_the_uninterrupted_loss_trajectory(small_config, synth
     for k in want:
         expected = want[k].to(torch.float16).to(want[k].dtype) if want[k].is_floating_point() else want[k]
         assert got[k].dtype == want[k].dtype and torch.equal(got[k], expected), k
+    from svac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="int8"):  # refused before the run's model is rebuilt
+        finetune.export_checkpoint(tmp_path / "b", tmp_path / "bad", step=3, weights_dtype="int8")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(small_config, synth_root, tmp_path, monkeypatch):

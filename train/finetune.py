@@ -258,13 +258,16 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         FileNotFoundError: no ``train_config.json`` or no such complete checkpoint in ``run_dir``.
         svac.errors.OutputExistsError: ``out`` holds files and ``overwrite`` is false.
         RuntimeError: the checkpoint's weights do not match the rebuilt model (missing or extra keys).
+        svac.errors.ConfigError: ``weights_dtype`` names no supported dtype (before anything is rebuilt).
     """
     from accelerate.utils import SAFE_WEIGHTS_NAME
     from safetensors.torch import load_model as load_weights
 
+    from svac.checkpoints.placement import resolve_dtype
     from svac.training.checkpointing import STATE_FILE, checkpoint_dir
     from svac.training.config import load_train_config
 
+    dtype = None if weights_dtype is None else resolve_dtype(weights_dtype, "float32")
     run_dir = Path(run_dir)
     config_file = run_dir / "train_config.json"
     if not config_file.is_file():
@@ -283,7 +286,7 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, *, step: int | None 
         raise FileNotFoundError(f"{path} has no {SAFE_WEIGHTS_NAME} (DeepSpeed checkpoints: convert with "
                                 "zero_to_fp32 first)")
     load_weights(objective, str(weights), strict=True)  # tied weights (lm_head) are restored as shared
-    _save_trained_model(model, Path(out), overwrite=overwrite, weights_dtype=weights_dtype)
+    _save_trained_model(model, Path(out), overwrite=overwrite, weights_dtype=dtype)
     return Path(out)
 
 
@@ -427,13 +430,11 @@ def _objective_groups(objective, model) -> list[dict]:
     return groups
 
 
-def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False, weights_dtype: str | None = None) -> None:
+def _save_trained_model(model, model_dir: Path, *, overwrite: bool = False,
+                        weights_dtype: torch.dtype | None = None) -> None:
     """Mark ``model`` as trained and save it with ``save_pretrained`` in ``model_dir`` (floating-point weights stored
-    in ``weights_dtype``: ``float32``, ``float16`` or ``bfloat16``; ``None``: as trained)."""
+    in ``weights_dtype``; ``None``: as trained)."""
     import dataclasses
 
-    from svac.checkpoints.placement import resolve_dtype
-
-    dtype = None if weights_dtype is None else resolve_dtype(weights_dtype, "float32")
     model.config = dataclasses.replace(model.config, trained=True)
-    model.save_pretrained(model_dir, overwrite=overwrite, weights_dtype=dtype)
+    model.save_pretrained(model_dir, overwrite=overwrite, weights_dtype=weights_dtype)
