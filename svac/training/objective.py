@@ -28,11 +28,11 @@ from svac.csa import allocate
 from svac.errors import ConfigError
 from svac.grounding.sam2_model import FrameFeatures
 from svac.grounding.tracking import track
+from svac.mllm.internvl import token_grid_side
 from svac.span_prompt import SpanStates, phrase_bounds, span_states
 from svac.training.config import LossConfig
 from svac.training.data import IGNORE_INDEX, TrainingBatch
 from svac.training.losses import MaskLossTerms, StepLosses, mask_losses, prompt_region_contrast
-from svac.mllm.internvl import token_grid_side
 from svac.training.seg_attention import example_seg_attention_terms, image_cell_coverage
 
 
