@@ -487,11 +487,19 @@ class SegPromptConfig:
         zero_init_llm_branch: when the model is built with random weights, start the last layer
             of ``text_hidden_fcs`` at zero, so the span skip alone prompts SAM-2 at first and the
             last-layer ``[SEG]`` branch grows from zero as it learns (no effect on loaded weights).
+        ablate: an ablation of a model with the span skip path: ``none`` (the default) sums both
+            terms; ``llm_branch`` drops the ``text_hidden_fcs`` projection of the last-layer ``[SEG]``
+            state, so the span skip alone prompts SAM-2 (what the expression's words give without
+            what the LLM read in the video); ``span_skip`` drops the span term, so the ``[SEG]``
+            state alone prompts it. Applies wherever prompts are made (inference and training), e.g.
+            ``svac eval rvos --set seg_prompt.ablate=llm_branch``. Raises ``ConfigError`` (from
+            :class:`SVACConfig`) on a model without the span skip path.
     """
 
     span_skip: bool = False
     span_layer: Literal["input", "last"] = "input"
     zero_init_llm_branch: bool = False
+    ablate: Literal["none", "llm_branch", "span_skip"] = "none"
 
 
 @dataclass
@@ -648,6 +656,10 @@ class SVACConfig:
         if self.pipeline == "sa2va" and self.seg_prompt.span_skip:
             raise ConfigError("pipeline=sa2va reproduces Sa2VA, whose [SEG] prompt has no span skip path; set "
                               "seg_prompt.span_skip=false or pipeline=svac")
+        if self.seg_prompt.ablate != "none" and not self.seg_prompt.span_skip:
+            raise ConfigError(f"seg_prompt.ablate={self.seg_prompt.ablate} ablates one of the two terms of a [SEG] prompt "
+                              "with the span skip path; this model has no span skip (seg_prompt.span_skip=false): "
+                              "its prompt is the [SEG] state's projection alone")
         if self.head == "svac":
             self.mllm.check_complete()
         elif getattr(self.baseline, self.head) is None:

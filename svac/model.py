@@ -220,7 +220,8 @@ class SVAC(PretrainedMixin, nn.Module):
         """Project ``[SEG]`` hidden states ``(n, D)`` to SAM-2 prompt tokens ``(n, C)`` (``text_hidden_fcs``).
 
         With the span skip path (``config.seg_prompt.span_skip``) the projection of each ``[SEG]``'s
-        ``<p>...</p>`` span states (``span``, from :func:`svac.span_prompt.span_states`) is added.
+        ``<p>...</p>`` span states (``span``, from :func:`svac.span_prompt.span_states`) is added;
+        ``config.seg_prompt.ablate`` drops one of the two terms (an ablation, off by default).
 
         Raises:
             ValueError: when the model has the span skip path and ``span`` is missing or of another length.
@@ -231,6 +232,11 @@ class SVAC(PretrainedMixin, nn.Module):
         if span is None or span.states.shape[0] != hidden.shape[0]:
             raise ValueError(f"this model adds the <p>...</p> span to its {hidden.shape[0]} [SEG] prompt(s): pass "
                              "their span states (svac.span_prompt.span_states)")
+        ablate = self.config.seg_prompt.ablate
+        if ablate == "llm_branch":
+            return self.span_prompt(span)
+        if ablate == "span_skip":
+            return prompts
         return prompts + self.span_prompt(span)
 
     def seg_positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:

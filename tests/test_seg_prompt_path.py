@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,69 @@ def test_span_skip_is_saved_with_the_model_and_off_for_other_configs(tiny_config
     a, b = model.segment(video, "the red square"), loaded.segment(video, "the red square")
     assert np.array_equal(a.masks, b.masks)
     assert tiny_model.span_prompt is None and tiny_model.config.seg_prompt == SegPromptConfig()
+
+
+def test_ablate_drops_one_prompt_term_and_needs_the_span_skip(tiny_config, tmp_path):
+    from svac.errors import ConfigError
+    from svac.loading import load_model
+
+    model = build_from_config(_span_config(tiny_config, zero_init_llm_branch=False)).eval()
+    model.save_pretrained(tmp_path / "ck")
+    row = torch.tensor(model.tokenizer("<p>the red square</p>[SEG]")["input_ids"])
+    positions = (row == model.seg_token_id).nonzero()[:, 0]
+    hidden = torch.randn(len(positions), model.mllm.config.text_config.hidden_size, generator=torch.Generator().manual_seed(0))
+    prompts = {}
+    for ablate in ("none", "llm_branch", "span_skip"):
+        loaded = load_model(tmp_path / "ck", overrides=[f"seg_prompt.ablate={ablate}"])
+        assert loaded.config.seg_prompt.ablate == ablate
+        with torch.no_grad():
+            prompts[ablate] = loaded.seg_prompts(hidden, span_states(loaded, row, positions))
+    with torch.no_grad():
+        span_term = model.span_prompt(span_states(model, row, positions))
+        seg_term = model.text_hidden_fcs(hidden)
+    assert span_term.abs().sum() > 0 and seg_term.abs().sum() > 0
+    torch.testing.assert_close(prompts["llm_branch"], span_term)
+    torch.testing.assert_close(prompts["span_skip"], seg_term)
+    torch.testing.assert_close(prompts["none"], span_term + seg_term)
+    with pytest.raises(ConfigError, match="span skip"):
+        build_from_config(dataclasses.replace(tiny_config, seg_prompt=SegPromptConfig(ablate="llm_branch")))
+    with pytest.raises(ConfigError, match="ablate"):
+        from_dict(SegPromptConfig, {"span_skip": True, "ablate": "both"})
+
+
+def test_span_dropout_trains_rows_on_the_seg_branch_alone(tiny_config, samples):
+    from svac.errors import ConfigError
+    from svac.training.objective import SVACObjective
+
+    model = build_from_config(_span_config(tiny_config, zero_init_llm_branch=False))
+    builder = ExampleBuilder.for_model(model)
+    batch = collate([builder.build(_video_with(samples, 2)[:2], FirstTemplates())], model.tokenizer.pad_token_id)
+    with torch.no_grad():
+        _, hidden = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values,
+                                       image_index=batch.image_index)
+        full = SVACObjective(model, LossConfig())._seg_prompts(batch, hidden, 0)
+        dropped = SVACObjective(model, LossConfig(), span_dropout=1.0)._seg_prompts(batch, hidden, 0)
+        kept = SVACObjective(model, LossConfig(), span_dropout=1.0).eval()._seg_prompts(batch, hidden, 0)
+        states = torch.cat([hidden[r, (batch.input_ids[r] == model.seg_token_id).nonzero()[:, 0]]
+                            for r in batch.rows_of(0)])
+        branch = model.text_hidden_fcs(states)
+        halves = [SVACObjective(model, LossConfig(), span_dropout=0.5, seed=s)._seg_prompts(batch, hidden, 0)
+                  for s in range(12)]
+    torch.testing.assert_close(dropped, branch)  # every row from the [SEG] branch alone
+    torch.testing.assert_close(kept, full)  # eval mode never drops
+    assert not torch.allclose(full, branch)
+    rows = [[torch.allclose(h[i], branch[i]) for i in range(len(branch))] for h in halves]
+    assert any(any(r) for r in rows) and any(not all(r) for r in rows)  # p = 0.5 drops some rows, not all
+    with pytest.raises(ConfigError, match="span_dropout"):
+        SVACObjective(build_from_config(tiny_config), LossConfig(), span_dropout=0.5)
+    import svac
+
+    base = {"init_from": str(Path(svac.__file__).parent / "default_model")}
+    with pytest.raises(ConfigError, match="probability"):
+        from_dict(TrainConfig, {**base, "span_dropout": 1.5})
+    with pytest.raises(ConfigError, match="objective: clicks"):
+        from_dict(TrainConfig, {**base, "span_dropout": 0.5, "objective": "clicks"})
+    assert from_dict(TrainConfig, {**base, "span_dropout": 0.5}).span_dropout == 0.5
 
 
 # ---------------------------------------------------------------- single-turn examples

@@ -428,6 +428,12 @@ class TrainConfig:
         precision: ``bf16``, ``fp16`` or ``fp32`` (mixed precision through accelerate).
         sam2_memory: track with SAM-2 memory across the sampled frames, as at inference
             (Sa2VA-i's train/inference consistency); ``False`` segments frames independently.
+        span_dropout: probability, per expression (conversation row), that its ``[SEG]`` prompts are
+            trained without the span skip term, i.e. from the projected last-layer ``[SEG]`` state
+            alone (``objective: referring`` on a model with ``seg_prompt.span_skip``). The span term
+            passes the mask loss's gradient on almost whole while the ``[SEG]`` branch, which starts at
+            zero, passes a small fraction of it to the LLM; dropping the span term makes the branch
+            carry the prompt for those rows. 0 (the default) never drops it; inference always adds it.
         bpe_vocab_size: when training from scratch, learn a byte-level BPE tokenizer of this size
             from the training expressions and prompts (small models learn words much faster than
             bytes); ``None`` keeps the tokenizer the model config names.
@@ -476,6 +482,7 @@ class TrainConfig:
     max_steps: int = 1000
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     sam2_memory: bool = True
+    span_dropout: float = 0.0
     bpe_vocab_size: int | None = None
     objective: Literal["referring", "clicks", "span_grounding", "corrections", "tracking",
                        "encoder_pretraining", "vos"] = "referring"
@@ -511,6 +518,11 @@ class TrainConfig:
                 if getattr(self.loss, name):
                     raise ConfigError(f"loss.{name} acts on the LLM's [SEG] tokens, which objective: "
                                       f"{self.objective} does not run (it applies to referring and vos)")
+        if not 0.0 <= self.span_dropout <= 1.0:
+            raise ConfigError(f"span_dropout is a probability in [0, 1], got {self.span_dropout}")
+        if self.span_dropout and self.objective != "referring":
+            raise ConfigError(f"span_dropout drops the span term of the [SEG] prompts that objective: referring trains; "
+                              f"objective: {self.objective} does not use it")
         if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:
             raise ConfigError(f"bpe_vocab_size must be >= 1, got {self.bpe_vocab_size}")
 

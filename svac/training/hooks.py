@@ -123,7 +123,7 @@ def svac_training_objective(model: "SVAC", cfg: "TrainConfig") -> nn.Module:
         from svac.training.vos_objective import VOSObjective
 
         return VOSObjective(model, cfg.loss, cfg.vos, corrections=cfg.corrections, seed=cfg.seed)
-    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory)
+    return SVACObjective(model, cfg.loss, sam2_memory=cfg.sam2_memory, span_dropout=cfg.span_dropout, seed=cfg.seed)
 
 
 # --------------------------------------------------------------------------- baselines (ReferFormer, LAVT)

@@ -58,16 +58,26 @@ class SVACObjective(nn.Module):
         loss: loss weights and options.
         sam2_memory: track with SAM-2 memory across the sampled frames (as at inference);
             ``False`` segments every frame on its own.
+        span_dropout: probability that a conversation row's ``[SEG]`` prompts leave out the span skip
+            term in a training step (``TrainConfig.span_dropout``); 0 never, and never in eval mode.
+        seed: seed of the span-dropout draws.
 
     Raises:
-        ConfigError: when ``loss.seg_attention_layers`` names a layer the LLM does not have.
+        ConfigError: when ``loss.seg_attention_layers`` names a layer the LLM does not have, or
+            ``span_dropout`` is set for a model without the span skip path.
     """
 
-    def __init__(self, model: nn.Module, loss: LossConfig, *, sam2_memory: bool = True) -> None:
+    def __init__(self, model: nn.Module, loss: LossConfig, *, sam2_memory: bool = True, span_dropout: float = 0.0,
+                 seed: int = 0) -> None:
         super().__init__()
         self.model = model
         self.loss_cfg = loss
         self.sam2_memory = sam2_memory
+        if span_dropout and model.span_prompt is None:
+            raise ConfigError("span_dropout drops the span skip term of the [SEG] prompts; this model has none "
+                              "(seg_prompt.span_skip: false)")
+        self.span_dropout = span_dropout
+        self.generator = torch.Generator().manual_seed(seed)
         layers = model.mllm.config.text_config.num_hidden_layers
         bad = [i for i in loss.seg_attention_layers if not -layers <= i < layers]
         if loss.seg_attention and bad:
@@ -130,7 +140,10 @@ class SVACObjective(nn.Module):
             positions = self._answer_seg_positions(batch, r)
             states.append(hidden[r, positions])
             if model.span_prompt is not None:
-                spans.append(span_states(model, batch.input_ids[r], positions, hidden[r]))
+                span = span_states(model, batch.input_ids[r], positions, hidden[r])
+                if self.training and self.span_dropout and bool(torch.rand((), generator=self.generator) < self.span_dropout):
+                    span = SpanStates(span.states, torch.zeros_like(span.present))
+                spans.append(span)
         return model.seg_prompts(torch.cat(states), SpanStates.cat(spans) if spans else None)
 
     def _answer_seg_positions(self, batch: TrainingBatch, r: int) -> torch.Tensor:
