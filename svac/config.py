@@ -657,9 +657,9 @@ class SVACConfig:
             raise ConfigError("pipeline=sa2va reproduces Sa2VA, whose [SEG] prompt has no span skip path; set "
                               "seg_prompt.span_skip=false or pipeline=svac")
         if self.seg_prompt.ablate != "none" and not self.seg_prompt.span_skip:
-            raise ConfigError(f"seg_prompt.ablate={self.seg_prompt.ablate} ablates one of the two terms of a [SEG] prompt "
-                              "with the span skip path; this model has no span skip (seg_prompt.span_skip=false): "
-                              "its prompt is the [SEG] state's projection alone")
+            raise ConfigError(f"seg_prompt.ablate={self.seg_prompt.ablate} removes one of the two terms of a [SEG] "
+                              "prompt with the span skip path; this model has no span skip "
+                              "(seg_prompt.span_skip=false): its prompt is the [SEG] state's projection alone")
         if self.head == "svac":
             self.mllm.check_complete()
         elif getattr(self.baseline, self.head) is None:

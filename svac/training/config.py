@@ -521,7 +521,7 @@ class TrainConfig:
         if not 0.0 <= self.span_dropout <= 1.0:
             raise ConfigError(f"span_dropout is a probability in [0, 1], got {self.span_dropout}")
         if self.span_dropout and self.objective != "referring":
-            raise ConfigError(f"span_dropout drops the span term of the [SEG] prompts that objective: referring trains; "
+            raise ConfigError("span_dropout drops the span term of the [SEG] prompts that objective: referring trains; "
                               f"objective: {self.objective} does not use it")
         if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:
             raise ConfigError(f"bpe_vocab_size must be >= 1, got {self.bpe_vocab_size}")

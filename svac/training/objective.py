@@ -141,10 +141,14 @@ class SVACObjective(nn.Module):
             states.append(hidden[r, positions])
             if model.span_prompt is not None:
                 span = span_states(model, batch.input_ids[r], positions, hidden[r])
-                if self.training and self.span_dropout and bool(torch.rand((), generator=self.generator) < self.span_dropout):
+                if self.training and self.span_dropout and self._drop_span():
                     span = SpanStates(span.states, torch.zeros_like(span.present))
                 spans.append(span)
         return model.seg_prompts(torch.cat(states), SpanStates.cat(spans) if spans else None)
+
+    def _drop_span(self) -> bool:
+        """One draw of the span dropout: whether the next row's prompts leave out the span term."""
+        return bool(torch.rand((), generator=self.generator) < self.span_dropout)
 
     def _answer_seg_positions(self, batch: TrainingBatch, r: int) -> torch.Tensor:
         """``long`` positions in row ``r`` of its answers' ``[SEG]`` tokens (not of any typed in a question)."""
