@@ -112,3 +112,44 @@ def test_report_json_prints_writes_and_never_overwrites(tmp_path, capsys):
     assert capsys.readouterr().out == "" and out.read_text() == text + "\n"  # refused before printing, file kept
     report_json({"r2": 0.5}, None)
     assert '"r2": 0.5' in capsys.readouterr().out
+
+
+def _fresh_span_model(tiny_config, *, zero_init: bool):
+    small = dataclasses.replace(tiny_config, astc=dataclasses.replace(tiny_config.astc, num_frames=4, clip_len=2))
+    torch.manual_seed(0)
+    return build_from_config(dataclasses.replace(
+        small, seg_prompt=SegPromptConfig(span_skip=True, zero_init_llm_branch=zero_init)))
+
+
+def test_gradient_probe_sees_a_zero_initialised_branch_pass_nothing_on(tiny_config, synth_root):
+    from svac.data.readers import load_dataset
+    from svac.evaluation.prompt_probe import gradient_probe
+
+    samples = list(load_dataset(f"rvos:{synth_root}", "train"))
+    gated = gradient_probe(_fresh_span_model(tiny_config, zero_init=True), samples, videos=2, batch_size=1,
+                           expressions_per_video=2)
+    open_ = gradient_probe(_fresh_span_model(tiny_config, zero_init=False), samples, videos=2, batch_size=1,
+                           expressions_per_video=2)
+    assert gated["batches"] == 2 and gated["n_seg"] > 0
+    for result in (gated, open_):
+        # both terms are summed into one prompt: the same gradient arrives at each of them
+        assert result["llm_branch"]["grad_at_term"] == pytest.approx(result["span"]["grad_at_term"], rel=1e-5)
+        assert result["span"]["grad_at_term"] > 0 and result["span"]["gain"] > 0
+    # a last layer at zero passes no gradient back to the [SEG] state; a random one does
+    assert gated["llm_branch"]["last_layer_spectral_norm"] == 0.0
+    assert gated["llm_branch"]["grad_at_input"] == 0.0 and gated["llm_branch"]["gain"] == 0.0
+    assert open_["llm_branch"]["grad_at_input"] > 0 and open_["llm_branch"]["gain"] > 0
+
+
+def test_gradient_command_refuses_bad_arguments_before_loading(tmp_path, capsys):
+    from svac.errors import OutputExistsError
+    from svac.evaluation.prompt_probe import main
+
+    with pytest.raises(SystemExit):
+        main(["gradient", "no-such-model", "--data-root", str(tmp_path), "--videos", "0"])
+    assert "--videos must be >= 1" in capsys.readouterr().err
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    with pytest.raises(OutputExistsError):
+        main(["gradient", "no-such-model", "--data-root", str(tmp_path), "--out", str(taken)])
+    assert taken.read_text() == "{}"

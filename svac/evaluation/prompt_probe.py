@@ -16,11 +16,19 @@ probes tell what each one contributes:
   that name only time, speed or motion, whose words cannot place the object while a state that read
   the video could.
 
+* :func:`gradient_probe` -- where the mask loss's gradient goes: one backward of the mask terms (no
+  cross-entropy) per batch of training videos, with backward hooks on both terms' modules; per
+  ``[SEG]``, the gradient norm at the prompt term and at the term's input (the last-layer ``[SEG]``
+  state for the LLM branch, the normalised span states for the span term), and their ratio (the
+  term's *gain*): how much of what the masks ask reaches the LLM's state versus the words' embeddings.
+
 Run::
 
     python -m svac.evaluation.prompt_probe hold MODEL --term llm|span --data-root DIR [--split valid] --out DIR
     python -m svac.evaluation.prompt_probe position MODEL --train-root DIR --test-root DIR [--train-videos 250]
         [--test-videos 40] [--out FILE]
+    python -m svac.evaluation.prompt_probe gradient MODEL --data-root DIR [--split train] [--videos 48]
+        [--batch-size 6] [--expressions 4] [--out FILE]
 
 Source: svac's diagnosis for issue 18 (ablation of a model's input terms; linear probing of its states).
 """
@@ -190,6 +198,78 @@ def position_probe(train: PromptStates, test: PromptStates) -> dict:
     return out
 
 
+def gradient_probe(model: "SVAC", samples: Sequence, *, videos: int = 48, batch_size: int = 6,
+                   expressions_per_video: int = 4, loss=None, seed: int = 0) -> dict:
+    """Gradient norms of the mask loss at each term of the ``[SEG]`` prompts and at each term's input.
+
+    The first ``videos`` videos of ``samples`` (in order of first appearance; their first
+    ``expressions_per_video`` expressions each, asked as in training: single-turn conversations, the
+    templates drawn from ``seed``) go through :class:`svac.training.objective.SVACObjective` in
+    batches of ``batch_size`` videos with ``loss`` (default: the recipe's mask weights ``bce`` 2,
+    ``dice`` 0.5, ``presence`` 1 and no ``ce``, so only what the masks ask is measured), one backward
+    each, every parameter of ``model`` requiring gradients (the model is left in that state and in
+    train mode: probe a freshly loaded model). Backward hooks read, per ``[SEG]`` row, the L2 norm of
+    the gradient at the output of ``text_hidden_fcs`` (the LLM branch) and of the span term's MLP, and
+    at their inputs (the last-layer ``[SEG]`` state; the span states after the span path's LayerNorm).
+
+    Returns:
+        ``{"llm_branch": {...}, "span": {...}, "n_seg": N, "batches": B}``, each term with
+        ``grad_at_term`` / ``grad_at_input`` (mean norms over the N ``[SEG]`` rows), ``gain`` (the mean
+        of their per-row ratio) and ``last_layer_spectral_norm`` (of the term's last ``Linear``).
+
+    Raises:
+        ValueError: when the model has no span skip path, or ``samples`` hold no video.
+    """
+    from svac.training.config import LossConfig
+    from svac.training.data import ExampleBuilder, collate
+    from svac.training.objective import SVACObjective
+
+    if model.span_prompt is None:
+        raise ValueError("the model has no span skip path (config.seg_prompt.span_skip): its prompt has one term")
+    groups: dict[str, list] = {}
+    for sample in samples:
+        if sample.video_id in groups or len(groups) < videos:
+            groups.setdefault(sample.video_id, []).append(sample)
+    if not groups:
+        raise ValueError("no video to probe")
+    loss = loss if loss is not None else LossConfig(ce=0.0, bce=2.0, dice=0.5, presence=1.0)
+    model.train()
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    objective = SVACObjective(model, loss)
+    builder = ExampleBuilder.for_model(model)
+    rng = np.random.default_rng(seed)
+    norms: dict[str, list[torch.Tensor]] = {}
+
+    def recorder(name: str):
+        def record(module, grad_input, grad_output):
+            norms.setdefault(f"{name}/input", []).append(grad_input[0].detach().float().norm(dim=-1))
+            norms.setdefault(f"{name}/term", []).append(grad_output[0].detach().float().norm(dim=-1))
+        return record
+
+    terms = {"llm_branch": model.text_hidden_fcs, "span": model.span_prompt.proj}
+    handles = [module.register_full_backward_hook(recorder(name)) for name, module in terms.items()]
+    ids = list(groups)
+    try:
+        for start in range(0, len(ids), batch_size):
+            examples = [builder.build(groups[v][:expressions_per_video], rng) for v in ids[start:start + batch_size]]
+            model.zero_grad(set_to_none=True)
+            objective(collate(examples, model.tokenizer.pad_token_id)).loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.zero_grad(set_to_none=True)
+    out: dict = {"batches": -(-len(ids) // batch_size)}
+    for name, module in terms.items():
+        at_input, at_term = torch.cat(norms[f"{name}/input"]), torch.cat(norms[f"{name}/term"])
+        last = [m for m in module.modules() if isinstance(m, torch.nn.Linear)][-1]
+        out[name] = {"grad_at_term": float(at_term.mean()), "grad_at_input": float(at_input.mean()),
+                     "gain": float((at_input / at_term.clamp_min(1e-30)).mean()),
+                     "last_layer_spectral_norm": float(torch.linalg.matrix_norm(last.weight.detach().float(), 2))}
+    out["n_seg"] = len(torch.cat(norms["llm_branch/term"]))
+    return out
+
+
 def add_probe_arguments(parser: argparse.ArgumentParser, *, train_videos: int) -> None:
     """The arguments of a probe fitted on one rvos dataset and scored on another: ``model``, ``--train-root``,
     ``--train-split``, ``--test-root``, ``--test-split``, ``--train-videos`` (default ``train_videos``),
@@ -230,7 +310,7 @@ def run_probe(args: argparse.Namespace, collect_fn: Callable, score_fn: Callable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m svac.evaluation.prompt_probe hold|position MODEL ...`` (module docstring)."""
+    """``python -m svac.evaluation.prompt_probe hold|position|gradient MODEL ...`` (module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m svac.evaluation.prompt_probe",
                                      description="what the two terms of a span-skip [SEG] prompt carry")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,10 +322,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     hold.add_argument("--out", required=True, help="the evaluation's run folder (as svac eval --out)")
     add_probe_arguments(sub.add_parser("position", help="ridge probe of the target's centroid from the prompt's states"),
                         train_videos=250)
+    grad = sub.add_parser("gradient", help="where the mask loss's gradient goes: each prompt term's gain")
+    grad.add_argument("model", help="a model folder, config YAML or Hub id (as svac --model)")
+    grad.add_argument("--data-root", required=True, help="rvos dataset root (training videos)")
+    grad.add_argument("--split", default="train")
+    grad.add_argument("--videos", type=int, default=48)
+    grad.add_argument("--batch-size", type=int, default=6)
+    grad.add_argument("--expressions", type=int, default=4, help="expressions per video")
+    grad.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
     args = parser.parse_args(argv)
     if args.command == "position":
         run_probe(args, collect, position_probe)
         return 0
+    if args.command == "gradient":
+        for name in ("videos", "batch_size", "expressions"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        return _gradient_command(args)
     from svac.evaluation.runner import run_benchmark
     from svac.loading import load_model
     from svac.metrics.output import report_json
@@ -255,6 +348,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_benchmark("rvos", data_root=args.data_root, split=args.split, out_dir=args.out,
                                model_spec=f"{args.model} (held: {args.term})", model=model)
     report_json(result.scores, None)
+    return 0
+
+
+def _gradient_command(args: argparse.Namespace) -> int:
+    """``gradient``: :func:`gradient_probe` on ``args.data_root`` / ``args.split``, printed (and written) as JSON."""
+    from pathlib import Path
+
+    from svac.data.readers import load_dataset
+    from svac.errors import OutputExistsError
+    from svac.loading import load_model
+    from svac.metrics.output import report_json
+
+    if args.out and Path(args.out).exists():
+        raise OutputExistsError(f"{args.out} exists; give a new --out file")
+    model = load_model(args.model, device="cpu")
+    result = gradient_probe(model, list(load_dataset(f"rvos:{args.data_root}", args.split)), videos=args.videos,
+                            batch_size=args.batch_size, expressions_per_video=args.expressions)
+    report_json({"model": args.model, "data": f"{args.data_root}:{args.split}", **result}, args.out)
     return 0
 
 
