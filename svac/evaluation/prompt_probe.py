@@ -202,9 +202,10 @@ def gradient_probe(model: "SVAC", samples: Sequence, *, videos: int = 48, batch_
                    expressions_per_video: int = 4, loss=None, seed: int = 0) -> dict:
     """Gradient norms of the mask loss at each term of the ``[SEG]`` prompts and at each term's input.
 
-    The first ``videos`` videos of ``samples`` (in order of first appearance; their first
-    ``expressions_per_video`` expressions each, asked as in training: single-turn conversations, the
-    templates drawn from ``seed``) go through :class:`svac.training.objective.SVACObjective` in
+    The first ``videos`` videos of ``samples`` (in training's order, by dataset and video id), each
+    with up to ``expressions_per_video`` expressions asked as in training
+    (:class:`svac.training.data.VideoExpressionDataset` seeded with ``seed``: the same expression and
+    template draws) go through :class:`svac.training.objective.SVACObjective` in
     batches of ``batch_size`` videos with ``loss`` (default: the recipe's mask weights ``bce`` 2,
     ``dice`` 0.5, ``presence`` 1 and no ``ce``, so only what the masks ask is measured), one backward
     each, every parameter of ``model`` requiring gradients (the model is left in that state and in
@@ -221,24 +222,22 @@ def gradient_probe(model: "SVAC", samples: Sequence, *, videos: int = 48, batch_
         ValueError: when the model has no span skip path, or ``samples`` hold no video.
     """
     from svac.training.config import LossConfig
-    from svac.training.data import ExampleBuilder, collate
+    from svac.training.data import ExampleBuilder, VideoExpressionDataset, collate
     from svac.training.objective import SVACObjective
 
     if model.span_prompt is None:
         raise ValueError("the model has no span skip path (config.seg_prompt.span_skip): its prompt has one term")
-    groups: dict[str, list] = {}
-    for sample in samples:
-        if sample.video_id in groups or len(groups) < videos:
-            groups.setdefault(sample.video_id, []).append(sample)
-    if not groups:
+    kept = set(sorted({(s.dataset, s.video_id) for s in samples})[:videos])
+    if not kept:
         raise ValueError("no video to probe")
+    dataset = VideoExpressionDataset([s for s in samples if (s.dataset, s.video_id) in kept],
+                                     ExampleBuilder.for_model(model), expressions_per_video=expressions_per_video,
+                                     seed=seed)
     loss = loss if loss is not None else LossConfig(ce=0.0, bce=2.0, dice=0.5, presence=1.0)
     model.train()
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     objective = SVACObjective(model, loss)
-    builder = ExampleBuilder.for_model(model)
-    rng = np.random.default_rng(seed)
     norms: dict[str, list[torch.Tensor]] = {}
 
     def recorder(name: str):
@@ -249,24 +248,24 @@ def gradient_probe(model: "SVAC", samples: Sequence, *, videos: int = 48, batch_
 
     terms = {"llm_branch": model.text_hidden_fcs, "span": model.span_prompt.proj}
     handles = [module.register_full_backward_hook(recorder(name)) for name, module in terms.items()]
-    ids = list(groups)
+    starts = range(0, len(dataset), batch_size)
     try:
-        for start in range(0, len(ids), batch_size):
-            examples = [builder.build(groups[v][:expressions_per_video], rng) for v in ids[start:start + batch_size]]
+        for start in starts:
+            examples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             model.zero_grad(set_to_none=True)
             objective(collate(examples, model.tokenizer.pad_token_id)).loss.backward()
     finally:
         for handle in handles:
             handle.remove()
         model.zero_grad(set_to_none=True)
-    out: dict = {"batches": -(-len(ids) // batch_size)}
+    out: dict = {"batches": len(starts)}
     for name, module in terms.items():
         at_input, at_term = torch.cat(norms[f"{name}/input"]), torch.cat(norms[f"{name}/term"])
         last = [m for m in module.modules() if isinstance(m, torch.nn.Linear)][-1]
         out[name] = {"grad_at_term": float(at_term.mean()), "grad_at_input": float(at_input.mean()),
                      "gain": float((at_input / at_term.clamp_min(1e-30)).mean()),
                      "last_layer_spectral_norm": float(torch.linalg.matrix_norm(last.weight.detach().float(), 2))}
-    out["n_seg"] = len(torch.cat(norms["llm_branch/term"]))
+        out["n_seg"] = len(at_term)  # the same for both terms: one row per [SEG]
     return out
 
 
@@ -284,6 +283,20 @@ def add_probe_arguments(parser: argparse.ArgumentParser, *, train_videos: int) -
     parser.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
 
 
+def refuse_existing_out(out: str | None) -> None:
+    """Refuse a probe's ``--out`` JSON file that exists, before anything loads (``report_json`` checks again on writing).
+
+    Raises:
+        svac.errors.OutputExistsError: when ``out`` is given and exists.
+    """
+    from pathlib import Path
+
+    from svac.errors import OutputExistsError
+
+    if out and Path(out).exists():
+        raise OutputExistsError(f"{out} exists; give a new --out file")
+
+
 def run_probe(args: argparse.Namespace, collect_fn: Callable, score_fn: Callable[..., dict]) -> None:
     """Load ``args.model``, collect a probe's data on the training and test sets of ``args``
     (:func:`add_probe_arguments`) with ``collect_fn(model, samples, videos=n)``, score it with
@@ -292,14 +305,10 @@ def run_probe(args: argparse.Namespace, collect_fn: Callable, score_fn: Callable
     Raises:
         svac.errors.OutputExistsError: when ``args.out`` exists (checked before anything loads, and again on writing).
     """
-    from pathlib import Path
-
     from svac.data.readers import load_dataset
-    from svac.errors import OutputExistsError
     from svac.metrics.output import report_json
 
-    if args.out and Path(args.out).exists():
-        raise OutputExistsError(f"{args.out} exists; give a new --out file")
+    refuse_existing_out(args.out)
     from svac.loading import load_model
 
     model = load_model(args.model, device="cpu").eval()
@@ -353,15 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _gradient_command(args: argparse.Namespace) -> int:
     """``gradient``: :func:`gradient_probe` on ``args.data_root`` / ``args.split``, printed (and written) as JSON."""
-    from pathlib import Path
-
     from svac.data.readers import load_dataset
-    from svac.errors import OutputExistsError
     from svac.loading import load_model
     from svac.metrics.output import report_json
 
-    if args.out and Path(args.out).exists():
-        raise OutputExistsError(f"{args.out} exists; give a new --out file")
+    refuse_existing_out(args.out)
     model = load_model(args.model, device="cpu")
     result = gradient_probe(model, list(load_dataset(f"rvos:{args.data_root}", args.split)), videos=args.videos,
                             batch_size=args.batch_size, expressions_per_video=args.expressions)
