@@ -213,6 +213,36 @@ def test_single_turn_examples_ask_every_expression_as_inference_does(tiny_config
     assert multi.num_conversations == 1 and int((multi.input_ids == model.seg_token_id).sum()) == 3 * example.num_clips
 
 
+def test_answer_phrase_dataset_restates_the_datasets_name_of_the_object(tiny_config, samples):
+    """``data.answer_phrase: dataset``: the answer's <p>...</p> holds the dataset's phrase where it gives one."""
+    from svac.astc import plan_clips
+    from svac.csa import seg_tokens
+    from svac.data.sample import ANSWER_PHRASE_KEY
+    from svac.inference import encode_turns
+    from svac.mllm.chat_template import Turn
+    from svac.training.hooks import svac_example_builder
+
+    model = build_from_config(_span_config(tiny_config))
+    named = [s for s in samples if ANSWER_PHRASE_KEY in s.meta]
+    plain = [s for s in samples if ANSWER_PHRASE_KEY not in s.meta]
+    assert named and plain  # the synthetic benchmark names the objects of its video-only expressions
+    builder = svac_example_builder(model, DataConfig(answer_phrase="dataset"))
+    assert builder.answer_phrase == "dataset"
+    for sample in (named[0], plain[0]):
+        plan = plan_clips(sample.num_frames, model.config.astc)
+        question = model.prompts.question(model.prompts.video_text(plan, model.tokens_per_image), sample.expression)
+        seg = seg_tokens(plan.num_clips, model.config.csa)
+        for mode, phrase in (("dataset", sample.meta.get(ANSWER_PHRASE_KEY, sample.expression)),
+                             ("expression", sample.expression)):
+            example = ExampleBuilder.for_model(model, answer_phrase=mode).build([sample], FirstTemplates())
+            ids, _ = encode_turns(model, [Turn(question, model.prompts.answer(seg, phrase))])
+            assert example.input_ids[0, :int(example.attention_mask[0].sum())].tolist() == ids, (mode, phrase)
+    assert named[0].meta[ANSWER_PHRASE_KEY] != named[0].expression
+    broken = dataclasses.replace(named[0], meta={**named[0].meta, ANSWER_PHRASE_KEY: "  "})
+    with pytest.raises(ValueError, match="answer_phrase"):
+        builder.build([broken], FirstTemplates())
+
+
 def test_single_frame_examples_are_one_frame_videos(tiny_config, samples):
     model = build_from_config(_span_config(tiny_config))
     group = _video_with(samples, 2)[:2]

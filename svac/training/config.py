@@ -160,6 +160,12 @@ class DataConfig:
             index instead of the expression; for pretrained LLMs only).
         frames: ``video`` -- T frames sampled with ASTC as at inference; ``single_frame`` -- one
             random frame per example as a one-frame video (the image-level stage of a curriculum).
+        answer_phrase: what the answer restates inside ``<p>...</p>`` before its ``[SEG]`` tokens:
+            ``expression`` -- the expression (Sa2VA's and SVAC's answers); ``dataset`` -- the phrase the
+            dataset gives for the expression (:data:`svac.data.sample.ANSWER_PHRASE_KEY`, the synthetic
+            benchmark's static description of the named object for expressions that need the video), the
+            expression where it gives none. With ``dataset`` the model learns to name the object it
+            segments, and inference should generate its answer (``inference.answer_mode: generate``).
         families: when set, train only on the expressions that name nothing but these attribute
             families (e.g. ``[color, shape, size, position]``: what one frame shows); needs datasets
             that list each expression's ``families`` (the synthetic benchmark). The BPE tokenizer of a
@@ -175,6 +181,7 @@ class DataConfig:
     expressions_per_video: int = 3
     conversation: Literal["single_turn", "multi_turn"] = "single_turn"
     frames: Literal["video", "single_frame"] = "video"
+    answer_phrase: Literal["expression", "dataset"] = "expression"
     families: list[str] | None = None
     skip_invalid: bool = False
     num_workers: int = 0

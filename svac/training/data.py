@@ -34,7 +34,7 @@ import torch
 from svac.astc import build_mllm_images, plan_clips
 from svac.config import SVACConfig
 from svac.csa import seg_tokens
-from svac.data.sample import CATEGORY_KEY, ReferringSample
+from svac.data.sample import ANSWER_PHRASE_KEY, CATEGORY_KEY, ReferringSample
 from svac.grounding.sam2_model import preprocess_frames
 from svac.heads.rvos_training import resize_masks
 from svac.mllm.chat_template import ChatTemplate, load_chat_template
@@ -147,6 +147,8 @@ class ExampleBuilder:
         template: the chat template; ``prompts``: the segmentation prompts.
         conversation: ``single_turn`` or ``multi_turn`` (see the module docstring).
         frames: ``video`` or ``single_frame`` (see the module docstring).
+        answer_phrase: ``expression`` or ``dataset``: what the answer's ``<p>...</p>`` restates
+            (:class:`svac.training.config.DataConfig`).
     """
 
     config: SVACConfig
@@ -156,14 +158,16 @@ class ExampleBuilder:
     prompts: SegmentationPrompts
     conversation: Literal["single_turn", "multi_turn"] = "single_turn"
     frames: Literal["video", "single_frame"] = "video"
+    answer_phrase: Literal["expression", "dataset"] = "expression"
 
     @classmethod
     def for_model(cls, model: "SVAC", *, conversation: Literal["single_turn", "multi_turn"] = "single_turn",
-                  frames: Literal["video", "single_frame"] = "video") -> "ExampleBuilder":
+                  frames: Literal["video", "single_frame"] = "video",
+                  answer_phrase: Literal["expression", "dataset"] = "expression") -> "ExampleBuilder":
         """The builder matching ``model``'s inputs, asking expressions as ``conversation`` on ``frames``."""
         return cls(config=model.config, tokenizer=model.tokenizer, sam2_image_size=model.sam2_image_size,
                    template=load_chat_template(model.config.mllm.chat_template), prompts=load_segmentation_prompts(),
-                   conversation=conversation, frames=frames)
+                   conversation=conversation, frames=frames, answer_phrase=answer_phrase)
 
     def build(self, samples: Sequence[ReferringSample], rng: np.random.Generator) -> TrainingExample:
         """Build the example of ``samples`` (expressions of one video, same frames).
@@ -200,7 +204,7 @@ class ExampleBuilder:
             answer_index = int(rng.integers(len(self.prompts.answers)))
             opens = self.conversation == "single_turn" or k == 0
             user = self.prompts.question(video_text if opens else "", sample.expression, question_index)
-            answer = self.prompts.answer(seg, sample.expression, answer_index)
+            answer = self.prompts.answer(seg, self._phrase(sample), answer_index)
             prompt_ids = self._tokens(fill(self.template.user, content=user) + self.template.assistant_prefix)
             answer_ids = self._tokens(answer + self.template.assistant_suffix)
             ids, labels = rows[-1]
@@ -217,6 +221,17 @@ class ExampleBuilder:
             clip_of_position=clip_of_position, anchor_positions=tuple(c.positions[0] for c in plan.clips),
             num_clips=plan.num_clips, object_ids=tuple(tuple(s.object_ids) for s in samples),
             categories=tuple(s.meta.get(CATEGORY_KEY) for s in samples))
+
+    def _phrase(self, sample: ReferringSample) -> str:
+        """The phrase the answer restates: the expression, or the dataset's phrase for it under ``dataset``."""
+        if self.answer_phrase == "dataset":
+            phrase = sample.meta.get(ANSWER_PHRASE_KEY)
+            if phrase is not None:
+                if not isinstance(phrase, str) or not phrase.strip():
+                    raise ValueError(f"{sample.dataset}/{sample.video_id}/{sample.exp_id}: "
+                                     f"{ANSWER_PHRASE_KEY!r} must be non-empty text, got {phrase!r}")
+                return phrase
+        return sample.expression
 
     def _tokens(self, text: PromptLike) -> list[int]:
         # expressions are user parts of the prompt: a "[SEG]" in a dataset's text stays text

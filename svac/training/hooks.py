@@ -79,7 +79,8 @@ def svac_example_builder(model: "SVAC", data: "DataConfig | None" = None) -> "Ex
     from svac.training.data import ExampleBuilder
 
     data = DataConfig() if data is None else data
-    return ExampleBuilder.for_model(model, conversation=data.conversation, frames=data.frames)
+    return ExampleBuilder.for_model(model, conversation=data.conversation, frames=data.frames,
+                                    answer_phrase=data.answer_phrase)
 
 
 def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
