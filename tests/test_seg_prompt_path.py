@@ -243,6 +243,24 @@ def test_answer_phrase_dataset_restates_the_datasets_name_of_the_object(tiny_con
         builder.build([broken], FirstTemplates())
 
 
+def test_an_answer_only_objective_never_runs_sam2(tiny_config, samples, monkeypatch):
+    """Mask terms and the contrast off: the answer's cross-entropy alone, SAM-2's encoder never called."""
+    from svac.training.objective import SVACObjective
+
+    model = build_from_config(_span_config(tiny_config))
+    batch = collate([ExampleBuilder.for_model(model).build(_video_with(samples, 2)[:2], FirstTemplates())],
+                    model.tokenizer.pad_token_id)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("SAM-2 encoded frames nobody uses")
+
+    monkeypatch.setattr(model.grounding, "encode_frames", refuse)
+    out = SVACObjective(model, LossConfig(ce=1.0, bce=0.0, dice=0.0, presence=0.0))(batch)
+    assert out.ce.item() > 0 and out.loss.item() == pytest.approx(out.ce.item())
+    with pytest.raises(AssertionError, match="nobody uses"):  # the contrast does read SAM-2's features
+        SVACObjective(model, LossConfig(ce=1.0, bce=0.0, dice=0.0, presence=0.0, prompt_contrast=1.0))(batch)
+
+
 def test_single_frame_examples_are_one_frame_videos(tiny_config, samples):
     model = build_from_config(_span_config(tiny_config))
     group = _video_with(samples, 2)[:2]
