@@ -206,6 +206,9 @@ class SVAC(PretrainedMixin, nn.Module):
 
     def _mllm_pass(self, input_ids, attention_mask, pixel_values, labels, image_index, *, output_attentions: bool):
         """The transformers call behind :meth:`mllm_forward` and :meth:`mllm_attention_forward`."""
+        if pixel_values.shape[0] == 0:  # conversations without images (training's frames: none)
+            return self.mllm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                             output_hidden_states=True, output_attentions=output_attentions, return_dict=True)
         if image_index is None:
             return self.mllm(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
                              labels=labels, output_hidden_states=True, output_attentions=output_attentions,

@@ -142,6 +142,16 @@ def test_svac_only_training_options_are_refused(changes, message):
         training_hooks(model).configure_training(model, cfg)
 
 
+@pytest.mark.parametrize("data, message", [({"frames": "none"}, "data.frames='none' is for SVAC"),
+                                           ({"answer_phrase": "dataset"}, "writes no answer")])
+def test_svac_only_data_options_are_refused(data, message):
+    from svac.training.config import DataConfig
+
+    model = _build("lavt")
+    with pytest.raises(ConfigError, match=message):
+        training_hooks(model).example_builder(model, DataConfig(**data))
+
+
 def test_lora_with_a_baseline_fails_before_training(synth_root, tmp_path):
     cfg = _train_config("referformer", synth_root, tmp_path / "run", lora={"enabled": True})
     with pytest.raises(ConfigError, match="lora.enabled must be false for the referformer head"):

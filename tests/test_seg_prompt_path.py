@@ -213,6 +213,111 @@ def test_single_turn_examples_ask_every_expression_as_inference_does(tiny_config
     assert multi.num_conversations == 1 and int((multi.input_ids == model.seg_token_id).sum()) == 3 * example.num_clips
 
 
+def test_answer_phrase_dataset_restates_the_datasets_name_of_the_object(tiny_config, samples):
+    """``data.answer_phrase: dataset``: the answer's <p>...</p> holds the dataset's phrase where it gives one."""
+    from svac.astc import plan_clips
+    from svac.csa import seg_tokens
+    from svac.data.sample import ANSWER_PHRASE_KEY
+    from svac.inference import encode_turns
+    from svac.mllm.chat_template import Turn
+    from svac.training.hooks import svac_example_builder
+
+    model = build_from_config(_span_config(tiny_config))
+    named = [s for s in samples if ANSWER_PHRASE_KEY in s.meta]
+    plain = [s for s in samples if ANSWER_PHRASE_KEY not in s.meta]
+    assert named and plain  # the synthetic benchmark names the objects of its video-only expressions
+    builder = svac_example_builder(model, DataConfig(answer_phrase="dataset"))
+    assert builder.answer_phrase == "dataset"
+    for sample in (named[0], plain[0]):
+        plan = plan_clips(sample.num_frames, model.config.astc)
+        question = model.prompts.question(model.prompts.video_text(plan, model.tokens_per_image), sample.expression)
+        seg = seg_tokens(plan.num_clips, model.config.csa)
+        for mode, phrase in (("dataset", sample.meta.get(ANSWER_PHRASE_KEY, sample.expression)),
+                             ("expression", sample.expression)):
+            example = ExampleBuilder.for_model(model, answer_phrase=mode).build([sample], FirstTemplates())
+            ids, _ = encode_turns(model, [Turn(question, model.prompts.answer(seg, phrase))])
+            assert example.input_ids[0, :int(example.attention_mask[0].sum())].tolist() == ids, (mode, phrase)
+    assert named[0].meta[ANSWER_PHRASE_KEY] != named[0].expression
+    broken = dataclasses.replace(named[0], meta={**named[0].meta, ANSWER_PHRASE_KEY: "  "})
+    with pytest.raises(ValueError, match="answer_phrase"):
+        builder.build([broken], FirstTemplates())
+
+
+def test_an_answer_only_objective_never_runs_sam2(tiny_config, samples, monkeypatch):
+    """Mask terms and the contrast off: the answer's cross-entropy alone, SAM-2's encoder never called."""
+    from svac.training.objective import SVACObjective
+
+    model = build_from_config(_span_config(tiny_config))
+    batch = collate([ExampleBuilder.for_model(model).build(_video_with(samples, 2)[:2], FirstTemplates())],
+                    model.tokenizer.pad_token_id)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("SAM-2 encoded frames nobody uses")
+
+    monkeypatch.setattr(model.grounding, "encode_frames", refuse)
+    out = SVACObjective(model, LossConfig(ce=1.0, bce=0.0, dice=0.0, presence=0.0))(batch)
+    assert out.ce.item() > 0 and out.loss.item() == pytest.approx(out.ce.item())
+    with pytest.raises(AssertionError, match="nobody uses"):  # the contrast does read SAM-2's features
+        SVACObjective(model, LossConfig(ce=1.0, bce=0.0, dice=0.0, presence=0.0, prompt_contrast=1.0))(batch)
+
+
+def test_text_only_examples_ask_without_the_video_and_train_the_answer(tiny_config, samples, monkeypatch):
+    """``data.frames: none``: inference's conversation minus the video, one [SEG] per clip of a T-frame video;
+    the answer's cross-entropy trains with no image and no SAM-2 call."""
+    from svac.astc import plan_clips
+    from svac.csa import seg_tokens
+    from svac.inference import encode_turns
+    from svac.mllm.chat_template import Turn
+    from svac.training.objective import SVACObjective
+
+    model = build_from_config(_span_config(tiny_config))
+    group = _video_with(samples, 2)[:2]
+    example = ExampleBuilder.for_model(model, frames="none").build(group, FirstTemplates())
+    assert example.pixel_values.shape[0] == 0 and example.sam_frames.shape[0] == 0 and example.masks.shape[:2] == (2, 0)
+    clips = plan_clips(model.config.astc.num_frames, model.config.astc).num_clips
+    assert example.num_clips == clips >= 2
+    for row, sample in enumerate(group):
+        turn = Turn(model.prompts.question("", sample.expression),
+                    model.prompts.answer(seg_tokens(clips, model.config.csa), sample.expression))
+        ids, start = encode_turns(model, [turn])
+        n = int(example.attention_mask[row].sum())
+        assert example.input_ids[row, :n].tolist() == ids and model.mllm.config.image_token_id not in ids
+        assert (example.labels[row, :start] == IGNORE_INDEX).all() and (example.labels[row, start:n] != IGNORE_INDEX).all()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no image and no frame to encode")
+
+    monkeypatch.setattr(model.grounding, "encode_frames", refuse)
+    monkeypatch.setattr(model.mllm, "get_image_features", refuse)
+    batch = collate([example], model.tokenizer.pad_token_id)
+    out = SVACObjective(model, LossConfig(ce=1.0, bce=0.0, dice=0.0, presence=0.0))(batch)
+    out.loss.backward()
+    layer = model.mllm.model.language_model.layers[0].self_attn.q_proj.weight
+    assert out.ce.item() > 0 and layer.grad is not None and layer.grad.abs().sum() > 0
+
+
+def test_text_only_training_refuses_mask_terms(tiny_config):
+    from svac.errors import ConfigError
+
+    base = {"model": tiny_config.to_dict(), "data": {"frames": "none"}, "loss": {"bce": 0.0, "dice": 0.0,
+                                                                                   "presence": 0.0}}
+    assert from_dict(TrainConfig, base).data.frames == "none"
+    with pytest.raises(ConfigError, match="loss.dice"):
+        from_dict(TrainConfig, {**base, "loss": {"bce": 0.0, "presence": 0.0}})
+    with pytest.raises(ConfigError, match="objective: clicks"):
+        from_dict(TrainConfig, {**base, "objective": "clicks"})
+
+
+def test_llm_blocks_leave_the_embeddings_the_span_path_reads(tiny_config):
+    model = build_from_config(_span_config(tiny_config))
+    summary = configure_trainable(model, ["llm_blocks"])
+    lm = model.mllm.model.language_model
+    assert not model.mllm.get_input_embeddings().weight.requires_grad
+    assert all(p.requires_grad for p in lm.layers.parameters()) and all(p.requires_grad for p in lm.norm.parameters())
+    embeddings = model.mllm.get_input_embeddings().weight.numel()
+    assert summary.parts["llm_blocks"] == sum(p.numel() for p in lm.parameters()) - embeddings
+
+
 def test_single_frame_examples_are_one_frame_videos(tiny_config, samples):
     model = build_from_config(_span_config(tiny_config))
     group = _video_with(samples, 2)[:2]

@@ -18,6 +18,12 @@ import numpy as np
 #: dataset lists categories (Ref-YouTube-VOS's ``meta.json``, the synthetic benchmark's shapes).
 CATEGORY_KEY = "object_category"
 
+#: The ``meta`` key holding the phrase an answer restates inside ``<p>...</p>`` for this expression, where the
+#: dataset gives one: a description of the named object by what one frame shows (the synthetic benchmark's
+#: "the red square" for "the fastest shape"). Training with ``data.answer_phrase: dataset`` teaches the model
+#: to name the object it found (:mod:`svac.training.data`); the expression itself is restated otherwise.
+ANSWER_PHRASE_KEY = "answer_phrase"
+
 
 class MaskLoader(Protocol):
     """Loads the ground-truth mask of one expression on chosen frames.

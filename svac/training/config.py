@@ -27,7 +27,7 @@ DEFAULT_TRAINABLE = ("projector", "text_hidden_fcs", "sam2_mask_decoder", "speci
 
 #: Parts of an SVAC model that can be trained, by name (see :mod:`svac.training.params`).
 TRAINABLE_PARTS = ("projector", "text_hidden_fcs", "span_prompt", "sam2_mask_decoder", "special_tokens",
-                   "vision_encoder", "llm", "sam2_image_encoder", "sam2_high_res_convs", "sam2_memory",
+                   "vision_encoder", "llm", "llm_blocks", "sam2_image_encoder", "sam2_high_res_convs", "sam2_memory",
                    "sam2_prompt_encoder", "sam2_tracker")
 
 
@@ -159,7 +159,16 @@ class DataConfig:
             Sa2VA's K turns of one conversation (a model trained from scratch then encodes the turn
             index instead of the expression; for pretrained LLMs only).
         frames: ``video`` -- T frames sampled with ASTC as at inference; ``single_frame`` -- one
-            random frame per example as a one-frame video (the image-level stage of a curriculum).
+            random frame per example as a one-frame video (the image-level stage of a curriculum);
+            ``none`` -- the conversations without the video (no frame is read; the answer still holds
+            one ``[SEG]`` per clip of a T-frame video): the answer's cross-entropy alone, cheap, for
+            teaching the LLM to restate or answer in the prompts' form (needs the mask losses off).
+        answer_phrase: what the answer restates inside ``<p>...</p>`` before its ``[SEG]`` tokens:
+            ``expression`` -- the expression (Sa2VA's and SVAC's answers); ``dataset`` -- the phrase the
+            dataset gives for the expression (:data:`svac.data.sample.ANSWER_PHRASE_KEY`, the synthetic
+            benchmark's static description of the named object for expressions that need the video), the
+            expression where it gives none. With ``dataset`` the model learns to name the object it
+            segments, and inference should generate its answer (``inference.answer_mode: generate``).
         families: when set, train only on the expressions that name nothing but these attribute
             families (e.g. ``[color, shape, size, position]``: what one frame shows); needs datasets
             that list each expression's ``families`` (the synthetic benchmark). The BPE tokenizer of a
@@ -174,7 +183,8 @@ class DataConfig:
     val_split: str = "valid"
     expressions_per_video: int = 3
     conversation: Literal["single_turn", "multi_turn"] = "single_turn"
-    frames: Literal["video", "single_frame"] = "video"
+    frames: Literal["video", "single_frame", "none"] = "video"
+    answer_phrase: Literal["expression", "dataset"] = "expression"
     families: list[str] | None = None
     skip_invalid: bool = False
     num_workers: int = 0
@@ -518,6 +528,13 @@ class TrainConfig:
                 if getattr(self.loss, name):
                     raise ConfigError(f"loss.{name} acts on the LLM's [SEG] tokens, which objective: "
                                       f"{self.objective} does not run (it applies to referring and vos)")
+        if self.data.frames == "none":
+            used = [f"loss.{n}" for n in ("bce", "dice", "presence", "prompt_contrast", "seg_attention")
+                    if getattr(self.loss, n)]
+            if self.objective != "referring" or used:
+                raise ConfigError("data.frames: none trains the answer's cross-entropy without the video; it needs "
+                                  f"objective: referring and no mask or [SEG] terms (got objective: {self.objective}"
+                                  + (f", {', '.join(used)} on" if used else "") + ")")
         if not 0.0 <= self.span_dropout <= 1.0:
             raise ConfigError(f"span_dropout is a probability in [0, 1], got {self.span_dropout}")
         if self.span_dropout and self.objective != "referring":

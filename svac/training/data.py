@@ -19,7 +19,8 @@ How the expressions are asked (``data.conversation``):
 Which frames (``data.frames``): ``video`` samples T frames with ASTC as inference does;
 ``single_frame`` draws one frame at random per example and presents it as a one-frame
 video (one clip: the frame as anchor and an empty composite), the cheap image-level
-stage of the default model's recipe.
+stage of the default model's recipe; ``none`` asks the same questions without the video (no image, no
+SAM-2 input; the answer holds the ``[SEG]`` tokens of a T-frame video), for answer-only stages.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ import torch
 from svac.astc import build_mllm_images, plan_clips
 from svac.config import SVACConfig
 from svac.csa import seg_tokens
-from svac.data.sample import CATEGORY_KEY, ReferringSample
+from svac.data.sample import ANSWER_PHRASE_KEY, CATEGORY_KEY, ReferringSample
 from svac.grounding.sam2_model import preprocess_frames
 from svac.heads.rvos_training import resize_masks
 from svac.mllm.chat_template import ChatTemplate, load_chat_template
-from svac.mllm.internvl import preprocess_images, tokens_per_image
+from svac.mllm.internvl import preprocess_images, tokens_per_image, vision_image_size
 from svac.mllm.prompt_text import PromptLike, encode_prompt, fill
 from svac.prompting import SegmentationPrompts, load_segmentation_prompts
 from svac.video.reader import FramePathsVideo
@@ -147,6 +148,8 @@ class ExampleBuilder:
         template: the chat template; ``prompts``: the segmentation prompts.
         conversation: ``single_turn`` or ``multi_turn`` (see the module docstring).
         frames: ``video`` or ``single_frame`` (see the module docstring).
+        answer_phrase: ``expression`` or ``dataset``: what the answer's ``<p>...</p>`` restates
+            (:class:`svac.training.config.DataConfig`).
     """
 
     config: SVACConfig
@@ -155,15 +158,17 @@ class ExampleBuilder:
     template: ChatTemplate
     prompts: SegmentationPrompts
     conversation: Literal["single_turn", "multi_turn"] = "single_turn"
-    frames: Literal["video", "single_frame"] = "video"
+    frames: Literal["video", "single_frame", "none"] = "video"
+    answer_phrase: Literal["expression", "dataset"] = "expression"
 
     @classmethod
     def for_model(cls, model: "SVAC", *, conversation: Literal["single_turn", "multi_turn"] = "single_turn",
-                  frames: Literal["video", "single_frame"] = "video") -> "ExampleBuilder":
+                  frames: Literal["video", "single_frame", "none"] = "video",
+                  answer_phrase: Literal["expression", "dataset"] = "expression") -> "ExampleBuilder":
         """The builder matching ``model``'s inputs, asking expressions as ``conversation`` on ``frames``."""
         return cls(config=model.config, tokenizer=model.tokenizer, sam2_image_size=model.sam2_image_size,
                    template=load_chat_template(model.config.mllm.chat_template), prompts=load_segmentation_prompts(),
-                   conversation=conversation, frames=frames)
+                   conversation=conversation, frames=frames, answer_phrase=answer_phrase)
 
     def build(self, samples: Sequence[ReferringSample], rng: np.random.Generator) -> TrainingExample:
         """Build the example of ``samples`` (expressions of one video, same frames).
@@ -177,6 +182,8 @@ class ExampleBuilder:
         first = samples[0]
         if any(s.frame_paths != first.frame_paths for s in samples):
             raise ValueError(f"expressions of one example must share the video; {first.video_id} differs")
+        if self.frames == "none":
+            return self._text_only(samples, rng)
         video = FramePathsVideo(first.frame_paths, name=first.video_id, check_sizes=False)
         if self.frames == "single_frame":
             chosen = int(rng.integers(video.num_frames))
@@ -188,24 +195,7 @@ class ExampleBuilder:
         frames = video.read(frame_indices)
         pixel_values = preprocess_images(build_mllm_images(frames, plan), self.config.mllm)
         video_text = self.prompts.video_text(plan, tokens_per_image(self.config.mllm))
-        seg = seg_tokens(plan.num_clips, self.config.csa)
-        system = self.template.default_system
-        head = (self.template.bos or "") + (self.template.system.format(system=system) if system else "")
-        head_ids = self._tokens(head) if head else []
-        rows: list[tuple[list[int], list[int]]] = []
-        for k, sample in enumerate(samples):
-            if self.conversation == "single_turn" or k == 0:
-                rows.append((list(head_ids), [IGNORE_INDEX] * len(head_ids)))
-            question_index = int(rng.integers(len(self.prompts.questions)))
-            answer_index = int(rng.integers(len(self.prompts.answers)))
-            opens = self.conversation == "single_turn" or k == 0
-            user = self.prompts.question(video_text if opens else "", sample.expression, question_index)
-            answer = self.prompts.answer(seg, sample.expression, answer_index)
-            prompt_ids = self._tokens(fill(self.template.user, content=user) + self.template.assistant_prefix)
-            answer_ids = self._tokens(answer + self.template.assistant_suffix)
-            ids, labels = rows[-1]
-            ids += prompt_ids + answer_ids
-            labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
+        rows = self._conversations(samples, video_text, seg_tokens(plan.num_clips, self.config.csa), rng)
         masks = np.stack([s.load_masks(frame_indices) for s in samples])  # (K, T, H, W)
         size = self.sam2_image_size
         masks_t = resize_masks(masks, (size, size))  # (K, T, S, S) bool
@@ -217,6 +207,53 @@ class ExampleBuilder:
             clip_of_position=clip_of_position, anchor_positions=tuple(c.positions[0] for c in plan.clips),
             num_clips=plan.num_clips, object_ids=tuple(tuple(s.object_ids) for s in samples),
             categories=tuple(s.meta.get(CATEGORY_KEY) for s in samples))
+
+    def _text_only(self, samples: Sequence[ReferringSample], rng: np.random.Generator) -> TrainingExample:
+        """The example of ``frames: none``: the conversations without the video, no image and no SAM-2 input."""
+        plan = plan_clips(self.config.astc.num_frames, self.config.astc)  # the clips of a video of T frames or more
+        rows = self._conversations(samples, "", seg_tokens(plan.num_clips, self.config.csa), rng)
+        input_ids, labels, attention = _pad_rows(rows, self.tokenizer.pad_token_id)
+        side, size = vision_image_size(self.config.mllm), self.sam2_image_size
+        return TrainingExample(
+            video_id=samples[0].video_id, input_ids=input_ids, labels=labels, attention_mask=attention,
+            pixel_values=torch.zeros((0, 3, side, side)), sam_frames=torch.zeros((0, 3, size, size)),
+            masks=torch.zeros((len(samples), 0, size, size), dtype=torch.bool),
+            clip_of_position=torch.zeros((0,), dtype=torch.long), anchor_positions=(), num_clips=plan.num_clips,
+            object_ids=tuple(tuple(s.object_ids) for s in samples),
+            categories=tuple(s.meta.get(CATEGORY_KEY) for s in samples))
+
+    def _conversations(self, samples: Sequence[ReferringSample], video_text: PromptLike, seg: str,
+                       rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
+        """Token rows ``(ids, labels)`` asking each sample (``conversation``), answers holding ``seg``."""
+        system = self.template.default_system
+        head = (self.template.bos or "") + (self.template.system.format(system=system) if system else "")
+        head_ids = self._tokens(head) if head else []
+        rows: list[tuple[list[int], list[int]]] = []
+        for k, sample in enumerate(samples):
+            if self.conversation == "single_turn" or k == 0:
+                rows.append((list(head_ids), [IGNORE_INDEX] * len(head_ids)))
+            question_index = int(rng.integers(len(self.prompts.questions)))
+            answer_index = int(rng.integers(len(self.prompts.answers)))
+            opens = self.conversation == "single_turn" or k == 0
+            user = self.prompts.question(video_text if opens else "", sample.expression, question_index)
+            answer = self.prompts.answer(seg, self._phrase(sample), answer_index)
+            prompt_ids = self._tokens(fill(self.template.user, content=user) + self.template.assistant_prefix)
+            answer_ids = self._tokens(answer + self.template.assistant_suffix)
+            ids, labels = rows[-1]
+            ids += prompt_ids + answer_ids
+            labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids
+        return rows
+
+    def _phrase(self, sample: ReferringSample) -> str:
+        """The phrase the answer restates: the expression, or the dataset's phrase for it under ``dataset``."""
+        if self.answer_phrase == "dataset":
+            phrase = sample.meta.get(ANSWER_PHRASE_KEY)
+            if phrase is not None:
+                if not isinstance(phrase, str) or not phrase.strip():
+                    raise ValueError(f"{sample.dataset}/{sample.video_id}/{sample.exp_id}: "
+                                     f"{ANSWER_PHRASE_KEY!r} must be non-empty text, got {phrase!r}")
+                return phrase
+        return sample.expression
 
     def _tokens(self, text: PromptLike) -> list[int]:
         # expressions are user parts of the prompt: a "[SEG]" in a dataset's text stays text

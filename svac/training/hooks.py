@@ -79,7 +79,8 @@ def svac_example_builder(model: "SVAC", data: "DataConfig | None" = None) -> "Ex
     from svac.training.data import ExampleBuilder
 
     data = DataConfig() if data is None else data
-    return ExampleBuilder.for_model(model, conversation=data.conversation, frames=data.frames)
+    return ExampleBuilder.for_model(model, conversation=data.conversation, frames=data.frames,
+                                    answer_phrase=data.answer_phrase)
 
 
 def svac_collate_fn(model: "SVAC") -> "Callable[[list], TrainingBatch]":
@@ -174,13 +175,17 @@ def baseline_example_builder(model: "RVOSBaseline", data: "DataConfig | None" = 
     The baselines read each expression on its own (no conversation) over ``baseline.window`` frames.
 
     Raises:
-        ConfigError: when ``data.frames`` asks for ``single_frame`` examples (SVAC's image-level stages only).
+        ConfigError: when ``data.frames`` asks for anything but ``video`` examples (SVAC's image-level and
+            answer-only stages), or ``data.answer_phrase`` for an answer (the baselines write none).
     """
     from svac.heads.rvos_training import BaselineExampleBuilder
 
     if data is not None and data.frames != "video":
         raise ConfigError(f"data.frames={data.frames!r} is for SVAC; the {model.config.head} baseline trains on "
                           "windows of baseline.window frames (data.frames=video)")
+    if data is not None and data.answer_phrase != "expression":
+        raise ConfigError(f"data.answer_phrase={data.answer_phrase!r} is for SVAC's answers; the "
+                          f"{model.config.head} baseline reads the expression and writes no answer")
     b = model.config.baseline
     return BaselineExampleBuilder(input_size=tuple(b.input_size), window=b.window, train_frames=b.train_frames,
                                   tokenizer=model.tokenizer, max_length=model.max_text_length)

@@ -112,7 +112,7 @@ class SVACObjective(nn.Module):
                 logits.append(lg)
                 presence.append(pr)
                 targets += [e.masks.flatten(0, 1) for e in examples]
-            else:
+            elif w.prompt_contrast:  # only the contrast needs SAM-2's features without tracking
                 feats = self._encode_group(examples)
             if w.prompt_contrast:
                 for i, b in enumerate(members):

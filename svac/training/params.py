@@ -82,7 +82,22 @@ def part_modules(model: "SVAC") -> dict[str, list[nn.Module | nn.Parameter]]:
         "sam2_tracker": [model.memory_tracker] if model.memory_tracker is not None else [],
         "vision_encoder": [inner.vision_tower],
         "llm": [inner.language_model, model.mllm.lm_head],
+        "llm_blocks": _llm_blocks(model),
     }
+
+
+def _llm_blocks(model: "SVAC") -> list[nn.Module]:
+    """The LLM's decoder layers and final norm, and its output head when untied -- not the input embeddings.
+
+    What an answer-only stage trains on a model with the span skip path: the path reads the input embeddings,
+    and the mask decoder was trained on them, so they stay as they are (a tied ``lm_head`` is those
+    embeddings and stays too).
+    """
+    lm = model.mllm.model.language_model
+    parts: list[nn.Module] = [lm.layers, lm.norm]
+    if model.mllm.lm_head.weight is not model.mllm.get_input_embeddings().weight:
+        parts.append(model.mllm.lm_head)
+    return parts
 
 
 def configure_trainable(model: "SVAC", parts: list[str]) -> TrainableSummary:

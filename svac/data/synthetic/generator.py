@@ -52,6 +52,7 @@ from svac.data.synthetic.grammar import (
     minimal_descriptions,
     observe,
     realize,
+    static_description,
 )
 from svac.data.synthetic.scene import (
     EVENT_ENTERS,
@@ -211,6 +212,10 @@ class SyntheticExpression:
         subset: the subset whose guarantee it satisfies (``"standard"``, ``"fast"``, ``"late"``).
         late_onset: for ``late`` expressions, the frame from which the named
             change can be seen (the target's event onset); otherwise None.
+        answer_phrase: for an expression naming a family one frame cannot show (speed, motion,
+            time ...), the target named by what one frame shows
+            (:func:`~svac.data.synthetic.grammar.static_description`, canonical text, e.g. "the red
+            square"); None for static expressions and when no static description identifies the target.
     """
 
     text: str
@@ -218,6 +223,7 @@ class SyntheticExpression:
     atoms: tuple[Atom, ...]
     subset: str
     late_onset: int | None = None
+    answer_phrase: str | None = None
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -487,6 +493,7 @@ def _describe(
         onset = None
         speakers = [(obj.obj_id, True) for obj in objects]
     expressions: list[SyntheticExpression] = []
+    named: dict[int, str | None] = {}
     for obj_id, required in speakers:
         options = minimal_descriptions(obj_id, facts, spec.size)
         if spec.subset == SUBSET_STATIC:
@@ -500,7 +507,13 @@ def _describe(
         count = min(int(rng.integers(1, MAX_EXPRESSIONS_PER_OBJECT + 1)), len(options))
         for pick in sorted(int(value) for value in rng.choice(len(options), size=count, replace=False)):
             atoms = options[pick]
-            expressions.append(SyntheticExpression(realize(atoms, rng), obj_id, atoms, spec.subset, onset))
+            phrase = None
+            if not all(atom.family in STATIC_FAMILIES for atom in atoms):
+                if obj_id not in named:  # drawn from nothing: the video's random stream is unchanged
+                    static = static_description(obj_id, facts, spec.size)
+                    named[obj_id] = None if static is None else realize(static, None)
+                phrase = named[obj_id]
+            expressions.append(SyntheticExpression(realize(atoms, rng), obj_id, atoms, spec.subset, onset, phrase))
     return tuple(expressions)
 
 

@@ -58,6 +58,7 @@ from svac.data.synthetic.vocabulary import (
     SPEED_FASTEST,
     SPEED_VALUES,
     STARTS_TEMPLATES,
+    STATIC_FAMILIES,
     STAYS_TEMPLATES,
     TIME_LATER,
     TIME_PHRASES,
@@ -324,13 +325,36 @@ def is_late_description(
     return not identifies(static_atoms, target_id, early, size)
 
 
-def realize(atoms: Sequence[Atom], rng: np.random.Generator) -> str:
+def static_description(
+    target_id: int, facts: Sequence[ObjectFacts], size: tuple[int, int]
+) -> tuple[Atom, ...] | None:
+    """Atoms that name the target by what one frame shows, or None when no static description identifies it.
+
+    Color and shape when together they identify the target (the object's name, "the red square"), else
+    the first minimal description (:func:`minimal_descriptions` order) whose families are all
+    static (:data:`~svac.data.synthetic.vocabulary.STATIC_FAMILIES`). The synthetic benchmark writes it
+    as the ``answer_phrase`` of expressions that need the video: the object a model should name in its
+    answer once it has found which one is meant.
+    """
+    target = next(fact for fact in facts if fact.obj_id == target_id)
+    named = [Atom(FAMILY_COLOR, color) for color in sorted(set(target.colors))] if len(set(target.colors)) == 1 else []
+    named.append(Atom(FAMILY_SHAPE, target.shape))
+    if len(named) == 2 and identifies(named, target_id, facts, size):
+        return tuple(named)
+    for atoms in minimal_descriptions(target_id, facts, size):
+        if all(atom.family in STATIC_FAMILIES for atom in atoms):
+            return atoms
+    return None
+
+
+def realize(atoms: Sequence[Atom], rng: np.random.Generator | None) -> str:
     """English text of an atom set, e.g. ``"the big red circle on the left moving up"``.
 
     Word order: "the", superlative, size, color, noun (shape, else "shape"/"object"),
     position, motion, then relative clauses (time, turns, stays, starts); a
     second relative clause is joined with "and" instead of repeating "that".
-    Surface variants are drawn with ``rng``.
+    Surface variants are drawn with ``rng``; with ``rng=None`` each is the first listed (one
+    canonical text per atom set, drawing nothing).
 
     Raises:
         ConfigError: when two atoms share a family.
@@ -385,8 +409,8 @@ def _allowed_values(family: str) -> tuple[str, ...]:
     }[family]
 
 
-def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
-    return str(options[int(rng.integers(len(options)))])
+def _pick(rng: np.random.Generator | None, options: Sequence[str]) -> str:
+    return str(options[0 if rng is None else int(rng.integers(len(options)))])
 
 
 def _crisp(flag: bool) -> Truth:

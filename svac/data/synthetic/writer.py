@@ -12,8 +12,10 @@ evaluation run on it)::
     OUT/synth_config.json                         the generation arguments
 
 Each expression entry also holds ``attributes`` (list of ``{"family",
-"value"}``), ``families``, ``subset``, ``domain`` and ``late_onset`` (frame
-index or null). Held-out splits (e.g. ``"valid"``) include Annotations too.
+"value"}``), ``families``, ``subset``, ``domain``, ``late_onset`` (frame index or null)
+and, for expressions that need the video, ``answer_phrase`` (the object named by
+what one frame shows, :attr:`~svac.data.synthetic.generator.SyntheticExpression.answer_phrase`,
+:data:`svac.data.sample.ANSWER_PHRASE_KEY`). Held-out splits (e.g. ``"valid"``) include Annotations too.
 
 The whole folder is built next to OUT and swapped into place
 (:class:`svac.atomic_folder.OutputFolder`: checked and locked before anything is
@@ -238,6 +240,7 @@ def _write_all(
                     "subset": expression.subset,
                     "domain": video.domain,
                     "late_onset": expression.late_onset,
+                    **({"answer_phrase": expression.answer_phrase} if expression.answer_phrase is not None else {}),
                 }
                 for number, expression in enumerate(video.expressions)
             },
