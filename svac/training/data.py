@@ -147,7 +147,7 @@ class ExampleBuilder:
         sam2_image_size: SAM-2's input side (pixels).
         template: the chat template; ``prompts``: the segmentation prompts.
         conversation: ``single_turn`` or ``multi_turn`` (see the module docstring).
-        frames: ``video`` or ``single_frame`` (see the module docstring).
+        frames: ``video``, ``single_frame`` or ``none`` (see the module docstring).
         answer_phrase: ``expression`` or ``dataset``: what the answer's ``<p>...</p>`` restates
             (:class:`svac.training.config.DataConfig`).
     """
