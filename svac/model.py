@@ -163,7 +163,7 @@ class SVAC(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ building blocks
 
-    def mllm_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+    def mllm_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor | None,
                      labels: torch.Tensor | None = None, image_index: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Teacher-forced MLLM pass (training and template answers).
@@ -172,7 +172,8 @@ class SVAC(PretrainedMixin, nn.Module):
             input_ids: ``long (B, L)`` with ``num_images * tokens_per_image`` ``<IMG_CONTEXT>`` ids in total.
             attention_mask: ``long (B, L)``.
             pixel_values: ``float (num_images, 3, S, S)`` in prompt order (:func:`svac.mllm.internvl.preprocess_images`),
-                or, with ``image_index``, each distinct image once.
+                or, with ``image_index``, each distinct image once; ``None`` or no rows for a conversation without
+                images (training's ``data.frames: none``).
             labels: optional ``long (B, L)`` next-token targets (-100 = ignored).
             image_index: optional ``long (num_images,)``: the row of ``pixel_values`` each image of the prompt
                 order is (an image shared by several conversations is encoded once).
@@ -206,7 +207,7 @@ class SVAC(PretrainedMixin, nn.Module):
 
     def _mllm_pass(self, input_ids, attention_mask, pixel_values, labels, image_index, *, output_attentions: bool):
         """The transformers call behind :meth:`mllm_forward` and :meth:`mllm_attention_forward`."""
-        if pixel_values.shape[0] == 0:  # conversations without images (training's frames: none)
+        if pixel_values is None or pixel_values.shape[0] == 0:  # conversations without images (frames: none)
             return self.mllm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                              output_hidden_states=True, output_attentions=output_attentions, return_dict=True)
         if image_index is None:

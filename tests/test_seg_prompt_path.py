@@ -294,6 +294,10 @@ def test_text_only_examples_ask_without_the_video_and_train_the_answer(tiny_conf
     out.loss.backward()
     layer = model.mllm.model.language_model.layers[0].self_attn.q_proj.weight
     assert out.ce.item() > 0 and layer.grad is not None and layer.grad.abs().sum() > 0
+    with torch.no_grad():  # no images at all: the same pass
+        _, without = model.mllm_forward(batch.input_ids, batch.attention_mask, None)
+        _, empty = model.mllm_forward(batch.input_ids, batch.attention_mask, batch.pixel_values)
+    assert torch.equal(without, empty)
 
 
 def test_text_only_training_refuses_mask_terms(tiny_config):
