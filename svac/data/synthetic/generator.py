@@ -49,6 +49,7 @@ from svac.data.synthetic.grammar import (
     LATE_OBSERVED_FRAMES,
     Atom,
     is_late_description,
+    is_static,
     minimal_descriptions,
     observe,
     realize,
@@ -76,7 +77,6 @@ from svac.data.synthetic.vocabulary import (
     DOMAINS,
     SHAPES,
     SIZE_WORDS,
-    STATIC_FAMILIES,
     SUBSET_FAST,
     SUBSET_LATE,
     SUBSET_STANDARD,
@@ -497,7 +497,7 @@ def _describe(
     for obj_id, required in speakers:
         options = minimal_descriptions(obj_id, facts, spec.size)
         if spec.subset == SUBSET_STATIC:
-            options = [atoms for atoms in options if all(atom.family in STATIC_FAMILIES for atom in atoms)]
+            options = [atoms for atoms in options if is_static(atoms)]
         if late:
             options = [atoms for atoms in options if is_late_description(atoms, obj_id, objects, spec.size)]
         if not options:
@@ -508,7 +508,7 @@ def _describe(
         for pick in sorted(int(value) for value in rng.choice(len(options), size=count, replace=False)):
             atoms = options[pick]
             phrase = None
-            if not all(atom.family in STATIC_FAMILIES for atom in atoms):
+            if not is_static(atoms):
                 if obj_id not in named:  # drawn from nothing: the video's random stream is unchanged
                     static = static_description(obj_id, facts, spec.size)
                     named[obj_id] = None if static is None else realize(static, None)

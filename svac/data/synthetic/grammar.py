@@ -337,14 +337,16 @@ def static_description(
     answer once it has found which one is meant.
     """
     target = next(fact for fact in facts if fact.obj_id == target_id)
-    named = [Atom(FAMILY_COLOR, color) for color in sorted(set(target.colors))] if len(set(target.colors)) == 1 else []
-    named.append(Atom(FAMILY_SHAPE, target.shape))
-    if len(named) == 2 and identifies(named, target_id, facts, size):
-        return tuple(named)
-    for atoms in minimal_descriptions(target_id, facts, size):
-        if all(atom.family in STATIC_FAMILIES for atom in atoms):
-            return atoms
-    return None
+    if len(set(target.colors)) == 1:  # an object that changes colour has no one colour to be named by
+        name = (Atom(FAMILY_COLOR, target.colors[0]), Atom(FAMILY_SHAPE, target.shape))
+        if identifies(name, target_id, facts, size):
+            return name
+    return next((atoms for atoms in minimal_descriptions(target_id, facts, size) if is_static(atoms)), None)
+
+
+def is_static(atoms: Sequence[Atom]) -> bool:
+    """Whether every atom's family is one a single frame shows (:data:`~svac.data.synthetic.vocabulary.STATIC_FAMILIES`)."""
+    return all(atom.family in STATIC_FAMILIES for atom in atoms)
 
 
 def realize(atoms: Sequence[Atom], rng: np.random.Generator | None) -> str:
