@@ -50,8 +50,8 @@ def build_from_config(config: SVACConfig, *, seed: int = INIT_SEED, tokenizer=No
 def default_model_path() -> Path | None:
     """The trained default model shipped inside the package (``svac/default_model``), or ``None`` if absent.
 
-    It is the small SVAC trained on the synthetic benchmark by the seven stages
-    ``configs/train/svac_default_0_objects.yaml`` ... ``svac_default_6_tracker.yaml`` (``docs/training.md``,
+    It is the small SVAC trained on the synthetic benchmark by the nine stages
+    ``configs/train/svac_default_0_objects.yaml`` ... ``svac_default_8_refresh.yaml`` (``docs/training.md``,
     "What the default model shows"), its weights stored in float16 (``svac export --weights-dtype float16``).
     """
     from importlib import resources
