@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=cli_types.frame_size, default="160x120",
                        help="frame size WxH in pixels (default: %(default)s)")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    oracle = data.add_parser("oracle-phrases", help="copy a synthetic split with each expression that needs the video "
+                                                    "replaced by its answer_phrase (the object named by one frame)")
+    oracle.add_argument("data_root", help="a benchmark written by svac data synth")
+    oracle.add_argument("--out", required=True, help="output folder (must not exist or be empty); links the frames")
+    oracle.add_argument("--split", default="valid", help="split to copy (default: %(default)s)")
+    oracle.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
     from svac.evaluation.cli_args import add_eval_arguments
 
@@ -194,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             return _export(args)
         if args.command == "data":
-            return _synth(args)
+            return _synth(args) if args.data_command == "synth" else _oracle_phrases(args)
         if args.command == "metrics":
             return _metrics_compare(args) if args.metrics_command == "compare" else _metrics_davis(args)
         if args.command == "eval":
@@ -440,6 +446,15 @@ def _synth(args) -> int:
                            backgrounds=args.backgrounds, overwrite=args.overwrite)
     print(f"wrote {info.num_videos} videos, {info.num_expressions} expressions to {info.out_dir} "
           f"(split {info.split}, subset {info.subset}, domain {info.domain}, seed {info.seed})")
+    return 0
+
+
+def _oracle_phrases(args) -> int:
+    from svac.data.synthetic.oracle_phrases import write_oracle_phrases
+
+    copy = write_oracle_phrases(args.data_root, args.out, split=args.split, overwrite=args.overwrite)
+    print(f"wrote {copy.out_dir}: {copy.replaced} expressions replaced by their answer_phrase, {copy.kept} kept "
+          f"(split {copy.split}; frames and masks linked from {args.data_root})")
     return 0
 
 

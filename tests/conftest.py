@@ -1,4 +1,4 @@
-"""Shared fixtures: repository paths, the shared DAVIS data, and one tiny random SVAC per session."""
+"""Shared fixtures: repository paths, the shared DAVIS data, one tiny random SVAC per session, and the ground truth of examples/synthetic.mp4."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ def small_video() -> np.ndarray:
     for t in range(12):
         frames[t, 16:32, 4 + 4 * t:20 + 4 * t] = (230, 40, 40)
     return frames
+
+
+@pytest.fixture(scope="session")
+def example_truth() -> np.ndarray:
+    """``uint8 (31, 120, 160)`` object ids of ``examples/synthetic.mp4`` on every frame, regenerated in memory
+    (video s2026_00006 of ``svac data synth --videos 8 --seed 2026 --split valid``: the generator's own masks, as
+    ``svac data synth`` writes them; ``examples/README.md``). Objects: 1 a white square, 2 a red square, 3 a red
+    triangle, 4 a blue triangle."""
+    from svac.data.synthetic.generator import VideoSpec, generate_video
+    from svac.data.synthetic.writer import video_rng
+
+    if not (REPO_ROOT / "examples" / "synthetic.mp4").is_file():
+        pytest.fail("examples/synthetic.mp4 is missing: the repository's examples/ folder is needed")
+    video = generate_video(video_rng(2026, 6, split="valid"), VideoSpec(num_frames=(16, 64), size=(160, 120)))
+    assert video.frames.shape == (31, 120, 160, 3) and [o.obj_id for o in video.objects] == [1, 2, 3, 4]
+    return video.masks

@@ -83,6 +83,8 @@ COMMANDS = {
                               "--quiet"], ("svac.loading", "load_model")),
     "data synth": (lambda i, out: ["data", "synth", "--out", out, "--videos", "1", "--seed", "0", "--overwrite"],
                    ("svac.data.synthetic.writer", "generate_video")),
+    "data oracle-phrases": (lambda i, out: ["data", "oracle-phrases", i["synth"], "--split", "train", "--out", out,
+                                            "--overwrite"], ("svac.data.synthetic.oracle_phrases", "oracle_expressions")),
     "metrics davis": (lambda i, out: ["metrics", "davis", "--gt", i["gt"], "--pred", i["pred"], "--out", out,
                                       "--overwrite"], ("svac.metrics.davis_eval", "_evaluate_sequence")),
     "train": (lambda i, out: ["train", "configs/train/svac_default_1_image.yaml", f"output_dir={out}", "--quiet"],

@@ -432,20 +432,6 @@ WHITE_SQUARE, RED_SQUARE, RED_TRIANGLE, BLUE_TRIANGLE = 1, 2, 3, 4
 CLICKED = 10  # the frame clicked (of 31)
 
 
-@pytest.fixture(scope="module")
-def example_truth() -> np.ndarray:
-    """``uint8 (31, 120, 160)`` object ids of ``examples/synthetic.mp4`` on every frame, regenerated in memory
-    (the generator's own masks, as ``svac data synth`` writes them; ``examples/README.md``)."""
-    from svac.data.synthetic.generator import VideoSpec, generate_video
-    from svac.data.synthetic.writer import video_rng
-
-    if not EXAMPLE.is_file():
-        pytest.fail(f"{EXAMPLE} is missing: the repository's examples/ folder is needed")
-    video = generate_video(video_rng(2026, 6, split="valid"), VideoSpec(num_frames=(16, 64), size=(160, 120)))
-    assert video.frames.shape == (31, 120, 160, 3) and [o.obj_id for o in video.objects] == [1, 2, 3, 4]
-    return video.masks
-
-
 def _j(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """``float (N,)`` region J per frame (1 where both are empty)."""
     inter = (masks & truth).sum(axis=(1, 2))
