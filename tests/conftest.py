@@ -1,4 +1,5 @@
-"""Shared fixtures: repository paths, the shared DAVIS data, one tiny random SVAC per session, and the ground truth of examples/synthetic.mp4."""
+"""Shared fixtures: repository paths, the shared DAVIS data, one tiny random SVAC per session, and the ground
+truth of examples/synthetic.mp4."""
 
 from __future__ import annotations
 

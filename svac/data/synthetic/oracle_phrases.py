@@ -68,21 +68,25 @@ def write_oracle_phrases(data_root: str | os.PathLike, out_dir: str | os.PathLik
         An :class:`OracleCopy` with the counts.
 
     Raises:
-        FileNotFoundError: when the split's ``meta_expressions.json`` or one of its frames/masks/meta entries is missing.
+        FileNotFoundError: when the split's ``meta_expressions.json`` or its frames, masks or ``meta.json`` are
+            missing.
         svac.errors.AnnotationError: when no expression holds an ``answer_phrase`` (a benchmark written before
             ``svac data synth`` wrote them: the same ``svac data synth`` command writes it again, byte-identical
             apart from that field), or an ``answer_phrase`` is not a non-empty string.
-        svac.errors.OutputExistsError / OutputLockedError / OutputWriteError: as :class:`svac.atomic_folder.OutputFolder`.
+        svac.errors.OutputExistsError / OutputLockedError / OutputWriteError: as
+            :class:`svac.atomic_folder.OutputFolder`.
 
     Source: svac's oracle-description probe for issue 18 (module docstring).
     """
     root = Path(os.path.abspath(data_root))
     meta_path = root / "meta_expressions" / split / "meta_expressions.json"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} not found: is {root} a benchmark of svac data synth with a {split!r} split?")
+        raise FileNotFoundError(f"{meta_path} not found: is {root} a benchmark of svac data synth with a "
+                                f"{split!r} split?")
     for name in LINKED:
         if not (root / split / name).exists():
-            raise FileNotFoundError(f"{root / split / name} not found: the split's frames, masks and meta.json are linked")
+            raise FileNotFoundError(f"{root / split / name} not found: the copy links the split's frames, masks "
+                                    "and meta.json")
     out = Path(os.path.abspath(out_dir))
     with OutputFolder(out, overwrite=overwrite, what="files") as folder:  # --out checked before the work
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
