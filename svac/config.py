@@ -192,10 +192,17 @@ class CSAConfig:
             that is not a multiple of the number of clips (see :mod:`svac.csa`): ``raise``
             (:class:`~svac.errors.SegCountError`) or ``single_fallback`` (warn, record it in the
             result, and use the first ``[SEG]`` of the answer for every clip, as Sa2VA does).
+        generation: how the LLM writes ``[SEG]`` tokens when it writes its own answer (a chat,
+            ``inference.answer_mode: generate``) under ``per_clip``: ``runs`` -- once it writes a
+            ``[SEG]``, the next tokens are ``[SEG]`` until the run holds one per clip of this video,
+            and the run then ends (:class:`svac.csa.SegRunConstraint`; an answer then always holds
+            whole runs, one per object); ``free`` -- its tokens as they come, checked by
+            ``count_policy``. Ignored in ``single`` mode and for fed (template) answers.
     """
 
     mode: Literal["per_clip", "single"] = "per_clip"
     count_policy: Literal["raise", "single_fallback"] = "raise"
+    generation: Literal["runs", "free"] = "runs"
 
 
 #: The ``sam2`` package's shipped model configs svac builds SAM-2 from: SAM 2 and SAM 2.1, hiera

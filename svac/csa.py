@@ -60,6 +60,57 @@ def expected_seg_count(num_clips: int, cfg: CSAConfig, num_objects: int = 1) -> 
     return (num_clips if cfg.mode == "per_clip" else 1) * num_objects
 
 
+class SegRunConstraint:
+    """Generation constraint: every run of ``[SEG]`` tokens holds exactly ``run_length`` of them (SVAC §3.4).
+
+    CSA's answer holds one ``[SEG]`` per clip for each object ("<p>the dog</p>[SEG][SEG]." for two
+    clips). A model that learnt the count on videos of one length writes that count on every video
+    (svac's default model writes two, even on a video of one clip). Called by ``transformers``'
+    ``generate`` as a logits processor at each decoding step: while the answer ends on a run of
+    ``[SEG]`` shorter than ``run_length``, only ``[SEG]`` may follow; once the run is complete,
+    ``[SEG]`` may not. The model still chooses whether and where a run starts.
+
+    Args:
+        seg_token_id: id of ``[SEG]``.
+        run_length: ``[SEG]`` tokens per object: the video's number of clips (>= 1).
+        prompt_length: tokens of the prompt before the answer (positions before it are not looked at).
+
+    Raises:
+        ValueError: when ``run_length < 1`` or ``prompt_length < 0``.
+    """
+
+    def __init__(self, seg_token_id: int, run_length: int, prompt_length: int) -> None:
+        if run_length < 1:
+            raise ValueError(f"run_length must be >= 1, got {run_length}")
+        if prompt_length < 0:
+            raise ValueError(f"prompt_length must be >= 0, got {prompt_length}")
+        self.seg_token_id = seg_token_id
+        self.run_length = run_length
+        self.prompt_length = prompt_length
+
+    def trailing_run(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``long (B,)``: how many ``[SEG]`` tokens each answer of ``input_ids`` (``long (B, L)``) ends on."""
+        answer = input_ids[:, self.prompt_length:] == self.seg_token_id
+        if answer.shape[1] == 0:
+            return torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        not_seg = (~answer).flip(1).long()
+        # index of the first non-[SEG] from the end = the run length (the whole answer when there is none)
+        first = torch.where(not_seg.any(1), not_seg.argmax(1), torch.full_like(not_seg[:, 0], answer.shape[1]))
+        return first
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """``float (B, V)`` next-token ``scores`` with the constraint applied (``-inf`` where it forbids a token)."""
+        run = self.trailing_run(input_ids)
+        scores = scores.clone()
+        forced = (run > 0) & (run < self.run_length)
+        if forced.any():
+            seg = scores[forced, self.seg_token_id].clone()
+            scores[forced] = float("-inf")
+            scores[forced, self.seg_token_id] = seg
+        scores[run >= self.run_length, self.seg_token_id] = float("-inf")
+        return scores
+
+
 def allocate(seg_embeddings: torch.Tensor, num_clips: int, cfg: CSAConfig) -> Allocation:
     """Assign the answer's ``[SEG]`` embeddings to clips and objects (SVAC §3.4).
 

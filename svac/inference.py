@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from svac.astc import ClipPlan, build_mllm_images, plan_clips
-from svac.csa import allocate, seg_tokens
+from svac.csa import SegRunConstraint, allocate, seg_tokens
 from svac.mllm.capture import LLMRecorder
 from svac.mllm.chat_template import Turn
 from svac.mllm.prompt_text import as_prompt, encode_prompt, prompt_from_ids
@@ -209,9 +209,18 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
     tokenizer does not hold as one token (Sa2VA-4B: the ``phi3`` layout's ``<|end|>`` with a
     Qwen2.5 tokenizer), as Sa2VA's stop-word criterion does; in the ``sa2va`` pipeline also at
     the tokenizer's end-of-sequence token, which Sa2VA passes as ``eos_token_id``.
+
+    Under CSA (``csa.mode: per_clip``) with ``csa.generation: runs`` every run of ``[SEG]`` the
+    model writes holds one per clip of this video (:class:`svac.csa.SegRunConstraint`).
     """
     ids, _ = encode_turns(model, turns, system=system)
     input_ids = torch.tensor([ids], device=model.device)
+    constraint = {}
+    if model.config.csa.mode == "per_clip" and model.config.csa.generation == "runs":
+        from transformers import LogitsProcessorList
+
+        constraint["logits_processor"] = LogitsProcessorList(
+            [SegRunConstraint(model.seg_token_id, prepared.plan.num_clips, input_ids.shape[1])])
     stops = list(model.chat_template.stop)
     stop_ids = [i for i in model.tokenizer.convert_tokens_to_ids(stops)
                 if i is not None and i != model.tokenizer.unk_token_id]
@@ -225,7 +234,7 @@ def answer_by_generation(model: "SVAC", prepared: PreparedVideo, turns: Sequence
         sequences = model.mllm.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pixel_values=prepared.pixel_values,
             max_new_tokens=model.config.inference.max_new_tokens, do_sample=False, num_beams=1,
-            eos_token_id=stop_ids, pad_token_id=model.tokenizer.pad_token_id, **by_string)
+            eos_token_id=stop_ids, pad_token_id=model.tokenizer.pad_token_id, **by_string, **constraint)
     generated = sequences[0, input_ids.shape[1]:]
     if generated.numel() and int(generated[-1]) in stop_ids:
         generated = generated[:-1]

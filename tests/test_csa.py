@@ -8,7 +8,7 @@ import torch
 from helpers import scripted_generate, variant
 
 from svac.config import CSAConfig
-from svac.csa import SINGLE_FALLBACK, allocate, expected_seg_count, seg_tokens
+from svac.csa import SINGLE_FALLBACK, SegRunConstraint, allocate, expected_seg_count, seg_tokens
 from svac.errors import SegCountError
 from svac.inference import answer_by_generation, encode_turns, prepare_video
 from svac.mllm.chat_template import Turn
@@ -112,3 +112,56 @@ def test_real_generate_runs_on_tiny_model(tiny_model, small_video):
     assert isinstance(result.text, str)
     assert result.masks.shape[1:] == (12, 48, 64)
     assert result.timings.llm_prefill > 0
+
+
+def test_seg_run_constraint_forces_a_run_to_the_clip_count_then_ends_it():
+    seg, prompt = 7, 2
+    ids = torch.tensor([[seg, seg, 1, 2],   # the prompt's [SEG]s do not count: free
+                        [0, 1, 2, seg],     # a run of 1
+                        [0, 1, seg, seg],   # a run of 2
+                        [0, 1, seg, 3]])    # a run ended by a word: free
+    scores = torch.randn(4, 10)
+    three = SegRunConstraint(seg, run_length=3, prompt_length=prompt)
+    assert three.trailing_run(ids).tolist() == [0, 1, 2, 0]
+    out = three(ids, scores)
+    for row in (0, 3):
+        torch.testing.assert_close(out[row], scores[row])
+    for row in (1, 2):  # shorter than 3: only [SEG] may follow
+        assert out[row, seg] == scores[row, seg] and torch.isinf(out[row]).sum() == 9
+    two = SegRunConstraint(seg, run_length=2, prompt_length=prompt)(ids, scores)
+    assert torch.isinf(two[2, seg]) and torch.isinf(two[2]).sum() == 1  # whole: [SEG] may not follow
+    assert two[1, seg] == scores[1, seg] and torch.isinf(two[1]).sum() == 9
+    assert SegRunConstraint(seg, 2, prompt_length=4).trailing_run(ids).tolist() == [0, 0, 0, 0]  # no answer yet
+    with pytest.raises(ValueError, match="run_length"):
+        SegRunConstraint(seg, run_length=0, prompt_length=0)
+
+
+@pytest.mark.parametrize("generation", ["runs", "free"])
+def test_a_generated_answer_holds_whole_runs_of_seg_under_runs(tiny_model, small_video, generation):
+    """Real decoding with the tiny model pushed to write [SEG] at every step: under ``csa.generation: runs``
+    every run holds one [SEG] per clip (2 here) and the count contract holds; ``free`` writes one long run."""
+    model = variant(tiny_model, inference={"answer_mode": "generate", "max_new_tokens": 9},
+                    csa={"generation": generation})
+    seg = model.seg_token_id
+    handle = model.mllm.lm_head.register_forward_hook(lambda _m, _i, out: out.index_add(
+        -1, torch.tensor([seg]), torch.full((*out.shape[:-1], 1), 1e4)))
+    try:
+        prepared = prepare_video(model, small_video, num_frames=10, clip_len=5)
+        turns = [Turn(model.prompts.question(prepared.video_text, "the red square"))]
+        with torch.inference_mode():
+            answer = answer_by_generation(model, prepared, turns)
+    finally:
+        handle.remove()
+    tokens = model.tokenizer(answer.text, add_special_tokens=False).input_ids
+    lengths, current = [], 0
+    for tok in tokens + [-1]:
+        if tok == seg:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    if generation == "runs":
+        assert lengths and set(lengths) == {prepared.plan.num_clips} == {2}, answer.text
+        assert answer.seg_hidden.shape[0] == sum(lengths)
+    else:
+        assert lengths == [9], answer.text

@@ -70,3 +70,21 @@ def test_a_chat_answer_follows_the_question_not_a_fixed_phrase(default_model):
         chat = default_model.start_chat(str(EXAMPLE))
         phrases.append(_phrase(chat.ask(f"Please segment {expression} in this video.").text))
     assert phrases == expressions, phrases
+
+
+def test_a_chat_about_a_video_of_one_clip_writes_one_seg_and_segments_one_object(default_model):
+    """On a 4-frame video (one clip) the model, which learnt to write two [SEG]s on 10-frame videos, writes one
+    under ``csa.generation: runs`` -- one object, as ``segment`` gives; left free it writes two, which the CSA
+    count rule reads as two objects named by one phrase (what the chat did before the constraint)."""
+    from helpers import variant
+
+    frames = np.full((4, 120, 160, 3), 30, dtype=np.uint8)
+    frames[:, 40:60, 50:70] = (230, 40, 40)
+    chat = default_model.start_chat(frames)
+    response = chat.ask("Please segment the red square in this video.")
+    assert _phrase(response.text) == "the red square" and response.text.count("[SEG]") == 1, response.text
+    assert response.result.masks.shape == (1, 4, 120, 160)
+    fed = default_model.segment(frames, "the red square")
+    assert _iou(response.result.masks[0], fed.masks[0]) >= 0.9
+    free = variant(default_model, csa={"generation": "free"}).start_chat(frames)
+    assert free.ask("Please segment the red square in this video.").result.masks.shape[0] == 2
