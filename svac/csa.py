@@ -90,13 +90,8 @@ class SegRunConstraint:
 
     def trailing_run(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``long (B,)``: how many ``[SEG]`` tokens each answer of ``input_ids`` (``long (B, L)``) ends on."""
-        answer = input_ids[:, self.prompt_length:] == self.seg_token_id
-        if answer.shape[1] == 0:
-            return torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
-        not_seg = (~answer).flip(1).long()
-        # index of the first non-[SEG] from the end = the run length (the whole answer when there is none)
-        first = torch.where(not_seg.any(1), not_seg.argmax(1), torch.full_like(not_seg[:, 0], answer.shape[1]))
-        return first
+        is_seg = (input_ids[:, self.prompt_length:] == self.seg_token_id).long()
+        return is_seg.flip(1).cumprod(1).sum(1)  # the [SEG]s before the first other token, counted from the end
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """``float (B, V)`` next-token ``scores`` with the constraint applied (``-inf`` where it forbids a token)."""

@@ -28,13 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svac.atomic_folder import OutputFolder
+from svac.data.readers.base import read_json
+from svac.data.readers.refytvos import CATEGORIES_FILE, FRAMES_DIR, MASKS_DIR, META_DIR, META_FILE
 from svac.data.sample import ANSWER_PHRASE_KEY
 from svac.errors import AnnotationError
 
 #: The key under which a replaced expression keeps its original text.
 ORACLE_OF_KEY = "oracle_of"
-#: Entries of a split folder linked into the copy.
-LINKED = ("JPEGImages", "Annotations", "meta.json")
+#: Entries of a split folder linked into the copy (the Ref-YouTube-VOS layout's frames, masks and objects file).
+LINKED = (FRAMES_DIR, MASKS_DIR, CATEGORIES_FILE)
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,15 @@ def write_oracle_phrases(data_root: str | os.PathLike, out_dir: str | os.PathLik
             missing.
         svac.errors.AnnotationError: when no expression holds an ``answer_phrase`` (a benchmark written before
             ``svac data synth`` wrote them: the same ``svac data synth`` command writes it again, byte-identical
-            apart from that field), or an ``answer_phrase`` is not a non-empty string.
+            apart from that field), an ``answer_phrase`` is not a non-empty string, or the
+            ``meta_expressions.json`` is not valid JSON.
         svac.errors.OutputExistsError / OutputLockedError / OutputWriteError: as
             :class:`svac.atomic_folder.OutputFolder`.
 
     Source: svac's oracle-description probe for issue 18 (module docstring).
     """
     root = Path(os.path.abspath(data_root))
-    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
+    meta_path = root / META_DIR / split / META_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: is {root} a benchmark of svac data synth with a "
                                 f"{split!r} split?")
@@ -89,10 +92,10 @@ def write_oracle_phrases(data_root: str | os.PathLike, out_dir: str | os.PathLik
                                     "and meta.json")
     out = Path(os.path.abspath(out_dir))
     with OutputFolder(out, overwrite=overwrite, what="files") as folder:  # --out checked before the work
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, "meta_expressions")
         replaced, kept = oracle_expressions(meta, source=meta_path)
         staging = folder.path
-        target = staging / "meta_expressions" / split / "meta_expressions.json"
+        target = staging / META_DIR / split / META_FILE
         target.parent.mkdir(parents=True)
         target.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         (staging / split).mkdir()
