@@ -1,12 +1,14 @@
-"""Shared fixtures: repository paths, the shared DAVIS data, one tiny random SVAC per session, and the ground
-truth of examples/synthetic.mp4."""
+"""Shared fixtures: repository paths, the shared DAVIS data, one tiny random SVAC and the bundled default model per
+session, and the ground truth of examples/synthetic.mp4."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import EXAMPLE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -48,6 +50,16 @@ def small_video() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def default_model():
+    """The bundled trained default model (its SAM-2 predicts objects on synthetic shapes), loaded once."""
+    from svac.loading import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_model().eval()
+
+
+@pytest.fixture(scope="session")
 def example_truth() -> np.ndarray:
     """``uint8 (31, 120, 160)`` object ids of ``examples/synthetic.mp4`` on every frame, regenerated in memory
     (video s2026_00006 of ``svac data synth --videos 8 --seed 2026 --split valid``: the generator's own masks, as
@@ -56,8 +68,8 @@ def example_truth() -> np.ndarray:
     from svac.data.synthetic.generator import VideoSpec, generate_video
     from svac.data.synthetic.writer import video_rng
 
-    if not (REPO_ROOT / "examples" / "synthetic.mp4").is_file():
-        pytest.fail("examples/synthetic.mp4 is missing: the repository's examples/ folder is needed")
+    if not EXAMPLE.is_file():
+        pytest.fail(f"{EXAMPLE} is missing: the repository's examples/ folder is needed")
     video = generate_video(video_rng(2026, 6, split="valid"), VideoSpec(num_frames=(16, 64), size=(160, 120)))
     assert video.frames.shape == (31, 120, 160, 3) and [o.obj_id for o in video.objects] == [1, 2, 3, 4]
     return video.masks

@@ -1,11 +1,18 @@
-"""Test helpers: config variants of a shared model, and scripted decoding."""
+"""Test helpers: config variants of a shared model, scripted decoding, and the example video's objects."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
+import numpy as np
 import torch
+
+#: ``examples/synthetic.mp4`` (video s2026_00006 of ``svac data synth --videos 8 --seed 2026 --split valid``).
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "synthetic.mp4"
+#: Its objects' ids (the ``example_truth`` fixture of conftest.py).
+WHITE_SQUARE, RED_SQUARE, RED_TRIANGLE, BLUE_TRIANGLE = 1, 2, 3, 4
 
 
 def variant(model, **sections):
@@ -46,3 +53,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def frame_j(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``float (N,)`` region J per frame of ``bool (N, H, W)`` masks against the truth (1 where both are empty)."""
+    inter = (masks & truth).sum(axis=(1, 2))
+    union = (masks | truth).sum(axis=(1, 2))
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))

@@ -8,22 +8,10 @@ wrote "<p>the shape</p>" to almost every question, so these tests fail on it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "synthetic.mp4"
-#: examples/synthetic.mp4's objects (``example_truth`` in conftest.py).
-WHITE_SQUARE, RED_SQUARE, RED_TRIANGLE, BLUE_TRIANGLE = 1, 2, 3, 4
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    """The bundled trained default model."""
-    from svac.loading import load_model
-
-    return load_model()
+from helpers import BLUE_TRIANGLE, EXAMPLE, WHITE_SQUARE, frame_j, variant
 
 
 def _phrase(text: str) -> str | None:
@@ -48,12 +36,9 @@ def test_a_chat_answer_restates_the_expression_and_segments_its_object(default_m
     assert _phrase(response.text) == expression, response.text
     assert response.text.count("[SEG]") == 2, response.text  # one per clip: 10 frames in clips of 5
     masks = response.result.masks.any(0)
-    truth = example_truth
 
     def j(obj: int) -> float:
-        inter = (masks & (truth == obj)).sum(axis=(1, 2))
-        union = (masks | (truth == obj)).sum(axis=(1, 2))
-        return float(np.mean(np.where(union == 0, 1.0, inter / np.maximum(union, 1))))
+        return float(frame_j(masks, example_truth == obj).mean())
 
     assert j(target) >= 0.7, j(target)
     assert all(j(other) < 0.05 for other in (1, 2, 3, 4) if other != target)
@@ -76,8 +61,6 @@ def test_a_chat_about_a_video_of_one_clip_writes_one_seg_and_segments_one_object
     """On a 4-frame video (one clip) the model, which learnt to write two [SEG]s on 10-frame videos, writes one
     under ``csa.generation: runs`` -- one object, as ``segment`` gives; left free it writes two, which the CSA
     count rule reads as two objects named by one phrase (what the chat did before the constraint)."""
-    from helpers import variant
-
     frames = np.full((4, 120, 160, 3), 30, dtype=np.uint8)
     frames[:, 40:60, 50:70] = (230, 40, 40)
     chat = default_model.start_chat(frames)

@@ -16,19 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import EXAMPLE, RED_SQUARE, frame_j
 
 from svac.cli import main
 from svac.refinement import Correction, apply_corrections, check_correction, frame_prompts
 
 H, W, N = 48, 64, 12
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    """The bundled trained default model (its SAM-2 predicts objects on synthetic shapes)."""
-    from svac.loading import load_model
-
-    return load_model()
 
 
 @pytest.fixture(scope="module")
@@ -426,17 +419,7 @@ def test_sa2va_pipeline_replays_its_own_schedule_and_keeps_its_prompted_frames(s
     assert not np.array_equal(refined.masks[0, i], result.masks[0, i])
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "synthetic.mp4"
-#: examples/synthetic.mp4's objects (video s2026_00006 of ``svac data synth --videos 8 --seed 2026 --split valid``).
-WHITE_SQUARE, RED_SQUARE, RED_TRIANGLE, BLUE_TRIANGLE = 1, 2, 3, 4
-CLICKED = 10  # the frame clicked (of 31)
-
-
-def _j(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """``float (N,)`` region J per frame (1 where both are empty)."""
-    inter = (masks & truth).sum(axis=(1, 2))
-    union = (masks | truth).sum(axis=(1, 2))
-    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+CLICKED = 10  # the frame clicked (of 31) of examples/synthetic.mp4
 
 
 def _nearest_to_centre(region: np.ndarray) -> tuple[float, float]:
@@ -460,11 +443,11 @@ def test_a_positive_click_inside_the_target_raises_j_on_its_frame_and_after(defa
     wrong on purpose."""
     truth = example_truth == RED_SQUARE
     result = default_model.segment(str(EXAMPLE), query)
-    before = _j(result.masks[0], truth)
+    before = frame_j(result.masks[0], truth)
     assert before[CLICKED] < 0.6  # wrong on the clicked frame
     refined = result.refine(frame=CLICKED, points=[_nearest_to_centre(truth[CLICKED])], labels=[1])
     assert refined.after_correction == "memory"
-    after = _j(refined.masks[0], truth)
+    after = frame_j(refined.masks[0], truth)
     assert after[CLICKED] >= before[CLICKED] + 0.2, (before[CLICKED], after[CLICKED])
     later = slice(CLICKED + 1, None)
     assert after[later].mean() >= before[later].mean() + 0.1, (before[later].mean(), after[later].mean())
@@ -478,11 +461,11 @@ def test_a_box_around_the_target_raises_j_on_its_frame(default_model, example_tr
     [SEG] prompt; the previous default model, trained on clicks only, lowered J with a box: README)."""
     truth = example_truth == RED_SQUARE
     result = default_model.segment(str(EXAMPLE), query)
-    before = _j(result.masks[0], truth)
+    before = frame_j(result.masks[0], truth)
     ys, xs = np.nonzero(truth[CLICKED])
     refined = result.refine(frame=CLICKED, box=(float(xs.min()), float(ys.min()), float(xs.max()) + 1,
                                                 float(ys.max()) + 1))
-    after = _j(refined.masks[0], truth)
+    after = frame_j(refined.masks[0], truth)
     assert before[CLICKED] < 0.6 and after[CLICKED] >= 0.7, (before[CLICKED], after[CLICKED])
     later = slice(CLICKED + 1, None)  # carried on by the memory tracker: 0.005 / 0.184 -> 0.378 / 0.379 (every region kept)
     assert after[later].mean() >= before[later].mean() + 0.1, (before[later].mean(), after[later].mean())

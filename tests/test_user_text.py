@@ -4,7 +4,6 @@ config, a Sa2VA-layout checkpoint, and fast tokenizers laid out like Qwen2, Phi-
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 
 import numpy as np
@@ -25,15 +24,6 @@ def _frames() -> np.ndarray:
     frames = np.full((6, 32, 32, 3), 20, dtype=np.uint8)
     frames[:, 8:20, 8:20] = (230, 40, 40)
     return frames
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    from svac.loading import load_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_model().eval()
 
 
 @pytest.fixture(scope="module")
