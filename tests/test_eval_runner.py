@@ -90,7 +90,7 @@ class ColorModel:
         masks = np.roll(frames[..., channel] > 150, 2, axis=2)[None]
         score = float(masks.mean())
         return SegmentationResult(
-            text="It is [SEG].", masks=masks, scores=np.array([score], np.float32),
+            text=f"Sure, <p>{expression}</p>[SEG].", masks=masks, scores=np.array([score], np.float32),
             frame_indices=np.arange(source.num_frames), clip_spans=[(0, source.num_frames)],
             frame_names=source.frame_names, video_name=source.name, fps=None, mode="astc", csa_mode="per_clip",
             num_visual_tokens=32, timings=Timings(total=0.01, sam2_encoder=0.004, llm_prefill=0.002))
@@ -133,6 +133,7 @@ def test_runner_writes_metrics_json_with_j_f(rvos_root, tmp_path):
     # each video's two expressions name different objects; the colour model gives them different masks
     assert scores["pair_identity"]["pairs"] == NUM_VIDEOS and scores["pair_identity"]["rate"] == 0.0
     assert "families" not in scores  # the fixture's expressions list no attribute families
+    assert scores["restated"] == {"rate": 1.0, "restated": 6, "answers": 6}  # its answers name the expression
 
 
 def test_families_and_pair_identity_of_a_model_that_ignores_the_expression(tmp_path):
@@ -152,6 +153,7 @@ def test_families_and_pair_identity_of_a_model_that_ignores_the_expression(tmp_p
     run_benchmark("rvos", data_root=root, model_spec="red", out_dir=out, model=RedModel(), progress=False)
     scores = read_metrics(out)["scores"]
     assert scores["pair_identity"]["rate"] == 1.0 and scores["pair_identity"]["identical"] == NUM_VIDEOS
+    assert scores["restated"]["restated"] == 0 and scores["restated"]["answers"] == 2 * NUM_VIDEOS  # "<p>red</p>"
     families = scores["families"]
     assert families["color"]["n"] == 2 * NUM_VIDEOS and families["motion"]["n"] == NUM_VIDEOS
     assert families["motion"]["J&F"] < 0.2 < families["static"]["J&F"]  # the green square is never found

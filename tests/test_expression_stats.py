@@ -14,6 +14,8 @@ from svac.evaluation.expression_stats import (
     family_scores,
     mask_iou,
     pair_identity,
+    phrase_restates,
+    restated,
 )
 
 
@@ -82,3 +84,16 @@ def test_compare_runs_is_a_paired_difference_and_the_cli_writes_it(tmp_path, cap
     assert main(["metrics", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.json")]) == 2
     with pytest.raises(FileNotFoundError, match="per_item.csv"):
         compare_runs(tmp_path / "a", tmp_path / "nope")
+
+
+def test_restated_counts_answers_whose_first_phrase_is_the_expression():
+    assert phrase_restates("Sure, <p>The  Red square</p>[SEG].", "the red square")  # case and spaces aside
+    assert not phrase_restates("Sure, <p>the red circle</p>[SEG].", "the red square")
+    assert not phrase_restates("Sure, <p>the red square</p>[SEG].", "the red")  # the whole phrase, not a prefix
+    assert not phrase_restates("Sure, the red square [SEG].", "the red square")  # no phrase
+    assert not phrase_restates("Sure, <p>the red square", "the red square")  # never closed
+    assert not phrase_restates("<p>a</p> and <p>the red square</p>", "the red square")  # the first phrase counts
+    got = restated([("<p>x</p>[SEG]", "x"), ("<p>y</p>[SEG]", "x"), ("[SEG]", "x"), ("<p> X </p>", "x")])
+    assert (got.restated, got.answers, got.rate) == (2, 4, 0.5)
+    assert got.to_dict() == {"rate": 0.5, "restated": 2, "answers": 4}
+    assert restated([]).to_dict() == {"rate": 0.0, "restated": 0, "answers": 0}

@@ -10,6 +10,9 @@
 * **Pair identity**: among pairs of expressions on one video that name *different* objects, the
   fraction whose predicted masks are near-identical (IoU over all frames above
   :data:`PAIR_IDENTITY_IOU`). A model that ignores the expression scores 1.0.
+* **Restated**: the share of answers whose first ``<p>...</p>`` phrase is the expression itself (case and
+  white space aside) -- whether a model that writes its own answer (``inference.answer_mode: generate``, as a
+  chat does) names what was asked; an answer fed from a template always does.
 * **Paired comparison** of two runs on the same items (:func:`compare_runs`): the mean difference
   of J&F with a paired bootstrap interval (the same resampled expressions in both runs).
 
@@ -157,6 +160,48 @@ def pair_identity(items: Sequence[tuple[str, str, tuple[int, ...]]], load_predic
     identical = int(sum(i > PAIR_IDENTITY_IOU for i in ious))
     return PairIdentity(rate=identical / len(ious) if ious else 0.0, identical=identical, pairs=len(ious),
                         mean_iou=float(np.mean(ious)) if ious else 0.0)
+
+
+@dataclass(frozen=True)
+class Restated:
+    """Answers that restate their expression.
+
+    Attributes:
+        rate: restated / answers (0 when there are none).
+        restated: answers whose first ``<p>...</p>`` phrase equals the expression (:func:`phrase_restates`).
+        answers: answers counted.
+    """
+
+    rate: float
+    restated: int
+    answers: int
+
+    def to_dict(self) -> dict:
+        """Plain numbers for ``metrics.json``."""
+        return {"rate": self.rate, "restated": self.restated, "answers": self.answers}
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def phrase_restates(answer: str, expression: str) -> bool:
+    """Whether ``answer``'s first ``<p>...</p>`` phrase is ``expression``, compared case-folded with runs of white
+    space as one space (False when the answer holds no closed phrase).
+
+    Source: Sa2VA's answer format "Sure, <p>{expression}</p>[SEG]." (Sa2VA §3.2).
+    """
+    from svac.mllm.tokens import PHRASE_END, PHRASE_START
+
+    start = answer.find(PHRASE_START)
+    end = answer.find(PHRASE_END, start + len(PHRASE_START)) if start >= 0 else -1
+    return end >= 0 and _normalised(answer[start + len(PHRASE_START):end]) == _normalised(expression)
+
+
+def restated(items: Sequence[tuple[str, str]]) -> Restated:
+    """How many of ``items`` -- ``(answer text, expression)`` pairs -- restate their expression (:func:`phrase_restates`)."""
+    hits = sum(phrase_restates(answer, expression) for answer, expression in items)
+    return Restated(rate=hits / len(items) if items else 0.0, restated=int(hits), answers=len(items))
 
 
 def read_binary_pngs(folder: Path) -> np.ndarray:

@@ -35,6 +35,7 @@ from svac.evaluation.expression_stats import (
     family_scores,
     pair_identity,
     read_binary_pngs,
+    restated,
 )
 from svac.evaluation.predictions import REVOS_FOREGROUND_VALUE, write_binary_pngs, write_submission_zip
 from svac.evaluation.task import BenchmarkTask, EvalItem, MergedScores, Prediction
@@ -177,13 +178,15 @@ class ReferringVideoTask(BenchmarkTask):
         identity = pair_identity([(r["key"], r["video_id"], by_key[r["key"]].sample.object_ids) for r in records],
                                  lambda key: read_binary_pngs(expression_folder(predictions_dir, by_key[key])))
         scores["pair_identity"] = identity.to_dict()
+        scores["restated"] = restated([(r["text"], by_key[r["key"]].sample.expression) for r in records]).to_dict()
         notes.append("J, F: MeViS protocol (mean over every listed frame per expression, then over expressions); "
                      "J&F = (J + F) / 2. Recall / Decay: DAVIS statistics per expression, averaged over expressions. "
                      f"J&F_ci95 and families[*].ci95: {BOOTSTRAP_RESAMPLES}-resample percentile bootstrap over "
                      f"expressions (seed {BOOTSTRAP_SEED}). families: expressions naming each attribute family "
                      "(static = only color/shape/size/position). pair_identity: among pairs of expressions on one "
                      f"video naming different objects, the share whose predicted masks have IoU > {PAIR_IDENTITY_IOU} "
-                     "over all frames.")
+                     "over all frames. restated: answers whose first <p>...</p> phrase is the expression "
+                     "(case and white space aside; always so for template answers).")
         return MergedScores(scores=scores, per_item=rows, files=files, notes=notes)
 
 
