@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from svac.evaluation.prompt_probe import VIDEO_ONLY_FAMILIES, refuse_existing_out
-from svac.evaluation.visual_probe import cell_coverage
+from svac.evaluation.visual_probe import cell_coverage, single_object_videos
 
 if TYPE_CHECKING:
     from svac.model import SVAC
@@ -124,14 +124,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
     from svac.video.reader import FramePathsVideo
 
     grid = token_grid_side(model.config.mllm)
-    by_video: dict[str, list] = {}
-    for s in samples:
-        if len(s.object_ids) == 1 and s.mask_loader is not None:
-            if s.video_id not in by_video and len(by_video) == videos:
-                break
-            by_video.setdefault(s.video_id, []).append(s)
-    if not by_video:
-        raise ValueError("no expression names a single object with ground truth")
+    by_video = single_object_videos(samples, videos)
     tokens, items, anchor_images = [], [], None
     for v, video_samples in enumerate(by_video.values()):
         first = video_samples[0]

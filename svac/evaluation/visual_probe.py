@@ -168,6 +168,24 @@ def _family_value(sample, family: str):
     return None
 
 
+def single_object_videos(samples: Sequence, videos: int) -> dict[str, list]:
+    """The expressions of ``samples`` that name one object and have ground truth, grouped by video id, for the
+    first ``videos`` videos holding such an expression (in the order they first appear).
+
+    Raises:
+        ValueError: when no expression names a single object with ground truth.
+    """
+    by_video: dict[str, list] = {}
+    for s in samples:
+        if len(s.object_ids) == 1 and s.mask_loader is not None:
+            if s.video_id not in by_video and len(by_video) == videos:
+                break
+            by_video.setdefault(s.video_id, []).append(s)
+    if not by_video:
+        raise ValueError("no expression names a single object with ground truth")
+    return by_video
+
+
 def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData:
     """:class:`VisualProbeData` of the first ``videos`` videos of ``samples`` (their single-object expressions).
 
@@ -182,14 +200,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> VisualProbeData
     from svac.video.reader import FramePathsVideo
 
     grid = token_grid_side(model.config.mllm)
-    by_video: dict[str, list] = {}
-    for s in samples:
-        if len(s.object_ids) == 1 and s.mask_loader is not None:
-            if s.video_id not in by_video and len(by_video) == videos:
-                break
-            by_video.setdefault(s.video_id, []).append(s)
-    if not by_video:
-        raise ValueError("no expression names a single object with ground truth")
+    by_video = single_object_videos(samples, videos)
     cell_states, cell_pixels, cell_object, cell_colour = [], [], [], []
     seg_states, lifts, object_lifts, phrase_lifts, video_only, expressions, matches = [], [], [], [], [], [], []
     words: dict[str, list] = {f: [] for f in WORD_FAMILIES}
