@@ -25,6 +25,16 @@ def davis16() -> Path:
 
 
 @pytest.fixture(scope="session")
+def probe_bench_root(tmp_path_factory):
+    """A 4-video synthetic benchmark (seed 7, 12-13 frames of 64x64; split ``train``) for the probes' tests."""
+    from svac.data.synthetic import write_benchmark
+
+    root = tmp_path_factory.mktemp("probe_bench") / "bench"
+    write_benchmark(root, videos=4, seed=7, num_frames=(12, 13), size=(64, 64), progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_config():
     """The tiny random-weight config shipped in configs/tiny.yaml."""
     from svac.config import load_config

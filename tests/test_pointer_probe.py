@@ -9,22 +9,13 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from svac.data.synthetic import write_benchmark
-
-    root = tmp_path_factory.mktemp("synth") / "bench"
-    write_benchmark(root, videos=3, seed=7, num_frames=(12, 13), size=(64, 64), progress=False)
-    return root
-
-
-def test_collect_gives_the_llm_input_tokens_and_the_targets_cells(tiny_model, synth_root):
+def test_collect_gives_the_llm_input_tokens_and_the_targets_cells(tiny_model, probe_bench_root):
     from svac.data.readers import load_dataset
     from svac.evaluation.pointer_probe import GROUPS, collect
     from svac.inference import prepare_video
     from svac.video.reader import FramePathsVideo
 
-    samples = list(load_dataset(f"rvos:{synth_root}", "train"))
+    samples = list(load_dataset(f"rvos:{probe_bench_root}", "train"))
     data = collect(tiny_model, samples, videos=2)
     first = next(s for s in samples if len(s.object_ids) == 1)
     with torch.inference_mode():
@@ -113,13 +104,13 @@ def test_train_pointer_refuses_no_steps_and_no_shown_target():
         train_pointer(empty, steps=1, cell_index=False)
 
 
-def test_the_command_writes_every_group_and_refuses_an_existing_out(tmp_path, synth_root, tiny_model):
+def test_the_command_writes_every_group_and_refuses_an_existing_out(tmp_path, probe_bench_root, tiny_model):
     from svac.errors import OutputExistsError
     from svac.evaluation.pointer_probe import GROUPS, main
 
     model_dir = tiny_model.save_pretrained(tmp_path / "model").path
     out = tmp_path / "pointer.json"
-    args = [str(model_dir), "--train-root", str(synth_root), "--test-root", str(synth_root), "--test-split", "train",
+    args = [str(model_dir), "--train-root", str(probe_bench_root), "--test-root", str(probe_bench_root), "--test-split", "train",
             "--steps", "2", "--cell-index", "--vision-positions", "sincos", "--out", str(out)]
     assert main(args) == 0
     result = json.loads(out.read_text())

@@ -7,15 +7,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from svac.data.synthetic import write_benchmark
-
-    root = tmp_path_factory.mktemp("synth") / "bench"
-    write_benchmark(root, videos=4, seed=7, num_frames=(12, 13), size=(64, 64), progress=False)
-    return root
-
-
 def test_cell_coverage_is_each_cells_on_fraction_also_when_the_grid_does_not_divide_the_mask():
     from svac.evaluation.visual_probe import cell_coverage
 
@@ -84,11 +75,11 @@ def test_attention_share_is_one_for_uniform_attention_and_grows_when_it_prefers_
     assert _share(torch.tensor([0.0, 0.2, 0.2, 0.2]), on) == pytest.approx(0.0)
 
 
-def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
+def test_collect_and_probe_on_a_tiny_model(tiny_model, probe_bench_root):
     from svac.data.readers import load_dataset
     from svac.evaluation.visual_probe import PIXEL_POOL, collect, probe
 
-    samples = list(load_dataset(f"rvos:{synth_root}", "train"))
+    samples = list(load_dataset(f"rvos:{probe_bench_root}", "train"))
     before = tiny_model.mllm.config.text_config._attn_implementation
     data = collect(tiny_model, samples, videos=3)
     assert tiny_model.mllm.config.text_config._attn_implementation == before  # eager attention only inside
@@ -134,14 +125,14 @@ def test_collect_and_probe_on_a_tiny_model(tiny_model, synth_root):
         collect(tiny_model, [s for s in samples if len(s.object_ids) != 1], videos=3)
 
 
-def test_a_probe_refuses_an_existing_out_file_before_it_runs(tmp_path, synth_root):
+def test_a_probe_refuses_an_existing_out_file_before_it_runs(tmp_path, probe_bench_root):
     from svac.errors import OutputExistsError
     from svac.evaluation.visual_probe import main
 
     out = tmp_path / "probe.json"
     out.write_text("keep me")
     with pytest.raises(OutputExistsError, match="exists"):
-        main(["configs/does-not-matter.yaml", "--train-root", str(synth_root), "--test-root", str(synth_root),
+        main(["configs/does-not-matter.yaml", "--train-root", str(probe_bench_root), "--test-root", str(probe_bench_root),
               "--test-split", "train", "--out", str(out)])
     assert out.read_text() == "keep me"
 

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svac.evaluation.prompt_probe import VIDEO_ONLY_FAMILIES, refuse_existing_out
+from svac.evaluation.prompt_probe import VIDEO_ONLY_FAMILIES, names_only_video_families, refuse_existing_out
 from svac.evaluation.visual_probe import cell_coverage, single_object_videos
 
 if TYPE_CHECKING:
@@ -106,10 +106,9 @@ class PointerData:
 
 def expression_group(sample) -> str:
     """``video_only``, ``video_and_words`` or ``static``: which of :data:`GROUPS` ``sample``'s families put it in."""
-    families = frozenset(sample.meta.get("families") or ())
-    if not families & VIDEO_ONLY_FAMILIES:
+    if not frozenset(sample.meta.get("families") or ()) & VIDEO_ONLY_FAMILIES:
         return "static"
-    return "video_only" if families <= VIDEO_ONLY_FAMILIES else "video_and_words"
+    return "video_only" if names_only_video_families(sample) else "video_and_words"
 
 
 def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
@@ -143,17 +142,18 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
             if s.object_ids[0] not in covers:
                 covers[s.object_ids[0]] = [cell_coverage(m, grid).reshape(-1).astype(np.float32)
                                            for m in s.load_masks(anchors)]
+        # per anchor: the objects it shows and their cell coverage (n_k, C)
+        shown = [[oid for oid, c in covers.items() if c[k].sum() >= MIN_SHOWN_CELLS] for k in range(len(anchors))]
+        shown_cells = [np.stack([covers[o][k] for o in objects]) if objects else np.zeros((0, grid * grid), np.float32)
+                       for k, objects in enumerate(shown)]
         for s in video_samples:
             target = np.zeros((prepared.plan.num_images, grid * grid), np.float32)
             per_anchor = []
             for k, image in enumerate(images):
-                shown = [oid for oid, c in covers.items() if c[k].sum() >= MIN_SHOWN_CELLS]
-                mine = covers[s.object_ids[0]][k]
-                if s.object_ids[0] in shown:
-                    target[image] = mine / mine.sum()
-                per_anchor.append((np.stack([covers[o][k] for o in shown]) if shown else np.zeros((0, grid * grid),
-                                                                                                   np.float32),
-                                   shown.index(s.object_ids[0]) if s.object_ids[0] in shown else -1))
+                index = shown[k].index(s.object_ids[0]) if s.object_ids[0] in shown[k] else -1
+                if index >= 0:
+                    target[image] = shown_cells[k][index] / shown_cells[k][index].sum()
+                per_anchor.append((shown_cells[k], index))
             ids = model.tokenizer(s.expression, add_special_tokens=False)["input_ids"][:MAX_TEXT_TOKENS]
             items.append(PointerItem(v, np.asarray(ids, np.int64), target, tuple(per_anchor), expression_group(s)))
     return PointerData(torch.stack(tokens), anchor_images, items)
