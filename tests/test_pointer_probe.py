@@ -92,6 +92,40 @@ def test_a_trained_pointer_finds_a_planted_target_and_is_at_chance_without_one()
     assert abs(blind["static"]["accuracy"] - 0.5) < 0.15
 
 
+def test_twenty_updates_train():
+    """torch's one-cycle schedule divides by zero when the warm-up is one update (5 % of 20)."""
+    from svac.evaluation.pointer_probe import train_pointer
+
+    logged = []
+    train_pointer(_planted(4, 0, informative=True), steps=20, cell_index=False, width=16, layers=1,
+                  log=lambda step, loss: logged.append(step))
+    assert logged == [20]
+
+
+def test_a_trained_vision_tower_learns_with_the_pointer_and_leaves_the_model_alone(tiny_model, probe_bench_root):
+    from svac.data.readers import load_dataset
+    from svac.evaluation.pointer_probe import PointerData, TrainedVision, collect, score, train_pointer
+
+    samples = list(load_dataset(f"rvos:{probe_bench_root}", "train"))
+    data = collect(tiny_model, samples, videos=2, keep_pixels=True)
+    size = tiny_model.config.mllm.vision["image_size"]
+    assert data.pixels.shape == (2, data.tokens.shape[1], 3, size, size) and data.pixels.dtype == torch.float16
+    model_before = {k: v.clone() for k, v in tiny_model.mllm.state_dict().items()}
+    vision = TrainedVision(tiny_model)
+    with torch.no_grad():  # at the start it gives the tokens the model gives (up to float16 storage)
+        assert torch.allclose(vision(data.pixels[0]), data.tokens[0].float(), atol=2e-2)
+    tower = {k: v.clone() for k, v in vision.mllm.model.vision_tower.state_dict().items()}
+    llm = {k: v.clone() for k, v in vision.mllm.model.language_model.state_dict().items()}
+    pointer = train_pointer(data, steps=3, cell_index=True, width=16, layers=1, vision=vision)
+    assert any(not torch.equal(v, vision.mllm.model.vision_tower.state_dict()[k]) for k, v in tower.items())
+    assert all(torch.equal(v, vision.mllm.model.language_model.state_dict()[k]) for k, v in llm.items())
+    assert all(torch.equal(v, tiny_model.mllm.state_dict()[k]) for k, v in model_before.items())
+    assert set(score(pointer, data, vision)) == {"static", "video_and_words", "video_only", "all"}
+    without = PointerData(data.tokens, data.anchor_images, data.items)
+    with pytest.raises(ValueError, match="keep_pixels"):
+        train_pointer(without, steps=3, cell_index=True, vision=vision)
+
+
 def test_train_pointer_refuses_no_steps_and_no_shown_target():
     from svac.evaluation.pointer_probe import PointerData, train_pointer
 

@@ -25,7 +25,10 @@ expression's token ids, and points at the target's cells on each clip's anchor f
   (``static``).
 
 Objects and their cells come, as in :mod:`svac.evaluation.visual_probe`, from the masks of the expressions that
-name one object. ``--vision-positions sincos`` writes the fixed sine-cosine table
+name one object. ``--train-vision`` also trains a copy of the model's vision tower and projector with the pointer
+(from the model's weights, at :data:`VISION_LR`; the tokens are computed from the ASTC images at every update): can a
+vision tower of this size, trained for the objective, make the target readable where the model's frozen one does
+not? ``--vision-positions sincos`` writes the fixed sine-cosine table
 (:mod:`svac.mllm.vision_positions`) into the vision tower before the tokens are read, as for a model built by
 this version of svac.
 
@@ -33,7 +36,7 @@ Run::
 
     python -m svac.evaluation.pointer_probe MODEL --train-root DIR [--train-root DIR ...] --test-root DIR
         [--test-root DIR ...] [--train-videos N] [--test-videos N] [--steps 3000] [--cell-index] [--causal]
-        [--vision-positions keep|sincos] [--seed 0] [--out FILE]
+        [--train-vision] [--vision-positions keep|sincos] [--seed 0] [--out FILE]
 
 Source: svac's diagnosis for issue 18 (a supervised upper bound on what a reader of the tokens can find).
 """
@@ -41,6 +44,7 @@ Source: svac's diagnosis for issue 18 (a supervised upper bound on what a reader
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from dataclasses import dataclass
@@ -62,6 +66,13 @@ MIN_SHOWN_CELLS = 0.3
 POINTER_DIM, POINTER_LAYERS, POINTER_HEADS, MAX_TEXT_TOKENS = 128, 3, 4, 32
 #: Training: expressions per update, peak learning rate (one cycle, 5 % warm-up), weight decay, gradient clip.
 BATCH_SIZE, PEAK_LR, WEIGHT_DECAY, GRAD_CLIP = 32, 5e-4, 0.01, 1.0
+#: Share of the updates the learning rate warms up over (one cycle).
+WARM_UP_FRACTION = 0.05
+#: ``--train-vision``: peak learning rate of the vision tower and projector (one cycle with the pointer's).
+VISION_LR = 2e-4
+#: ``--train-vision``: a batch is ``BATCH_SIZE // 2`` expressions and another expression of each one's video (the
+#: vision tower, the costly part of an update, then encodes half as many videos).
+VISION_EXPRESSIONS_PER_VIDEO = 2
 #: Expression groups the score is split into (plus ``all``).
 GROUPS = ("static", "video_and_words", "video_only")
 
@@ -97,11 +108,14 @@ class PointerData:
         anchor_images: ``(K,)`` index among the ``I`` images of each clip's anchor (the same for every video:
             the model's ASTC plan has a fixed number of clips).
         items: the expressions.
+        pixels: ``float16 (V, I, 3, S, S)``: the MLLM images themselves (normalised pixel values, ``S`` the
+            vision tower's input size in pixels) when collected with ``keep_pixels``, else ``None``.
     """
 
     tokens: torch.Tensor
     anchor_images: tuple[int, ...]
     items: list[PointerItem]
+    pixels: torch.Tensor | None = None
 
 
 def expression_group(sample) -> str:
@@ -111,8 +125,9 @@ def expression_group(sample) -> str:
     return "video_only" if names_only_video_families(sample) else "video_and_words"
 
 
-def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
-    """Visual tokens and pointer targets of the first ``videos`` videos of ``samples`` (single-object expressions).
+def collect(model: "SVAC", samples: Sequence, *, videos: int, keep_pixels: bool = False) -> PointerData:
+    """Visual tokens and pointer targets of the first ``videos`` videos of ``samples`` (single-object expressions);
+    with ``keep_pixels`` the MLLM images too (:attr:`PointerData.pixels`, for :class:`TrainedVision`).
 
     Raises:
         ValueError: when no expression names a single object with ground truth, or when videos differ in their
@@ -124,7 +139,7 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
 
     grid = token_grid_side(model.config.mllm)
     by_video = single_object_videos(samples, videos)
-    tokens, items, anchor_images = [], [], None
+    tokens, pixels, items, anchor_images = [], [], [], None
     for v, video_samples in enumerate(by_video.values()):
         first = video_samples[0]
         with torch.inference_mode():
@@ -136,6 +151,8 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
         elif tuple(images) != anchor_images or features.numel() != tokens[0].numel():
             raise ValueError(f"{first.video_id}: its ASTC plan differs from the first video's ({anchor_images})")
         tokens.append(features.reshape(prepared.plan.num_images, grid * grid, -1).half().cpu())
+        if keep_pixels:
+            pixels.append(prepared.pixel_values.half().cpu())
         anchors = [clip.anchor_frame for clip in prepared.plan.clips]
         covers: dict = {}
         for s in video_samples:
@@ -156,7 +173,30 @@ def collect(model: "SVAC", samples: Sequence, *, videos: int) -> PointerData:
                 per_anchor.append((shown_cells[k], index))
             ids = model.tokenizer(s.expression, add_special_tokens=False)["input_ids"][:MAX_TEXT_TOKENS]
             items.append(PointerItem(v, np.asarray(ids, np.int64), target, tuple(per_anchor), expression_group(s)))
-    return PointerData(torch.stack(tokens), anchor_images, items)
+    return PointerData(torch.stack(tokens), anchor_images, items, torch.stack(pixels) if keep_pixels else None)
+
+
+class TrainedVision(nn.Module):
+    """A trainable copy of a model's vision tower and projector: MLLM images to visual tokens (``--train-vision``).
+
+    Args:
+        model: the SVAC model whose ``mllm`` is copied (its vision tower and projector are trained; the copy's LLM
+            is frozen and unused); the model itself is not changed.
+
+    Forward: ``pixels float (N, 3, S, S)`` (normalised MLLM images) -> ``float32 (N, C, D)`` visual tokens, as
+    ``model.mllm.get_image_features`` gives them (the LLM's input).
+    """
+
+    def __init__(self, model: "SVAC") -> None:
+        super().__init__()
+        self.mllm = copy.deepcopy(model.mllm).float().train()
+        self.mllm.requires_grad_(False)
+        self.trained = nn.ModuleList([self.mllm.model.vision_tower, self.mllm.model.multi_modal_projector])
+        self.trained.requires_grad_(True)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features = self.mllm.get_image_features(pixel_values=pixels.float(), return_dict=True).pooler_output
+        return features.reshape(pixels.shape[0], -1, features.shape[-1]).float()
 
 
 class Pointer(nn.Module):
@@ -220,7 +260,7 @@ class Pointer(nn.Module):
         return logits.reshape(batch, images, cells)
 
 
-def _batch(data: PointerData, items: Sequence[PointerItem]):
+def _batch(data: PointerData, items: Sequence[PointerItem], vision: TrainedVision | None = None):
     width = max(1, max(len(i.text) for i in items))
     text = torch.zeros(len(items), width, dtype=torch.long)
     mask = torch.zeros(len(items), width, dtype=torch.bool)
@@ -228,19 +268,31 @@ def _batch(data: PointerData, items: Sequence[PointerItem]):
         text[n, :len(item.text)] = torch.from_numpy(item.text)
         mask[n, :len(item.text)] = True
     mask[:, 0] = True  # an empty expression still has one (padding) query token
-    return text, mask, data.tokens[[i.video for i in items]].float()
+    if vision is None:
+        return text, mask, data.tokens[[i.video for i in items]].float()
+    if data.pixels is None:
+        raise ValueError("a trained vision tower needs the images: collect with keep_pixels=True")
+    videos = sorted({i.video for i in items})
+    images = data.pixels[videos]  # (U, I, 3, S, S)
+    tokens = vision(images.flatten(0, 1)).reshape(len(videos), images.shape[1], *data.tokens.shape[2:3], -1)
+    return text, mask, tokens[[videos.index(i.video) for i in items]]
 
 
 def train_pointer(train: PointerData, *, steps: int, cell_index: bool, causal: bool = False, seed: int = 0,
-                  width: int = POINTER_DIM, layers: int = POINTER_LAYERS, log=None) -> Pointer:
-    """Train a :class:`Pointer` on ``train`` for ``steps`` updates of :data:`BATCH_SIZE` expressions.
+                  width: int = POINTER_DIM, layers: int = POINTER_LAYERS, vision: TrainedVision | None = None,
+                  log=None) -> Pointer:
+    """Train a :class:`Pointer` on ``train`` for ``steps`` updates of :data:`BATCH_SIZE` expressions (with ``vision``,
+    :data:`VISION_EXPRESSIONS_PER_VIDEO` per video).
 
     Args:
         cell_index, causal, width, layers: the pointer's inputs, reading order and size (:class:`Pointer`).
+        vision: trained with the pointer (at :data:`VISION_LR`), the tokens computed by it from ``train.pixels``
+            at every update; ``None`` reads ``train.tokens``.
         log: called as ``log(step, loss)`` every 500 updates and at the end (optional).
 
     Raises:
-        ValueError: when ``steps < 1`` or no training expression shows its target on an anchor.
+        ValueError: when ``steps < 1``, no training expression shows its target on an anchor, or ``vision`` is
+            given and ``train`` has no pixels.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -252,19 +304,34 @@ def train_pointer(train: PointerData, *, steps: int, cell_index: bool, causal: b
     vocab = 1 + max(int(i.text.max()) for i in items if len(i.text))
     _, images, cells, dim = train.tokens.shape
     pointer = Pointer(vocab, dim, images, cells, cell_index=cell_index, causal=causal, width=width, layers=layers)
-    optimiser = torch.optim.AdamW(pointer.parameters(), lr=PEAK_LR, weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=PEAK_LR, total_steps=steps, pct_start=0.05)
+    if vision is not None and train.pixels is None:
+        raise ValueError("a trained vision tower needs the images: collect with keep_pixels=True")
+    groups = [{"params": list(pointer.parameters()), "lr": PEAK_LR}]
+    if vision is not None:
+        groups.append({"params": [p for p in vision.parameters() if p.requires_grad], "lr": VISION_LR})
+    optimiser = torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
+    # torch's OneCycleLR divides by zero when the warm-up is exactly one update (steps = 20): two then
+    warm_up = WARM_UP_FRACTION if steps * WARM_UP_FRACTION != 1 else 2 / steps
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps,
+                                                   pct_start=warm_up)
+    trained = [p for g in groups for p in g["params"]]
+    per_video = VISION_EXPRESSIONS_PER_VIDEO if vision is not None else 1
+    by_video: dict[int, list[int]] = {}
+    for n, item in enumerate(items):
+        by_video.setdefault(item.video, []).append(n)
     order: list[int] = []
     for step in range(1, steps + 1):
         if len(order) < BATCH_SIZE:
             order += list(rng.permutation(len(items)))
-        batch = [items[order.pop()] for _ in range(min(BATCH_SIZE, len(items)))]
+        batch = [items[order.pop()] for _ in range(min(BATCH_SIZE // per_video, len(items)))]
+        if per_video > 1:  # each video's images are encoded once per update: another expression of each video
+            batch += [items[int(rng.choice(by_video[i.video]))] for i in batch for _ in range(per_video - 1)]
         target = torch.from_numpy(np.stack([i.target for i in batch]))
-        logits = pointer(*_batch(train, batch))
+        logits = pointer(*_batch(train, batch, vision))
         loss = -(target * torch.log_softmax(logits, -1)).sum() / (target.sum(-1) > 0).sum()
         optimiser.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(pointer.parameters(), GRAD_CLIP)
+        nn.utils.clip_grad_norm_(trained, GRAD_CLIP)
         optimiser.step()
         schedule.step()
         if log is not None and (step % 500 == 0 or step == steps):
@@ -272,17 +339,20 @@ def train_pointer(train: PointerData, *, steps: int, cell_index: bool, causal: b
     return pointer
 
 
-def score(pointer: Pointer, data: PointerData) -> dict:
+def score(pointer: Pointer, data: PointerData, vision: TrainedVision | None = None) -> dict:
     """Per group of :data:`GROUPS` and ``all``: ``accuracy`` of picking the target among the objects an anchor
     shows, ``chance`` (mean of one over their number) and ``n`` (expression-anchor pairs with two or more objects).
-    Token ids the pointer never saw in training count as padding (id 0)."""
+    Token ids the pointer never saw in training count as padding (id 0); with ``vision`` the tokens are computed
+    from ``data.pixels`` by it."""
     vocab = pointer.word.num_embeddings
     hits: dict[str, list[tuple[bool, float]]] = {g: [] for g in (*GROUPS, "all")}
     pointer.eval()
+    if vision is not None:
+        vision.eval()
     with torch.no_grad():
         for start in range(0, len(data.items), 64):
             items = data.items[start:start + 64]
-            text, mask, tokens = _batch(data, items)
+            text, mask, tokens = _batch(data, items, vision)
             probs = torch.softmax(pointer(text.masked_fill(text >= vocab, 0), mask, tokens), -1).numpy()
             for n, item in enumerate(items):
                 for k, (objects, target) in enumerate(item.objects):
@@ -296,22 +366,24 @@ def score(pointer: Pointer, data: PointerData) -> dict:
             for g, v in hits.items()}
 
 
-def _collect_roots(model, roots: Sequence[str], split: str, videos: int) -> PointerData:
+def _collect_roots(model, roots: Sequence[str], split: str, videos: int, keep_pixels: bool = False) -> PointerData:
     from svac.data.readers import load_dataset
 
-    parts = [collect(model, list(load_dataset(f"rvos:{root}", split)), videos=videos) for root in roots]
+    parts = [collect(model, list(load_dataset(f"rvos:{root}", split)), videos=videos, keep_pixels=keep_pixels)
+             for root in roots]
     if len({p.anchor_images for p in parts}) > 1 or len({p.tokens.shape[1:] for p in parts}) > 1:
         raise ValueError(f"the datasets {list(roots)} give different ASTC plans")
     offsets = np.cumsum([0] + [len(p.tokens) for p in parts])
     items = [PointerItem(i.video + int(o), i.text, i.target, i.objects, i.group) for p, o in zip(parts, offsets)
              for i in p.items]
-    return PointerData(torch.cat([p.tokens for p in parts]), parts[0].anchor_images, items)
+    return PointerData(torch.cat([p.tokens for p in parts]), parts[0].anchor_images, items,
+                       torch.cat([p.pixels for p in parts]) if keep_pixels else None)
 
 
 def run(model_path: str, *, train_roots: Sequence[str], test_roots: Sequence[str], train_split: str = "train",
         test_split: str = "valid", train_videos: int = 10_000, test_videos: int = 40, steps: int = 3000,
         cell_index: bool = False, causal: bool = False, vision_positions: Literal["keep", "sincos"] = "keep",
-        seed: int = 0, log=print) -> dict:
+        train_vision: bool = False, seed: int = 0, log=print) -> dict:
     """Collect, train and score (module docstring); returns the JSON-ready result.
 
     Raises:
@@ -326,18 +398,20 @@ def run(model_path: str, *, train_roots: Sequence[str], test_roots: Sequence[str
     if vision_positions == "sincos":
         init_vision_positions(model.mllm.model.vision_tower.embeddings)
     started = time.perf_counter()
-    train = _collect_roots(model, train_roots, train_split, train_videos)
-    test = _collect_roots(model, test_roots, test_split, test_videos)
+    train = _collect_roots(model, train_roots, train_split, train_videos, keep_pixels=train_vision)
+    test = _collect_roots(model, test_roots, test_split, test_videos, keep_pixels=train_vision)
     collected = time.perf_counter()
-    pointer = train_pointer(train, steps=steps, cell_index=cell_index, causal=causal, seed=seed,
+    torch.manual_seed(seed)
+    vision = TrainedVision(model) if train_vision else None
+    pointer = train_pointer(train, steps=steps, cell_index=cell_index, causal=causal, seed=seed, vision=vision,
                             log=lambda step, loss: log(f"step {step}: loss {loss:.3f}"))
     trained = time.perf_counter()
     return {"model": model_path, "train": [f"{r}:{train_split}" for r in train_roots],
             "test": [f"{r}:{test_split}" for r in test_roots], "vision_positions": vision_positions,
-            "cell_index": cell_index, "causal": causal, "steps": steps, "seed": seed,
+            "cell_index": cell_index, "causal": causal, "train_vision": train_vision, "steps": steps, "seed": seed,
             "n_train_expressions": len(train.items), "n_test_expressions": len(test.items),
-            "held_out": score(pointer, test), "train_subset": score(pointer, PointerData(
-                train.tokens, train.anchor_images, train.items[:2000])),
+            "held_out": score(pointer, test, vision), "train_subset": score(pointer, PointerData(
+                train.tokens, train.anchor_images, train.items[:2000], train.pixels), vision),
             "seconds": {"collect": collected - started, "train": trained - collected}}
 
 
@@ -358,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cell-index", action="store_true", help="tell the pointer each token's place")
     parser.add_argument("--causal", action="store_true", help="visual tokens first, causal attention (as the LLM reads)")
     parser.add_argument("--vision-positions", choices=("keep", "sincos"), default="keep")
+    parser.add_argument("--train-vision", action="store_true",
+                        help="train a copy of the model's vision tower and projector with the pointer")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the result as JSON to this file (must not exist)")
     args = parser.parse_args(argv)
@@ -365,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args.model, train_roots=args.train_root, test_roots=args.test_root, train_split=args.train_split,
                  test_split=args.test_split, train_videos=args.train_videos, test_videos=args.test_videos,
                  steps=args.steps, cell_index=args.cell_index, causal=args.causal, vision_positions=args.vision_positions,
-                 seed=args.seed, log=lambda line: print(line, file=sys.stderr, flush=True))
+                 train_vision=args.train_vision, seed=args.seed, log=lambda line: print(line, file=sys.stderr, flush=True))
     report_json(result, args.out)
     return 0
 
