@@ -150,6 +150,10 @@ def test_the_command_writes_every_group_and_refuses_an_existing_out(tmp_path, pr
     result = json.loads(out.read_text())
     assert set(result["held_out"]) == {*GROUPS, "all"} and result["cell_index"] and result["steps"] == 2
     assert result["vision_positions"] == "sincos" and result["n_train_expressions"] > 0
+    assert not result["train_vision"]
+    trained = tmp_path / "trained.json"
+    assert main([*args[:-1], str(trained), "--train-vision"]) == 0
+    assert json.loads(trained.read_text())["train_vision"]
     out.write_text("keep me")
     with pytest.raises(OutputExistsError, match="exists"):
         main(args)

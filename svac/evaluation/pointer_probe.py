@@ -70,8 +70,8 @@ BATCH_SIZE, PEAK_LR, WEIGHT_DECAY, GRAD_CLIP = 32, 5e-4, 0.01, 1.0
 WARM_UP_FRACTION = 0.05
 #: ``--train-vision``: peak learning rate of the vision tower and projector (one cycle with the pointer's).
 VISION_LR = 2e-4
-#: ``--train-vision``: a batch is ``BATCH_SIZE // 2`` expressions and another expression of each one's video (the
-#: vision tower, the costly part of an update, then encodes half as many videos).
+#: ``--train-vision``: a batch is ``BATCH_SIZE // 2`` expressions, each with an expression of its video drawn at random
+#: (itself when the video has one): the vision tower, the costly part of an update, encodes half as many videos.
 VISION_EXPRESSIONS_PER_VIDEO = 2
 #: Expression groups the score is split into (plus ``all``).
 GROUPS = ("static", "video_and_words", "video_only")
@@ -401,7 +401,6 @@ def run(model_path: str, *, train_roots: Sequence[str], test_roots: Sequence[str
     train = _collect_roots(model, train_roots, train_split, train_videos, keep_pixels=train_vision)
     test = _collect_roots(model, test_roots, test_split, test_videos, keep_pixels=train_vision)
     collected = time.perf_counter()
-    torch.manual_seed(seed)
     vision = TrainedVision(model) if train_vision else None
     pointer = train_pointer(train, steps=steps, cell_index=cell_index, causal=causal, seed=seed, vision=vision,
                             log=lambda step, loss: log(f"step {step}: loss {loss:.3f}"))
