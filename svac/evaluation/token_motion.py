@@ -82,11 +82,9 @@ def travels(model, samples: Sequence, *, videos: int) -> list[dict]:
         naming = {}
         for s in video_samples:
             naming.setdefault(s.object_ids[0], s)
-        centroids = {}
-        for oid, s in naming.items():
-            masks = s.load_masks(frames)
-            centroids[oid] = dict(zip(frames, (_centroid(m) for m in masks)))
-        height, width = masks.shape[1:]
+        masks = {oid: s.load_masks(frames) for oid, s in naming.items()}  # bool (n, H, W) per object
+        height, width = next(iter(masks.values())).shape[1:]
+        centroids = {oid: dict(zip(frames, map(_centroid, m))) for oid, m in masks.items()}
         for s in video_samples:
             if not names_only_video_families(s):
                 continue
