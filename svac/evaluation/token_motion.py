@@ -47,6 +47,11 @@ def _centroid(mask: np.ndarray) -> tuple[float, float] | None:
     return (float(xs.mean()), float(ys.mean())) if len(xs) else None
 
 
+def _travel(p: tuple[float, float] | None, q: tuple[float, float] | None, cell_w: float, cell_h: float) -> float | None:
+    """Distance from centroid ``p`` to ``q`` in token widths (``cell_w x cell_h`` pixels); ``None`` if either is."""
+    return None if p is None or q is None else float(np.hypot((q[0] - p[0]) / cell_w, (q[1] - p[1]) / cell_h))
+
+
 def frame_pairs(plan: "ClipPlan") -> dict[str, list[tuple[int, int, int]]]:
     """Per measure of :data:`MEASURES`, the ``(first frame, last frame, tiles per side)`` pairs it compares:
     the first and last composite tile of each clip with two or more (``c`` of the clip's composite grid), and
@@ -85,24 +90,20 @@ def travels(model, samples: Sequence, *, videos: int) -> list[dict]:
         masks = {oid: s.load_masks(frames) for oid, s in naming.items()}  # bool (n, H, W) per object
         height, width = next(iter(masks.values())).shape[1:]
         centroids = {oid: dict(zip(frames, map(_centroid, m))) for oid, m in masks.items()}
+        # each object's travel on each pair (tokens), once per video; None where it is not shown on both frames
+        moved = {(measure, a, b): {oid: _travel(c[a], c[b], width / grid * tiles, height / grid * tiles)
+                                   for oid, c in centroids.items()}
+                 for measure, measure_pairs in pairs.items() for a, b, tiles in measure_pairs}
         for s in video_samples:
             if not names_only_video_families(s):
                 continue
             families = sorted(frozenset(s.meta["families"]))
-            for measure, measure_pairs in pairs.items():
-                for a, b, tiles in measure_pairs:
-                    cell_w, cell_h = width / grid * tiles, height / grid * tiles
-
-                    def travel(oid):
-                        p, q = centroids[oid][a], centroids[oid][b]
-                        return None if p is None or q is None else float(np.hypot((q[0] - p[0]) / cell_w,
-                                                                                  (q[1] - p[1]) / cell_h))
-
-                    target = travel(s.object_ids[0])
-                    others = [t for oid in centroids if oid != s.object_ids[0] and (t := travel(oid)) is not None]
-                    if target is not None and others:
-                        rows.append({"measure": measure, "families": families, "travel": target,
-                                     "gap": min(abs(target - t) for t in others)})
+            for (measure, _, _), travel in moved.items():
+                target = travel[s.object_ids[0]]
+                others = [t for oid, t in travel.items() if oid != s.object_ids[0] and t is not None]
+                if target is not None and others:
+                    rows.append({"measure": measure, "families": families, "travel": target,
+                                 "gap": min(abs(target - t) for t in others)})
     return rows
 
 
